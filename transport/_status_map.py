@@ -1,0 +1,104 @@
+"""The one place where exceptions become gRPC statuses and statuses become exceptions.
+
+Server side: :func:`status_of` turns whatever a handler raised into
+``(code, message, details)``. Client side: :func:`error_of` turns a grpcio error
+into the library's :class:`~transport.errors.RpcError`, details included.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+import msgspec
+
+from .codec import DecodeError
+from .errors import RpcError
+from .status import StatusCode
+
+__all__ = ["DETAILS_KEY", "error_of", "grpc_code", "status_of"]
+
+log = logging.getLogger("transport")
+
+#: Trailing metadata key that carries an error's JSON details.
+DETAILS_KEY = "transport-error-details-bin"
+
+_TO_GRPC = {StatusCode(code.value[0]): code for code in grpc.StatusCode}
+_FROM_GRPC = {code: StatusCode(code.value[0]) for code in grpc.StatusCode}
+_details_encoder = msgspec.json.Encoder()
+
+
+class ResponseTypeError(TypeError):
+    """Raised when a handler returns something other than its declared response type."""
+
+
+def grpc_code(code: StatusCode) -> grpc.StatusCode:
+    """The ``grpc.StatusCode`` for one of ours."""
+    return _TO_GRPC[code]
+
+
+def status_of(exc: BaseException, method: str) -> tuple[StatusCode, str, bytes | None]:
+    """Decide the status for an exception a handler raised; log the unexpected ones.
+
+    Returns the code, the message and the JSON details (``None`` without details).
+    """
+    if isinstance(exc, RpcError):
+        details = None
+        if exc.details is not None:
+            try:
+                details = _details_encoder.encode(exc.details)
+            except (TypeError, msgspec.EncodeError):
+                log.error("%s: error details are not JSON-serialisable: %r", method, exc.details)
+        return exc.code, exc.message, details
+    if isinstance(exc, DecodeError):
+        return StatusCode.INVALID_ARGUMENT, f"request does not decode: {exc}", None
+    if isinstance(exc, grpc.RpcError):
+        # Raised by grpcio's request iterator when the client has gone away.
+        return StatusCode.CANCELLED, "the call was cancelled", None
+    if isinstance(exc, ResponseTypeError):
+        log.error("%s: %s", method, exc)
+        return StatusCode.INTERNAL, "the handler returned a response of the wrong type", None
+    log.error("%s: unexpected error in handler", method, exc_info=exc)
+    return StatusCode.UNKNOWN, "unexpected error in handler", None
+
+
+def _metadata(items: Any) -> tuple[tuple[str, str | bytes], ...]:
+    return tuple((key, value) for key, value in (items or ()))
+
+
+def error_of(exc: grpc.RpcError) -> RpcError:
+    """Turn a grpcio call error into an :class:`RpcError` with code, message and details."""
+    code_fn = getattr(exc, "code", None)
+    grpc_status = code_fn() if callable(code_fn) else grpc.StatusCode.UNKNOWN
+    code = _FROM_GRPC.get(grpc_status, StatusCode.UNKNOWN)
+    details_fn = getattr(exc, "details", None)
+    message = (details_fn() if callable(details_fn) else None) or ""
+    trailing = _metadata(_call(exc, "trailing_metadata"))
+    initial = _metadata(_call(exc, "initial_metadata"))
+    details: Any = None
+    for key, value in trailing:
+        if key == DETAILS_KEY and isinstance(value, bytes):
+            try:
+                details = msgspec.json.decode(value)
+            except msgspec.DecodeError:
+                details = None
+    return RpcError(
+        code,
+        message,
+        details,
+        initial_metadata=initial,
+        trailing_metadata=[(k, v) for k, v in trailing if k != DETAILS_KEY],
+    )
+
+
+def _call(exc: grpc.RpcError, name: str) -> Sequence[Any] | None:
+    fn = getattr(exc, name, None)
+    if not callable(fn):
+        return None
+    try:
+        result: Sequence[Any] | None = fn()
+    except Exception:  # a call object that never started has no metadata
+        return None
+    return result

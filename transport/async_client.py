@@ -1,0 +1,334 @@
+"""The asyncio client: typed calls of declared methods over a ``grpc.aio.Channel``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
+from types import TracebackType
+from typing import Any, Generic, TypeVar, overload
+
+import grpc
+import grpc.aio
+
+from . import _status_map
+from ._calls import (
+    CallInfo,
+    MetadataTuple,
+    as_metadata,
+    check_metadata,
+    check_request,
+    decode_response,
+    multicallable_kwargs,
+)
+from .codec import JsonCodec
+from .context import Metadata
+from .errors import RpcError
+from .options import grpc_options
+from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
+
+__all__ = ["AsyncBidiStream", "AsyncClient", "AsyncResponseStream"]
+
+Req = TypeVar("Req")
+Res = TypeVar("Res")
+
+_KWARGS = multicallable_kwargs(grpc.aio.Channel.unary_unary)
+
+
+class AsyncResponseStream(Generic[Res]):
+    """The responses of a server-streaming or bidirectional call, decoded as they arrive.
+
+    Iterate it with ``async for``; use it as an async context manager to cancel
+    the call if you stop early.
+    """
+
+    def __init__(self, call: Any, codec: JsonCodec[Res]) -> None:
+        self._call = call
+        self._codec = codec
+        self._iterator: AsyncIterator[bytes] | None = None
+
+    def __aiter__(self) -> AsyncIterator[Res]:
+        return self
+
+    async def __anext__(self) -> Res:
+        if self._iterator is None:
+            self._iterator = self._call.__aiter__()
+        try:
+            data = await self._iterator.__anext__()
+        except grpc.RpcError as exc:
+            raise _status_map.error_of(exc) from None
+        try:
+            return decode_response(self._codec, data)  # type: ignore[no-any-return]
+        except RpcError:
+            self._call.cancel()
+            raise
+
+    async def read(self) -> Res | None:
+        """The next response, or ``None`` when the server has finished."""
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    async def initial_metadata(self) -> MetadataTuple:
+        """The server's initial metadata (waits for it)."""
+        return as_metadata(await self._call.initial_metadata())
+
+    async def trailing_metadata(self) -> MetadataTuple:
+        """The server's trailing metadata (waits for the call to end)."""
+        return as_metadata(await self._call.trailing_metadata())
+
+    def cancel(self) -> None:
+        """Cancel the call; the server's handler is stopped."""
+        self._call.cancel()
+
+    def done(self) -> bool:
+        """Whether the call has ended."""
+        return bool(self._call.done())
+
+    async def __aenter__(self) -> AsyncResponseStream[Res]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._call.done():
+            self._call.cancel()
+
+
+class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
+    """A bidirectional call whose requests are written one by one with :meth:`write`."""
+
+    def __init__(self, method: Method[Req, Res], call: Any) -> None:
+        super().__init__(call, method.response_codec)
+        self._method = method
+
+    async def write(self, request: Req) -> None:
+        """Send ``request``."""
+        check_request(self._method, request)
+        try:
+            await self._call.write(self._method.request_codec.encode(request))
+        except grpc.RpcError as exc:
+            raise _status_map.error_of(exc) from None
+
+    async def done_writing(self) -> None:
+        """Half-close: tell the server no more requests follow."""
+        await self._call.done_writing()
+
+
+class AsyncClient:
+    """Typed calls of declared methods on a ``grpc.aio.Channel``.
+
+    ``await client.call(Greeter.SayHello, request)`` returns the declared
+    response type; for streaming methods ``client.call(...)`` is an async
+    iterator of it.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        owns_channel: bool = False,
+    ) -> None:
+        self.channel = channel
+        self.timeout = timeout
+        self.metadata = check_metadata(metadata)
+        self._owns_channel = owns_channel
+        self._callables: dict[str, Any] = {}
+
+    @classmethod
+    def connect(
+        cls,
+        target: str,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        max_send_message_bytes: int | None = None,
+        max_receive_message_bytes: int | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> AsyncClient:
+        """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
+        options = grpc_options(
+            max_send_message_bytes=max_send_message_bytes,
+            max_receive_message_bytes=max_receive_message_bytes,
+        )
+        channel = (
+            grpc.aio.secure_channel(target, credentials, options=options)
+            if credentials is not None
+            else grpc.aio.insecure_channel(target, options=options)
+        )
+        return cls(channel, timeout=timeout, metadata=metadata, owns_channel=True)
+
+    def _multicallable(self, method: Method[Any, Any]) -> Any:
+        found = self._callables.get(method.path)
+        if found is None:
+            factory = {
+                Cardinality.UNARY_UNARY: self.channel.unary_unary,
+                Cardinality.UNARY_STREAM: self.channel.unary_stream,
+                Cardinality.STREAM_UNARY: self.channel.stream_unary,
+                Cardinality.STREAM_STREAM: self.channel.stream_stream,
+            }[method.cardinality]
+            found = self._callables[method.path] = factory(method.path, **_KWARGS)
+        return found
+
+    def _options(self, timeout: float | None, metadata: Metadata | None) -> dict[str, Any]:
+        return {
+            "timeout": self.timeout if timeout is None else timeout,
+            "metadata": self.metadata if metadata is None else check_metadata(metadata),
+        }
+
+    def _argument(self, method: Method[Any, Any], request: Any) -> Any:
+        if not method.cardinality.client_streaming:
+            check_request(method, request)
+            return method.request_codec.encode(request)
+        return _encoded(method, request)
+
+    @overload
+    def call(
+        self,
+        method: UnaryUnary[Req, Res],
+        request: Req,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> Awaitable[Res]: ...
+    @overload
+    def call(
+        self,
+        method: UnaryStream[Req, Res],
+        request: Req,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> AsyncResponseStream[Res]: ...
+    @overload
+    def call(
+        self,
+        method: StreamUnary[Req, Res],
+        request: Iterable[Req] | AsyncIterable[Req],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> Awaitable[Res]: ...
+    @overload
+    def call(
+        self,
+        method: StreamStream[Req, Res],
+        request: Iterable[Req] | AsyncIterable[Req],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> AsyncResponseStream[Res]: ...
+    def call(
+        self,
+        method: Method[Any, Any],
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> Any:
+        """Call ``method`` with ``request`` (an iterable or async iterable for client streams).
+
+        Raises :class:`~transport.RpcError` when the call ends with a non-OK status.
+        """
+        argument = self._argument(method, request)
+        options = self._options(timeout, metadata)
+        if method.cardinality.server_streaming:
+            call = self._multicallable(method)(argument, **options)
+            return AsyncResponseStream(call, method.response_codec)
+        return self._unary(method, argument, options)
+
+    async def _unary(self, method: Method[Any, Any], argument: Any, options: Any) -> Any:
+        try:
+            data = await self._multicallable(method)(argument, **options)
+        except grpc.RpcError as exc:
+            raise _status_map.error_of(exc) from None
+        return decode_response(method.response_codec, data)
+
+    @overload
+    async def with_call(
+        self,
+        method: UnaryUnary[Req, Res],
+        request: Req,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> tuple[Res, CallInfo]: ...
+    @overload
+    async def with_call(
+        self,
+        method: StreamUnary[Req, Res],
+        request: Iterable[Req] | AsyncIterable[Req],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> tuple[Res, CallInfo]: ...
+    async def with_call(
+        self,
+        method: Method[Any, Any],
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> tuple[Any, CallInfo]:
+        """Like :meth:`call` for a unary response, also returning the call's metadata."""
+        if method.cardinality.server_streaming:
+            raise TypeError(f"{method.path} streams its responses: use call() and iterate")
+        call = self._multicallable(method)(
+            self._argument(method, request), **self._options(timeout, metadata)
+        )
+        try:
+            data = await call
+            info = CallInfo(
+                as_metadata(await call.initial_metadata()),
+                as_metadata(await call.trailing_metadata()),
+            )
+        except grpc.RpcError as exc:
+            raise _status_map.error_of(exc) from None
+        return decode_response(method.response_codec, data), info
+
+    def open(
+        self,
+        method: StreamStream[Req, Res],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> AsyncBidiStream[Req, Res]:
+        """Start a bidirectional call whose requests you :meth:`~AsyncBidiStream.write`."""
+        if method.cardinality is not Cardinality.STREAM_STREAM:
+            raise TypeError(f"{method.path} is not bidirectional")
+        call = self._multicallable(method)(**self._options(timeout, metadata))
+        return AsyncBidiStream(method, call)
+
+    async def close(self) -> None:
+        """Close the channel if this client opened it."""
+        if self._owns_channel:
+            await self.channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def _encoded(
+    method: Method[Any, Any], requests: Iterable[Any] | AsyncIterable[Any]
+) -> AsyncIterator[bytes]:
+    encode = method.request_codec.encode
+    if isinstance(requests, AsyncIterable):
+        async for request in requests:
+            check_request(method, request)
+            yield encode(request)
+    else:
+        for request in requests:
+            check_request(method, request)
+            yield encode(request)

@@ -1,0 +1,349 @@
+"""The synchronous client: typed calls of declared methods over a ``grpc.Channel``."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Any, Generic, TypeVar, overload
+
+import grpc
+
+from . import _status_map
+from ._calls import (
+    CallInfo,
+    MetadataTuple,
+    as_metadata,
+    check_metadata,
+    check_request,
+    decode_response,
+    multicallable_kwargs,
+)
+from .codec import JsonCodec
+from .context import Metadata
+from .errors import RpcError
+from .options import grpc_options
+from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
+
+__all__ = ["BidiStream", "CallInfo", "Client", "ResponseStream"]
+
+Req = TypeVar("Req")
+Res = TypeVar("Res")
+
+_KWARGS = multicallable_kwargs(grpc.Channel.unary_unary)
+_CLOSE = object()
+
+
+class ResponseStream(Generic[Res]):
+    """The responses of a server-streaming or bidirectional call, decoded as they arrive.
+
+    Iterate it; use it as a context manager to cancel the call if you stop early.
+    """
+
+    def __init__(self, call: Any, codec: JsonCodec[Res]) -> None:
+        self._call = call
+        self._codec = codec
+
+    def __iter__(self) -> Iterator[Res]:
+        return self
+
+    def __next__(self) -> Res:
+        try:
+            data = next(self._call)
+        except grpc.RpcError as exc:
+            raise _status_map.error_of(exc) from None
+        try:
+            return decode_response(self._codec, data)  # type: ignore[no-any-return]
+        except RpcError:
+            self._call.cancel()
+            raise
+
+    def initial_metadata(self) -> MetadataTuple:
+        """The server's initial metadata (waits for it)."""
+        return as_metadata(self._call.initial_metadata())
+
+    def trailing_metadata(self) -> MetadataTuple:
+        """The server's trailing metadata (waits for the call to end)."""
+        return as_metadata(self._call.trailing_metadata())
+
+    def cancel(self) -> None:
+        """Cancel the call; the server's handler is stopped."""
+        self._call.cancel()
+
+    def done(self) -> bool:
+        """Whether the call has ended."""
+        return bool(self._call.done())
+
+    def __enter__(self) -> ResponseStream[Res]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._call.done():
+            self._call.cancel()
+
+
+class BidiStream(ResponseStream[Res], Generic[Req, Res]):
+    """A bidirectional call whose requests are sent one by one with :meth:`send`.
+
+    Use it when what to send depends on what was received (the server speaks
+    first, say). Call :meth:`done_writing` to half-close.
+    """
+
+    def __init__(self, method: Method[Req, Res], multicallable: Any, **call_options: Any) -> None:
+        self._method = method
+        self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._closed = threading.Event()
+        super().__init__(multicallable(self._requests(), **call_options), method.response_codec)
+
+    def _requests(self) -> Iterator[bytes]:
+        while True:
+            item = self._outbox.get()
+            if item is _CLOSE:
+                return
+            yield item  # type: ignore[misc]
+
+    def send(self, request: Req) -> None:
+        """Queue ``request`` to be sent."""
+        if self._closed.is_set():
+            raise ValueError("send() after done_writing()")
+        check_request(self._method, request)
+        self._outbox.put(self._method.request_codec.encode(request))
+
+    def done_writing(self) -> None:
+        """Half-close: tell the server no more requests follow."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self._outbox.put(_CLOSE)
+
+    def cancel(self) -> None:
+        """Cancel the call and stop the request side."""
+        self.done_writing()
+        super().cancel()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.done_writing()
+        super().__exit__(exc_type, exc, tb)
+
+
+class Client:
+    """Typed calls of declared methods on a ``grpc.Channel``.
+
+    ``client.call(Greeter.SayHello, request)`` returns the declared response
+    type; streaming methods return an iterator of it. ``timeout`` and
+    ``metadata`` given here apply to every call unless a call overrides them.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        owns_channel: bool = False,
+    ) -> None:
+        self.channel = channel
+        self.timeout = timeout
+        self.metadata = check_metadata(metadata)
+        self._owns_channel = owns_channel
+        self._callables: dict[str, Any] = {}
+
+    @classmethod
+    def connect(
+        cls,
+        target: str,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        max_send_message_bytes: int | None = None,
+        max_receive_message_bytes: int | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> Client:
+        """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
+        options = grpc_options(
+            max_send_message_bytes=max_send_message_bytes,
+            max_receive_message_bytes=max_receive_message_bytes,
+        )
+        channel = (
+            grpc.secure_channel(target, credentials, options=options)
+            if credentials is not None
+            else grpc.insecure_channel(target, options=options)
+        )
+        return cls(channel, timeout=timeout, metadata=metadata, owns_channel=True)
+
+    def _multicallable(self, method: Method[Any, Any]) -> Any:
+        found = self._callables.get(method.path)
+        if found is None:
+            factory = {
+                Cardinality.UNARY_UNARY: self.channel.unary_unary,
+                Cardinality.UNARY_STREAM: self.channel.unary_stream,
+                Cardinality.STREAM_UNARY: self.channel.stream_unary,
+                Cardinality.STREAM_STREAM: self.channel.stream_stream,
+            }[method.cardinality]
+            found = self._callables[method.path] = factory(method.path, **_KWARGS)
+        return found
+
+    def _options(self, timeout: float | None, metadata: Metadata | None) -> dict[str, Any]:
+        return {
+            "timeout": self.timeout if timeout is None else timeout,
+            "metadata": self.metadata if metadata is None else check_metadata(metadata),
+        }
+
+    def _encoded(self, method: Method[Any, Any], requests: Iterable[Any]) -> Iterator[bytes]:
+        encode = method.request_codec.encode
+        for request in requests:
+            check_request(method, request)
+            yield encode(request)
+
+    @overload
+    def call(
+        self,
+        method: UnaryUnary[Req, Res],
+        request: Req,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> Res: ...
+    @overload
+    def call(
+        self,
+        method: UnaryStream[Req, Res],
+        request: Req,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> ResponseStream[Res]: ...
+    @overload
+    def call(
+        self,
+        method: StreamUnary[Req, Res],
+        request: Iterable[Req],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> Res: ...
+    @overload
+    def call(
+        self,
+        method: StreamStream[Req, Res],
+        request: Iterable[Req],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> ResponseStream[Res]: ...
+    def call(
+        self,
+        method: Method[Any, Any],
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> Any:
+        """Call ``method`` with ``request`` (an iterable of requests for client streams).
+
+        Raises :class:`~transport.RpcError` when the call ends with a non-OK status.
+        """
+        cardinality = method.cardinality
+        if cardinality.server_streaming:
+            argument = (
+                self._encoded(method, request)
+                if cardinality.client_streaming
+                else self._encode_one(method, request)
+            )
+            call = self._multicallable(method)(argument, **self._options(timeout, metadata))
+            return ResponseStream(call, method.response_codec)
+        argument = (
+            self._encoded(method, request)
+            if cardinality.client_streaming
+            else self._encode_one(method, request)
+        )
+        try:
+            data = self._multicallable(method)(argument, **self._options(timeout, metadata))
+        except grpc.RpcError as exc:
+            raise _status_map.error_of(exc) from None
+        return decode_response(method.response_codec, data)
+
+    def _encode_one(self, method: Method[Any, Any], request: Any) -> bytes:
+        check_request(method, request)
+        return method.request_codec.encode(request)
+
+    @overload
+    def with_call(
+        self,
+        method: UnaryUnary[Req, Res],
+        request: Req,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> tuple[Res, CallInfo]: ...
+    @overload
+    def with_call(
+        self,
+        method: StreamUnary[Req, Res],
+        request: Iterable[Req],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> tuple[Res, CallInfo]: ...
+    def with_call(
+        self,
+        method: Method[Any, Any],
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> tuple[Any, CallInfo]:
+        """Like :meth:`call` for a unary response, also returning the call's metadata."""
+        if method.cardinality.server_streaming:
+            raise TypeError(f"{method.path} streams its responses: use call() and iterate")
+        argument = (
+            self._encoded(method, request)
+            if method.cardinality.client_streaming
+            else self._encode_one(method, request)
+        )
+        try:
+            data, call = self._multicallable(method).with_call(
+                argument, **self._options(timeout, metadata)
+            )
+        except grpc.RpcError as exc:
+            raise _status_map.error_of(exc) from None
+        info = CallInfo(as_metadata(call.initial_metadata()), as_metadata(call.trailing_metadata()))
+        return decode_response(method.response_codec, data), info
+
+    def open(
+        self,
+        method: StreamStream[Req, Res],
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+    ) -> BidiStream[Req, Res]:
+        """Start a bidirectional call whose requests you :meth:`~BidiStream.send` one by one."""
+        if method.cardinality is not Cardinality.STREAM_STREAM:
+            raise TypeError(f"{method.path} is not bidirectional")
+        return BidiStream(method, self._multicallable(method), **self._options(timeout, metadata))
+
+    def close(self) -> None:
+        """Close the channel if this client opened it."""
+        if self._owns_channel:
+            self.channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,79 @@
+"""The JSON codec: one encoder and one decoder per message type, built once.
+
+The contract is three members, as in grpc-go's ``encoding.Codec``: ``name``,
+``encode`` and ``decode``. Decoding errors carry msgspec's field path
+(``Expected `int`, got `str` - at `$.n```) so the server can answer
+INVALID_ARGUMENT with a message that names the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import msgspec
+import numpy as np
+
+from .ndarray import decode_ndarray, encode_ndarray
+
+__all__ = ["DecodeError", "JsonCodec", "Message"]
+
+T = TypeVar("T")
+
+
+class Message(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
+    """Base for messages that follow the proto3 JSON mapping.
+
+    Field names travel in lowerCamelCase (``source_path`` is ``"sourcePath"``),
+    fields equal to their default are omitted, unknown fields are ignored. To
+    keep names as declared, subclass with ``rename=None`` or use a plain
+    ``msgspec.Struct``.
+    """
+
+
+class DecodeError(ValueError):
+    """Raised when bytes are not valid JSON or do not match the declared type."""
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return encode_ndarray(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise NotImplementedError(f"cannot encode objects of type {type(obj).__name__}")
+
+
+def _dec_hook(type_: type[Any], obj: Any) -> Any:
+    if type_ is np.ndarray:
+        return decode_ndarray(obj)
+    raise NotImplementedError(f"cannot decode into type {type_!r}")
+
+
+class JsonCodec(Generic[T]):
+    """Encode and decode one message type as JSON (the registered codec ``json``)."""
+
+    name = "json"
+
+    __slots__ = ("_decoder", "_encoder", "type")
+
+    def __init__(self, type_: type[T]) -> None:
+        self.type = type_
+        self._encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+        try:
+            self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(type_, dec_hook=_dec_hook)
+        except TypeError as exc:
+            raise TypeError(f"{type_!r} cannot be used as a message type: {exc}") from exc
+
+    def encode(self, message: T) -> bytes:
+        """Return the JSON bytes of ``message``."""
+        return self._encoder.encode(message)
+
+    def decode(self, data: bytes) -> T:
+        """Return the message in ``data``; raise :class:`DecodeError` naming the field path."""
+        try:
+            return self._decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            raise DecodeError(str(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise DecodeError(f"malformed JSON: {exc}") from None
+        except RecursionError:
+            raise DecodeError("JSON is nested too deeply") from None

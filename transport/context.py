@@ -1,0 +1,118 @@
+"""What a handler sees of its call: deadline, metadata, cancellation, and a way to fail."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import grpc
+import grpc.aio
+
+from .errors import RpcError
+from .status import StatusCode
+
+__all__ = ["AsyncContext", "Context", "Metadata"]
+
+#: Call metadata: ``(key, value)`` pairs; keys ending ``-bin`` carry bytes.
+Metadata = Sequence[tuple[str, "str | bytes"]]
+
+
+class _ContextBase:
+    __slots__ = ("_grpc", "_trailing")
+
+    def __init__(self, grpc_context: Any) -> None:
+        self._grpc = grpc_context
+        self._trailing: list[tuple[str, str | bytes]] = []
+
+    def invocation_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        """The metadata the client sent with the call."""
+        return tuple((key, value) for key, value in (self._grpc.invocation_metadata() or ()))
+
+    def metadata_value(self, key: str) -> str | bytes | None:
+        """The first value the client sent under ``key``, or ``None``."""
+        for name, value in self.invocation_metadata():
+            if name == key:
+                return value
+        return None
+
+    def time_remaining(self) -> float | None:
+        """Seconds left before the client's deadline, or ``None`` without one."""
+        remaining: float | None = self._grpc.time_remaining()
+        # grpcio reports "no deadline" as a huge number of seconds.
+        if remaining is None or remaining > 10**8:
+            return None
+        return max(0.0, remaining)
+
+    def peer(self) -> str:
+        """The client's address as grpcio reports it (``ipv4:127.0.0.1:port``)."""
+        return str(self._grpc.peer())
+
+    def set_trailing_metadata(self, metadata: Metadata) -> None:
+        """Send ``metadata`` to the client when the call ends (replaces earlier calls)."""
+        self._trailing = list(metadata)
+        self._grpc.set_trailing_metadata(tuple(self._trailing))
+
+    @property
+    def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        """The trailing metadata set so far."""
+        return tuple(self._trailing)
+
+    def abort(self, code: StatusCode, message: str = "", details: Any = None) -> NoReturn:
+        """End the call with ``code``, ``message`` and JSON ``details`` (raises RpcError)."""
+        raise RpcError(code, message, details)
+
+
+class Context(_ContextBase):
+    """The context of a call served by a synchronous handler (``grpc.server``)."""
+
+    __slots__ = ("_done",)
+
+    def __init__(self, grpc_context: grpc.ServicerContext) -> None:
+        super().__init__(grpc_context)
+        self._done: threading.Event | None = None
+
+    def send_initial_metadata(self, metadata: Metadata) -> None:
+        """Send ``metadata`` to the client now, before the first response."""
+        self._grpc.send_initial_metadata(tuple(metadata))
+
+    def is_active(self) -> bool:
+        """False once the call has ended: the client cancelled or the deadline passed."""
+        return bool(self._grpc.is_active())
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (on another thread) when the call ends for any reason."""
+        self._grpc.add_callback(callback)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the call ends or ``timeout`` passes; True if it ended.
+
+        A long-running handler waits here to learn of a client cancel or an
+        expired deadline instead of polling :meth:`is_active`.
+        """
+        if self._done is None:
+            self._done = threading.Event()
+            self._grpc.add_callback(self._done.set)
+            if not self._grpc.is_active():
+                self._done.set()
+        return self._done.wait(timeout)
+
+
+class AsyncContext(_ContextBase):
+    """The context of a call served by an asyncio handler (``grpc.aio.server``).
+
+    A client cancel or an expired deadline cancels the handler's task.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, grpc_context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        super().__init__(grpc_context)
+
+    async def send_initial_metadata(self, metadata: Metadata) -> None:
+        """Send ``metadata`` to the client now, before the first response."""
+        await self._grpc.send_initial_metadata(tuple(metadata))
+
+    def cancelled(self) -> bool:
+        """True once the client has cancelled the call or its deadline has passed."""
+        return bool(self._grpc.cancelled())

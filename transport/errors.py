@@ -1,0 +1,54 @@
+"""The library's exceptions: one root, a shallow hierarchy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .status import StatusCode
+
+__all__ = ["DeclarationError", "RpcError", "TransportError"]
+
+MetadataItems = Sequence[tuple[str, "str | bytes"]]
+
+
+class TransportError(Exception):
+    """Raised for any error of this library; the root of its hierarchy."""
+
+
+class DeclarationError(TransportError, TypeError):
+    """Raised when a service, method or message declaration is not usable."""
+
+
+class RpcError(TransportError):
+    """Raised when a call ends with a non-OK status.
+
+    A handler raises it to end the call with ``code``, ``message`` and
+    JSON-serialisable ``details``; a client receives it with the same three,
+    plus the metadata the server sent.
+    """
+
+    def __init__(
+        self,
+        code: StatusCode,
+        message: str = "",
+        details: Any = None,
+        *,
+        initial_metadata: MetadataItems = (),
+        trailing_metadata: MetadataItems = (),
+    ) -> None:
+        super().__init__(code, message)
+        self.code = StatusCode(code)
+        self.message = message
+        self.details = details
+        self.initial_metadata: tuple[tuple[str, str | bytes], ...] = tuple(initial_metadata)
+        self.trailing_metadata: tuple[tuple[str, str | bytes], ...] = tuple(trailing_metadata)
+
+    def __str__(self) -> str:
+        text = f"{self.code.name}: {self.message}" if self.message else self.code.name
+        if self.details is not None:
+            text += f" (details: {self.details!r})"
+        return text
+
+    def __repr__(self) -> str:
+        return f"RpcError({self.code.name}, {self.message!r}, details={self.details!r})"

@@ -1,0 +1,286 @@
+"""Serve a declared service on any grpcio server, sync or asyncio.
+
+:func:`bind` pairs a declaration with an implementation and builds grpcio
+generic method handlers whose (de)serialisers are the identity: requests are
+decoded inside the handler, where a decode error can become INVALID_ARGUMENT
+(grpcio's own deserialiser hook would make it INTERNAL).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from . import _status_map
+from .codec import JsonCodec
+from .context import AsyncContext, Context
+from .errors import DeclarationError, RpcError
+from .service import Cardinality, Method, Service
+from .status import StatusCode
+
+__all__ = ["Binding", "bind"]
+
+Handler = Callable[..., Any]
+
+
+def _check(method: Method[Any, Any], reply: Any) -> Any:
+    if not isinstance(reply, method.response_type):
+        raise _status_map.ResponseTypeError(
+            f"{method.path} returned {type(reply).__name__}, expected "
+            f"{method.response_type.__name__}"
+        )
+    return reply
+
+
+def _details_metadata(
+    context: Context | AsyncContext, details: bytes | None
+) -> tuple[tuple[str, str | bytes], ...]:
+    trailing = context.trailing_metadata
+    if details is not None:
+        trailing += ((_status_map.DETAILS_KEY, details),)
+    return trailing
+
+
+def _abort_sync(
+    grpc_context: grpc.ServicerContext, context: Context, exc: Exception, path: str
+) -> None:
+    code, message, details = _status_map.status_of(exc, path)
+    grpc_context.set_trailing_metadata(_details_metadata(context, details))
+    grpc_context.abort(_status_map.grpc_code(code), message)
+
+
+async def _abort_async(
+    grpc_context: grpc.aio.ServicerContext[Any, Any],
+    context: AsyncContext,
+    exc: Exception,
+    path: str,
+) -> None:
+    code, message, details = _status_map.status_of(exc, path)
+    await grpc_context.abort(
+        _status_map.grpc_code(code), message, _details_metadata(context, details)
+    )
+
+
+def _decoded(requests: Iterator[bytes], codec: JsonCodec[Any]) -> Iterator[Any]:
+    for data in requests:
+        yield codec.decode(data)
+
+
+async def _decoded_async(
+    requests: AsyncIterator[bytes], codec: JsonCodec[Any]
+) -> AsyncIterator[Any]:
+    async for data in requests:
+        yield codec.decode(data)
+
+
+def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
+    path = method.path
+    decode = method.request_codec.decode
+    encode = method.response_codec.encode
+    request_codec = method.request_codec
+
+    if method.cardinality is Cardinality.UNARY_UNARY:
+
+        def unary_unary(data: bytes, grpc_context: grpc.ServicerContext) -> bytes | None:
+            context = Context(grpc_context)
+            try:
+                return encode(_check(method, fn(decode(data), context)))
+            except Exception as exc:
+                _abort_sync(grpc_context, context, exc, path)
+                return None
+
+        return unary_unary
+
+    if method.cardinality is Cardinality.STREAM_UNARY:
+
+        def stream_unary(
+            requests: Iterator[bytes], grpc_context: grpc.ServicerContext
+        ) -> bytes | None:
+            context = Context(grpc_context)
+            try:
+                return encode(_check(method, fn(_decoded(requests, request_codec), context)))
+            except Exception as exc:
+                _abort_sync(grpc_context, context, exc, path)
+                return None
+
+        return stream_unary
+
+    client_streaming = method.cardinality.client_streaming
+
+    def streaming(request: Any, grpc_context: grpc.ServicerContext) -> Iterator[bytes]:
+        context = Context(grpc_context)
+        try:
+            argument = _decoded(request, request_codec) if client_streaming else decode(request)
+            for reply in fn(argument, context):
+                yield encode(_check(method, reply))
+        except Exception as exc:
+            _abort_sync(grpc_context, context, exc, path)
+
+    return streaming
+
+
+def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
+    path = method.path
+    decode = method.request_codec.decode
+    encode = method.response_codec.encode
+    request_codec = method.request_codec
+    client_streaming = method.cardinality.client_streaming
+
+    if not method.cardinality.server_streaming:
+
+        async def unary_response(
+            request: Any, grpc_context: grpc.aio.ServicerContext[Any, Any]
+        ) -> bytes | None:
+            context = AsyncContext(grpc_context)
+            try:
+                argument = (
+                    _decoded_async(request, request_codec) if client_streaming else decode(request)
+                )
+                return encode(_check(method, await fn(argument, context)))
+            except Exception as exc:
+                await _abort_async(grpc_context, context, exc, path)
+                return None
+
+        return unary_response
+
+    async def stream_response(
+        request: Any, grpc_context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        context = AsyncContext(grpc_context)
+        try:
+            argument = (
+                _decoded_async(request, request_codec) if client_streaming else decode(request)
+            )
+            async for reply in fn(argument, context):
+                yield encode(_check(method, reply))
+        except Exception as exc:
+            await _abort_async(grpc_context, context, exc, path)
+
+    return stream_response
+
+
+def _is_async(fn: Handler) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+
+
+def _adapt_arity(fn: Handler, qualname: str) -> Handler:
+    """Let an implementation take ``(request)`` or ``(request, context)``."""
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return fn
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters) or len(positional) >= 2:
+        return fn
+    if len(positional) == 1:
+        if inspect.isasyncgenfunction(fn) or not _is_async(fn):
+            return lambda request, context: fn(request)
+
+        async def call(request: Any, context: Any) -> Any:
+            return await fn(request)
+
+        return call
+    raise DeclarationError(f"{qualname} must accept (request) or (request, context)")
+
+
+def _unimplemented(method: Method[Any, Any], asynchronous: bool) -> Handler:
+    message = f"method {method.name} is not implemented"
+
+    def fail(request: Any, context: Any) -> Any:
+        raise RpcError(StatusCode.UNIMPLEMENTED, message)
+
+    if not asynchronous:
+        return fail
+    if method.cardinality.server_streaming:
+
+        async def fail_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            raise RpcError(StatusCode.UNIMPLEMENTED, message)
+            yield  # pragma: no cover - makes this an async generator
+
+        return fail_stream
+
+    async def fail_async(request: Any, context: Any) -> Any:
+        raise RpcError(StatusCode.UNIMPLEMENTED, message)
+
+    return fail_async
+
+
+_HANDLER_FACTORIES: dict[Cardinality, Callable[..., grpc.RpcMethodHandler[Any, Any]]] = {
+    Cardinality.UNARY_UNARY: grpc.unary_unary_rpc_method_handler,
+    Cardinality.UNARY_STREAM: grpc.unary_stream_rpc_method_handler,
+    Cardinality.STREAM_UNARY: grpc.stream_unary_rpc_method_handler,
+    Cardinality.STREAM_STREAM: grpc.stream_stream_rpc_method_handler,
+}
+
+
+class Binding:
+    """A declaration bound to its implementation, ready to mount on grpcio servers."""
+
+    def __init__(self, service: type[object], implementation: object) -> None:
+        if not (isinstance(service, type) and Service in service.__mro__):
+            raise DeclarationError(f"{service!r} is not a Service declaration")
+        # type[object], not type[Service]: declarations are protocols, which mypy
+        # will not pass where a concrete type[Service] is expected.
+        self.service: type[Service] = service  # type: ignore[assignment]
+        self.implementation = implementation
+        owner = type(implementation).__name__
+        functions: dict[str, Handler | None] = {}
+        for name, method in self.service.methods().items():
+            fn = getattr(implementation, method.attribute, None)
+            if isinstance(fn, Method):  # a subclass of the declaration that left it out
+                fn = None
+            if fn is not None and not callable(fn):
+                raise DeclarationError(f"{owner}.{method.attribute} is not callable")
+            functions[name] = fn
+        kinds = {_is_async(fn) for fn in functions.values() if fn is not None}
+        if len(kinds) > 1:
+            raise DeclarationError(
+                f"{owner} mixes async and sync methods; an implementation is served either "
+                "on grpc.server (def) or on grpc.aio.server (async def)"
+            )
+        self.asynchronous = kinds == {True}
+        make = _async_behavior if self.asynchronous else _sync_behavior
+        behaviors: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+        for name, method in self.service.methods().items():
+            fn = functions[name]
+            handler = (
+                _adapt_arity(fn, f"{owner}.{name}")
+                if fn is not None
+                else _unimplemented(method, self.asynchronous)
+            )
+            behaviors[name] = _HANDLER_FACTORIES[method.cardinality](make(method, handler))
+        self.handler: grpc.GenericRpcHandler = grpc.method_handlers_generic_handler(
+            self.service.service_name(), behaviors
+        )
+
+    def add_to(self, server: grpc.Server | grpc.aio.Server) -> None:
+        """Mount the service on ``server`` (check that its kind matches the implementation)."""
+        is_aio = isinstance(server, grpc.aio.Server)
+        if is_aio != self.asynchronous:
+            wanted = (
+                "grpc.aio.server (async def methods)"
+                if self.asynchronous
+                else ("grpc.server (def methods)")
+            )
+            raise DeclarationError(
+                f"{type(self.implementation).__name__} must be served on {wanted}"
+            )
+        server.add_generic_rpc_handlers((self.handler,))
+
+    def __repr__(self) -> str:
+        return f"<Binding {self.service.service_name()} -> {type(self.implementation).__name__}>"
+
+
+def bind(service: type[object], implementation: object) -> Binding:
+    """Pair a declaration with an object whose methods implement it.
+
+    Each implementation method takes ``(request, context)`` (or just
+    ``(request)``) and is either all ``def`` (for ``grpc.server``) or all
+    ``async def`` (for ``grpc.aio.server``). A declared method the object does
+    not implement answers UNIMPLEMENTED.
+    """
+    return Binding(service, implementation)
