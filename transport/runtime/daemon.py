@@ -1,0 +1,152 @@
+"""Run a model daemon: a runtime :class:`Server` on ``grpc.aio``, with its owner loop.
+
+:func:`running` starts one and stops it gracefully; :func:`serve` runs one
+until cancelled. The embedded defaults: a lease file, the ``none`` backend
+(chosen by the command line), 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import grpc.aio
+
+from ..options import grpc_options
+from .contract import Service
+from .lease import FileLeaseStore, LeaseError, LeaseStore
+from .owner import DEFAULT_LEASE_TTL, Owner
+from .server import Server
+from .sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
+
+__all__ = ["Serving", "new_instance_id", "running", "serve"]
+
+log = logging.getLogger("transport.runtime")
+
+#: Seconds in-flight calls get to finish on a graceful shutdown.
+DEFAULT_GRACE = 5.0
+
+_WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
+
+
+def new_instance_id() -> str:
+    """A fresh owner instance id: ``<host>-<pid>-<random>``."""
+    host = "".join(c for c in socket.gethostname() if c.isascii() and c.isalnum()) or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _endpoint(listen: str, port: int, advertise: str | None) -> str:
+    if advertise:
+        return advertise
+    host = listen.rpartition(":")[0]
+    # The lease file is read on this machine, so loopback reaches a wildcard listener.
+    return f"{'127.0.0.1' if host in _WILDCARDS else host}:{port}"
+
+
+def lease_store(lease: LeaseStore | str | os.PathLike[str]) -> LeaseStore:
+    """A store from a store or a lease file path."""
+    return FileLeaseStore(lease) if isinstance(lease, (str, os.PathLike)) else lease
+
+
+@dataclass
+class Serving:
+    """A running daemon: where it listens, its runtime server and its owner loop."""
+
+    endpoint: str
+    server: Server
+    grpc_server: grpc.aio.Server
+    owner: Owner | None
+
+
+@contextlib.asynccontextmanager
+async def running(
+    service: Service,
+    listen: str = "127.0.0.1:0",
+    *,
+    instance_id: str | None = None,
+    backend: str = "",
+    lease: LeaseStore | str | os.PathLike[str] | None = None,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
+    advertise: str | None = None,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    grace: float = DEFAULT_GRACE,
+) -> AsyncIterator[Serving]:
+    """Serve ``service`` on ``listen`` (``HOST:PORT``, port 0 for any) while the block runs.
+
+    With a ``lease`` (a store or a lease file path) the daemon serves fenced
+    calls only while it owns the lease, and waits as standby otherwise. Without
+    one it serves as ``instance_id`` from the start; ``instance_id=""`` turns
+    fencing off. A new id is drawn when ``instance_id`` is ``None``. On exit:
+    in-flight calls get ``grace`` seconds, then sessions are closed and the
+    lease is released.
+    """
+    if instance_id is None:
+        instance_id = new_instance_id()
+    if lease is not None and not instance_id:
+        raise ValueError("a leased daemon needs an instance id: fencing is what the lease is for")
+    server = Server(
+        service,
+        instance_id,
+        backend,
+        max_sessions=max_sessions,
+        idle_timeout=idle_timeout,
+    )
+    grpc_server = grpc.aio.server(options=grpc_options())
+    server.register(grpc_server)
+    port = grpc_server.add_insecure_port(listen)
+    if not port:
+        raise OSError(f"cannot listen on {listen}")
+    endpoint = _endpoint(listen, port, advertise)
+    owner = None
+    if lease is not None:
+        server.fence.lapse()  # a standby until the lease is acquired
+        owner = Owner(
+            lease_store(lease),
+            server.fence,
+            endpoint,
+            ttl=lease_ttl,
+            on_lost=lambda record: server.drop_sessions(),
+        )
+    await grpc_server.start()
+    try:
+        async with anyio.create_task_group() as tasks:
+            if owner is not None:
+                tasks.start_soon(owner.run)
+            try:
+                yield Serving(endpoint, server, grpc_server, owner)
+            finally:
+                # Still the owner during the grace period: in-flight calls may finish.
+                with anyio.CancelScope(shield=True):
+                    await grpc_server.stop(grace)
+                    if owner is not None:
+                        owner.stop()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await server.close()
+            if owner is not None:
+                try:
+                    await anyio.to_thread.run_sync(owner.release)
+                except LeaseError as exc:
+                    log.warning("could not release the lease: %s", exc)
+
+
+async def serve(
+    service: Service,
+    listen: str = "127.0.0.1:0",
+    *,
+    on_listening: Callable[[Serving], None] | None = None,
+    **options: Any,
+) -> None:
+    """Run a daemon until cancelled (options as for :func:`running`), then stop gracefully."""
+    async with running(service, listen, **options) as serving:
+        if on_listening is not None:
+            on_listening(serving)
+        await anyio.sleep_forever()

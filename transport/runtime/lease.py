@@ -1,0 +1,200 @@
+"""Lease records and where they live: the store interface and the embedded lease file.
+
+A lease names the owner of a model daemon: its instance id, the endpoint it
+advertises, a term that grows by one at every takeover (the fencing token),
+and a wall-clock expiry. A :class:`LeaseStore` changes records only by
+compare-and-set, so a distributed store (etcd, a database row) can stand in
+for :class:`FileLeaseStore`, the default for one machine. Plain code, no grpc.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Protocol
+
+import msgspec
+
+from ..codec import Message
+from ..errors import TransportError
+
+__all__ = ["FileLeaseStore", "LeaseError", "LeaseRecord", "LeaseStore", "utc_now"]
+
+
+class LeaseError(TransportError):
+    """Raised when the lease store cannot be read or written (unreadable file, lock timeout)."""
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class LeaseRecord(Message):
+    """Who owns the daemon, where it listens, in which term, until when (RFC 3339)."""
+
+    instance_id: str
+    endpoint: str
+    term: int
+    expires_at: Annotated[datetime, msgspec.Meta(tz=True)]
+
+    def expired(self, now: datetime) -> bool:
+        """Whether the lease has expired at wall-clock time ``now``."""
+        return now >= self.expires_at
+
+    def same_term(self, other: LeaseRecord) -> bool:
+        """Whether ``other`` is this owner's record in this term."""
+        return other.instance_id == self.instance_id and other.term == self.term
+
+
+class LeaseStore(Protocol):
+    """Where lease records live. Every change is a compare-and-set on the current record."""
+
+    def read(self) -> LeaseRecord | None:
+        """The current record, or ``None`` if no owner ever held the lease."""
+        ...
+
+    def acquire(self, instance_id: str, endpoint: str, ttl: float) -> LeaseRecord | None:
+        """Take the lease if it is free or expired, in the next term; ``None`` if held.
+
+        A record of the same ``instance_id`` that has not expired is held too:
+        two processes started with one id must not both own.
+        """
+        ...
+
+    def renew(self, held: LeaseRecord, ttl: float) -> LeaseRecord | None:
+        """Extend ``held`` by ``ttl`` from now if it is still current; ``None`` if taken over.
+
+        Current means the same owner and term, even if expired: nobody else
+        owned in between, so the owner may carry on.
+        """
+        ...
+
+    def release(self, held: LeaseRecord) -> None:
+        """Expire ``held`` now, if it is still current, so a standby takes over at once."""
+        ...
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(LeaseRecord)
+
+
+class FileLeaseStore:
+    """A lease in a JSON file, safe against concurrent writers on one machine.
+
+    Each change runs under an exclusive ``flock`` of ``<path>.lock`` and
+    replaces the file atomically (write a temporary file in the same directory,
+    fsync, rename), so readers see the old or the new record, never a torn one.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        lock_timeout: float = 5.0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.lock_timeout = lock_timeout
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"FileLeaseStore({str(self.path)!r})"
+
+    def read(self) -> LeaseRecord | None:
+        """The current record (no lock needed: the file is only ever replaced whole)."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise LeaseError(f"cannot read lease file {self.path}: {exc}") from exc
+        if not data.strip():
+            return None
+        try:
+            return _decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise LeaseError(f"lease file {self.path} is not a lease record: {exc}") from None
+
+    def acquire(self, instance_id: str, endpoint: str, ttl: float) -> LeaseRecord | None:
+        """Take the lease if it is free or expired, in the next term; ``None`` if held."""
+        with self._locked():
+            current = self.read()
+            now = self._clock()
+            if current is not None and not current.expired(now):
+                return None
+            record = LeaseRecord(
+                instance_id=instance_id,
+                endpoint=endpoint,
+                term=current.term + 1 if current is not None else 1,
+                expires_at=now + timedelta(seconds=ttl),
+            )
+            self._write(record)
+            return record
+
+    def renew(self, held: LeaseRecord, ttl: float) -> LeaseRecord | None:
+        """Extend ``held`` by ``ttl`` from now if it is still current; ``None`` if taken over."""
+        with self._locked():
+            current = self.read()
+            if current is None or not current.same_term(held):
+                return None
+            record = msgspec.structs.replace(
+                held, expires_at=self._clock() + timedelta(seconds=ttl)
+            )
+            self._write(record)
+            return record
+
+    def release(self, held: LeaseRecord) -> None:
+        """Expire ``held`` now if it is still current (a standby may take over at once)."""
+        with self._locked():
+            current = self.read()
+            if current is not None and current.same_term(held):
+                self._write(msgspec.structs.replace(held, expires_at=self._clock()))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise LeaseError(f"cannot open lease lock {self.lock_path}: {exc}") from exc
+        try:
+            # Poll rather than block: a writer stopped while holding the lock must
+            # not hang every other process's owner loop forever.
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise LeaseError(f"cannot lock {self.lock_path}: {exc}") from exc
+                    if time.monotonic() >= deadline:
+                        raise LeaseError(
+                            f"{self.lock_path} stayed locked for {self.lock_timeout} s"
+                        ) from None
+                    time.sleep(0.002)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor drops the lock
+
+    def _write(self, record: LeaseRecord) -> None:
+        temporary = self.path.with_name(
+            f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        )
+        try:
+            with open(temporary, "wb") as file:
+                file.write(_encoder.encode(record) + b"\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise LeaseError(f"cannot write lease file {self.path}: {exc}") from exc

@@ -1,0 +1,293 @@
+"""The runtime server: a :class:`~.contract.Service` on the wire as ``transport.v1.Runtime``.
+
+It serves on ``grpc.aio.server`` (one event loop; the choice is documented in
+the README). Async backends are awaited on the loop; sync ones run on worker
+threads (``anyio.to_thread``), so a slow model never stalls other calls. The
+fence, handle and session decisions are the plain code of :mod:`.fence`,
+:mod:`.handles` and :mod:`.sessions`; this module only adapts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import anyio
+import grpc.aio
+
+from ..context import AsyncContext
+from ..server import Binding, bind
+from .contract import (
+    Arrays,
+    HealthStatus,
+    ModelInfo,
+    OpenSessionRequest,
+    Service,
+    Session,
+    as_arrays,
+)
+from .fence import OWNER_METADATA_KEY, Fence, FencedError, LeaseLapsedError
+from .handles import Handles
+from .sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS, SessionEntry, SessionTable
+from .wire import (
+    CloseSessionReply,
+    CloseSessionRequest,
+    GenerateRequest,
+    HealthRequest,
+    InferReply,
+    InferRequest,
+    OpenSessionReply,
+    Runtime,
+    Token,
+)
+
+__all__ = ["Server"]
+
+log = logging.getLogger("transport.runtime")
+
+_DONE = object()
+
+
+def _on_loop(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """``fn`` as a coroutine function: awaited if async, else run on a worker thread."""
+    if inspect.iscoroutinefunction(fn):
+        return fn
+    return partial(anyio.to_thread.run_sync, fn)
+
+
+async def _pieces(session: Session, prompt: str, max_tokens: int) -> AsyncGenerator[str, None]:
+    """The text pieces of ``session.generate``, sync or async, as an async iterator."""
+    generate: Callable[..., Any] = session.generate
+    if inspect.isasyncgenfunction(generate):
+        pieces = generate(prompt, max_tokens)
+        try:
+            async for piece in pieces:
+                yield piece
+        finally:
+            await pieces.aclose()
+        return
+    if inspect.iscoroutinefunction(generate):
+        async for piece in await generate(prompt, max_tokens):
+            yield piece
+        return
+    iterator = await anyio.to_thread.run_sync(lambda: iter(generate(prompt, max_tokens)))
+    try:
+        while (piece := await anyio.to_thread.run_sync(next, iterator, _DONE)) is not _DONE:
+            yield piece
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            await anyio.to_thread.run_sync(close)
+
+
+class _Opened:
+    """A backend session with its calls adapted to the event loop once, at open."""
+
+    __slots__ = ("close", "infer", "info", "session")
+
+    def __init__(self, session: Session, info: ModelInfo) -> None:
+        self.session = session
+        self.info = info
+        self.infer: Callable[[Arrays], Awaitable[Arrays]] = _on_loop(session.infer)
+        self.close: Callable[[], Awaitable[None]] = _on_loop(session.close)
+
+
+class Server:
+    """Adapts a model :class:`~.contract.Service` to the wire; mount it with :meth:`register`.
+
+    ``instance_id`` is the owner's lease instance id, checked on every call but
+    Health; ``""`` disables fencing (the local, unwired path). ``backend`` is
+    echoed by Health. Sessions live here, keyed by opaque handles only this
+    instance accepts; at most ``max_sessions`` are open, and one unused for
+    ``idle_timeout`` seconds is closed. Call :meth:`close` when done serving.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        instance_id: str = "",
+        backend: str = "",
+        *,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> None:
+        self.service = service
+        self.backend = backend
+        self.fence = Fence(instance_id)
+        self.handles = Handles(instance_id)
+        self.sessions: SessionTable[_Opened] = SessionTable(
+            max_sessions=max_sessions, idle_timeout=idle_timeout
+        )
+        self.binding: Binding = bind(Runtime, _Handlers(self))
+        self._describe = _on_loop(service.describe)
+        self._open = _on_loop(service.open_session)
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+
+    @property
+    def instance_id(self) -> str:
+        """The owner instance id this server fences with (``""``: unfenced)."""
+        return self.fence.instance_id
+
+    @property
+    def holds_lease(self) -> bool:
+        """Whether fenced calls are served now (False once the lease lapsed or on close)."""
+        return not self._closed and self.fence.holds_lease
+
+    @property
+    def session_count(self) -> int:
+        """The number of open sessions."""
+        return len(self.sessions)
+
+    def subscribe(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(holds_lease)`` when the lease state changes (see :class:`Fence`)."""
+        self.fence.subscribe(listener)
+
+    def health(self) -> HealthStatus:
+        """What the Health probe answers."""
+        return HealthStatus(
+            instance_id=self.instance_id, ready=self.holds_lease, backend=self.backend
+        )
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Mount ``transport.v1.Runtime`` on a ``grpc.aio`` server."""
+        self.binding.add_to(server)
+
+    async def close(self) -> None:
+        """Refuse new sessions and close every open one (each backend session once)."""
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+        await self.close_sessions(self.sessions.drain())
+
+    def drop_sessions(self) -> None:
+        """Close every session in the background (the lease was lost: handles die with it)."""
+        self._spawn(self.close_sessions(self.sessions.drain()))
+
+    async def close_sessions(self, sessions: list[_Opened]) -> None:
+        """Call the backend's ``close()`` of each session; log, never raise, its errors."""
+        for opened in sessions:
+            try:
+                await opened.close()
+            except Exception:
+                log.exception("closing a %s session failed", opened.info.type)
+
+    async def _reap_idle(self) -> None:
+        while True:
+            await anyio.sleep(self.sessions.next_expiry() or self.sessions.idle_timeout)
+            await self.close_sessions(self.sessions.expire())
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_idle())
+
+    async def _finish(self, entry: SessionEntry[_Opened]) -> None:
+        closing = self.sessions.release(entry)
+        if closing is not None:
+            await self.close_sessions([closing])
+
+
+class _Handlers:
+    """The ``transport.v1.Runtime`` methods, as served by :class:`Server`."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._fence = server.fence
+        self._handles = server.handles
+        self._sessions = server.sessions
+        self._owner_metadata = ((OWNER_METADATA_KEY, server.instance_id),)
+
+    def _admit(self, context: AsyncContext) -> None:
+        """Let a fenced call through, or refuse it with the serving owner in trailing metadata."""
+        try:
+            self._fence.check(context.metadata_value(OWNER_METADATA_KEY))
+        except (FencedError, LeaseLapsedError):
+            context.set_trailing_metadata(self._owner_metadata)
+            raise
+
+    async def Health(self, request: HealthRequest, context: AsyncContext) -> HealthStatus:
+        return self._server.health()
+
+    async def Describe(self, request: OpenSessionRequest, context: AsyncContext) -> ModelInfo:
+        self._admit(context)
+        info: ModelInfo = await self._server._describe(request)
+        return info
+
+    async def OpenSession(
+        self, request: OpenSessionRequest, context: AsyncContext
+    ) -> OpenSessionReply:
+        self._admit(context)
+        server = self._server
+        await server.close_sessions(self._sessions.expire())
+        self._sessions.reserve()
+        try:
+            session: Session = await server._open(request)
+        except BaseException:
+            self._sessions.unreserve()
+            raise
+        try:
+            info = getattr(session, "info", None)
+            if not isinstance(info, ModelInfo):
+                info = await server._describe(request)
+            opened = _Opened(session, info)
+            # The lease may have lapsed, or the server closed, while the model loaded.
+            self._admit(context)
+            if server._closed:
+                raise LeaseLapsedError(server.instance_id)
+        except BaseException:
+            self._sessions.unreserve()
+            await _on_loop(session.close)()
+            raise
+        handle = self._handles.mint()
+        self._sessions.add(handle, opened)
+        server._start_reaper()
+        return OpenSessionReply(handle=handle, info=info)
+
+    async def Infer(self, request: InferRequest, context: AsyncContext) -> InferReply:
+        self._admit(context)
+        entry = self._sessions.acquire(self._handles.verify(request.handle))
+        try:
+            outputs = await entry.session.infer(request.inputs)
+        finally:
+            await self._server._finish(entry)
+        self._admit(context)  # no answer from an owner whose lease lapsed meanwhile
+        return InferReply(outputs=as_arrays(outputs))
+
+    async def Generate(
+        self, request: GenerateRequest, context: AsyncContext
+    ) -> AsyncIterator[Token]:
+        self._admit(context)
+        entry = self._sessions.acquire(self._handles.verify(request.handle))
+        limit = request.max_tokens
+        pieces = _pieces(entry.session.session, request.prompt, limit)
+        try:
+            index = 0
+            async for piece in pieces:
+                self._admit(context)
+                yield Token(index=index, text=piece)
+                index += 1
+                if index == limit:
+                    break
+        finally:
+            # Close the backend's generator now, not whenever it is collected.
+            await pieces.aclose()
+            await self._server._finish(entry)
+
+    async def CloseSession(
+        self, request: CloseSessionRequest, context: AsyncContext
+    ) -> CloseSessionReply:
+        self._admit(context)
+        closing = self._sessions.remove(self._handles.verify(request.handle))
+        if closing is not None:
+            await self._server.close_sessions([closing])
+        return CloseSessionReply()
