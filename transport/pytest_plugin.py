@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from .server import Binding
-from .testing import AsyncTestServer, TestServer, serve, serve_async
+from .testing import AsyncTestServer, Mountable, TestServer, serve, serve_async
 
 __all__ = ["transport_serve", "transport_serve_async"]
 
@@ -25,7 +24,7 @@ def transport_serve() -> Iterator[Callable[..., TestServer]]:
     """Give a function that starts a sync test server for this test and returns it."""
     with ExitStack() as stack:
 
-        def start(*bindings: Binding, **options: Any) -> TestServer:
+        def start(*bindings: Mountable, **options: Any) -> TestServer:
             return stack.enter_context(serve(*bindings, **options))
 
         yield start
@@ -36,7 +35,7 @@ async def transport_serve_async() -> AsyncIterator[Callable[..., Awaitable[Async
     """Give a coroutine function that starts an asyncio test server for this test."""
     async with AsyncExitStack() as stack:
 
-        async def start(*bindings: Binding, **options: Any) -> AsyncTestServer:
+        async def start(*bindings: Mountable, **options: Any) -> AsyncTestServer:
             return await stack.enter_async_context(serve_async(*bindings, **options))
 
         yield start

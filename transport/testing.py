@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent import futures
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
@@ -22,9 +22,15 @@ import grpc.aio
 from .async_client import AsyncClient
 from .client import Client
 from .options import grpc_options
-from .server import Binding
 
-__all__ = ["AsyncTestServer", "TestServer", "serve", "serve_async"]
+__all__ = ["AsyncTestServer", "Mountable", "TestServer", "serve", "serve_async"]
+
+
+class Mountable(Protocol):
+    """What a test server serves: a :class:`~transport.Binding`, a ``Health``, anything alike."""
+
+    def add_to(self, server: grpc.Server | grpc.aio.Server) -> None:
+        """Mount the handlers on ``server``."""
 
 
 @dataclass
@@ -79,7 +85,7 @@ def _bound_port(server: Any, credentials: grpc.ServerCredentials | None) -> int:
 
 @contextmanager
 def serve(
-    *bindings: Binding,
+    *bindings: Mountable,
     max_workers: int = 32,
     max_send_message_bytes: int | None = None,
     max_receive_message_bytes: int | None = None,
@@ -115,7 +121,7 @@ def serve(
 
 @asynccontextmanager
 async def serve_async(
-    *bindings: Binding,
+    *bindings: Mountable,
     max_send_message_bytes: int | None = None,
     max_receive_message_bytes: int | None = None,
     maximum_concurrent_rpcs: int | None = None,
