@@ -37,6 +37,23 @@ from .types import Int32 as Int32
 from .types import Int64 as Int64
 from .types import UInt32 as UInt32
 from .types import UInt64 as UInt64
+from .wellknown import BoolValue as BoolValue
+from .wellknown import BytesValue as BytesValue
+from .wellknown import DoubleValue as DoubleValue
+from .wellknown import Empty as Empty
+from .wellknown import EnumField as EnumField
+from .wellknown import FloatValue as FloatValue
+from .wellknown import Int32Value as Int32Value
+from .wellknown import Int64Value as Int64Value
+from .wellknown import ListValue as ListValue
+from .wellknown import ProtoEnum as ProtoEnum
+from .wellknown import StringValue as StringValue
+from .wellknown import Struct as Struct
+from .wellknown import Timestamp as Timestamp
+from .wellknown import UInt32Value as UInt32Value
+from .wellknown import UInt64Value as UInt64Value
+from .wellknown import Value as Value
+from .wellknown import one_of as one_of
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -46,18 +63,28 @@ __all__ = [
     "AsyncResponseStream",
     "BidiStream",
     "Binding",
+    "BoolValue",
+    "BytesValue",
     "CallInfo",
     "Cardinality",
     "Client",
     "Context",
     "DeclarationError",
     "DecodeError",
+    "DoubleValue",
+    "Empty",
+    "EnumField",
+    "FloatValue",
     "Int32",
+    "Int32Value",
     "Int64",
+    "Int64Value",
     "JsonCodec",
+    "ListValue",
     "Message",
     "Metadata",
     "Method",
+    "ProtoEnum",
     "QuantizedArray",
     "ResponseStream",
     "RpcError",
@@ -65,13 +92,20 @@ __all__ = [
     "StatusCode",
     "StreamStream",
     "StreamUnary",
+    "StringValue",
+    "Struct",
+    "Timestamp",
     "TransportError",
     "UInt32",
+    "UInt32Value",
     "UInt64",
+    "UInt64Value",
     "UnaryStream",
     "UnaryUnary",
+    "Value",
     "bind",
     "grpc_options",
+    "one_of",
     "quantize",
     "rpc",
 ]

@@ -1,0 +1,68 @@
+"""The command line shared by the examples: ``serve`` until a signal, ``demo`` a client."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
+from contextlib import contextmanager
+
+import grpc
+
+from ..options import grpc_options
+from ..server import Binding
+
+
+@contextmanager
+def running(bindings: Sequence[Binding], port: int = 0, *, max_workers: int = 16) -> Iterator[int]:
+    """Serve ``bindings`` on ``grpc.server`` at 127.0.0.1:``port``; yield the bound port."""
+    executor = futures.ThreadPoolExecutor(max_workers=max_workers)
+    server = grpc.server(executor, options=grpc_options())
+    for binding in bindings:
+        binding.add_to(server)
+    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    if not bound:
+        raise OSError(f"could not listen on 127.0.0.1:{port}")
+    server.start()
+    try:
+        yield bound
+    finally:
+        # Cancels the calls in flight, which wakes every handler waiting on its context.
+        server.stop(grace=None).wait(timeout=10)
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def serve_until_signalled(bindings: Sequence[Binding], port: int) -> None:
+    """Serve until SIGINT or SIGTERM, after printing ``listening on 127.0.0.1:<port>``."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with running(bindings, port) as bound:
+        print(f"listening on 127.0.0.1:{bound}", flush=True)
+        stop.wait()
+
+
+def parser(
+    description: str,
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser, argparse.ArgumentParser]:
+    """A parser with ``serve --port`` and ``demo [--target]``: the root and the two commands."""
+    root = argparse.ArgumentParser(description=description)
+    commands = root.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve on 127.0.0.1 until SIGINT/SIGTERM")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    demo = commands.add_parser("demo", help="call a server with the typed client")
+    demo.add_argument("--target", help="HOST:PORT of a running server (default: start one)")
+    return root, serve, demo
+
+
+def demo_against(
+    target: str | None, bindings: Callable[[], Sequence[Binding]], call: Callable[[str], None]
+) -> None:
+    """Run ``call(address)`` against ``target``, or against a server started for the demo."""
+    if target is not None:
+        call(target)
+        return
+    with running(bindings()) as port:
+        call(f"127.0.0.1:{port}")
