@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
@@ -24,11 +25,14 @@ from .context import Metadata
 from .errors import RpcError
 from .options import grpc_options
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
+from .status import StatusCode
 
 __all__ = ["AsyncBidiStream", "AsyncClient", "AsyncResponseStream"]
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
+# A stream used as a context manager keeps its own type (BidiStream stays one).
+Stream = TypeVar("Stream", bound="AsyncResponseStream[Any]")
 
 _KWARGS = multicallable_kwargs(grpc.aio.Channel.unary_unary)
 
@@ -44,17 +48,26 @@ class AsyncResponseStream(Generic[Res]):
         self._call = call
         self._codec = codec
         self._iterator: AsyncIterator[bytes] | None = None
+        self._cancelled = False
 
     def __aiter__(self) -> AsyncIterator[Res]:
         return self
 
     async def __anext__(self) -> Res:
+        if self._cancelled:
+            raise _cancelled_locally()
         if self._iterator is None:
             self._iterator = self._call.__aiter__()
         try:
             data = await self._iterator.__anext__()
         except grpc.RpcError as exc:
             raise _status_map.error_of(exc) from None
+        except asyncio.CancelledError:
+            # grpc.aio ends a read with CancelledError when the call is cancelled;
+            # that is this call's status, not a cancel of the reading task.
+            if self._cancelled and not _task_cancelling():
+                raise _cancelled_locally() from None
+            raise
         try:
             return decode_response(self._codec, data)  # type: ignore[no-any-return]
         except RpcError:
@@ -77,14 +90,15 @@ class AsyncResponseStream(Generic[Res]):
         return as_metadata(await self._call.trailing_metadata())
 
     def cancel(self) -> None:
-        """Cancel the call; the server's handler is stopped."""
+        """Cancel the call; the server's handler is stopped and reads raise CANCELLED."""
+        self._cancelled = True
         self._call.cancel()
 
     def done(self) -> bool:
         """Whether the call has ended."""
         return bool(self._call.done())
 
-    async def __aenter__(self) -> AsyncResponseStream[Res]:
+    async def __aenter__(self: Stream) -> Stream:
         return self
 
     async def __aexit__(
@@ -94,7 +108,18 @@ class AsyncResponseStream(Generic[Res]):
         tb: TracebackType | None,
     ) -> None:
         if not self._call.done():
-            self._call.cancel()
+            self.cancel()
+
+
+def _task_cancelling() -> bool:
+    """Whether the current task is being cancelled (Python >= 3.11 can tell)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
+
+
+def _cancelled_locally() -> RpcError:
+    return RpcError(StatusCode.CANCELLED, "the call was cancelled by the client")
 
 
 class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
@@ -107,10 +132,24 @@ class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
     async def write(self, request: Req) -> None:
         """Send ``request``."""
         check_request(self._method, request)
+        if self._cancelled:
+            raise _cancelled_locally()
         try:
             await self._call.write(self._method.request_codec.encode(request))
         except grpc.RpcError as exc:
             raise _status_map.error_of(exc) from None
+        except asyncio.InvalidStateError:
+            # The call has ended: a failed call raises its status instead.
+            code = await self._call.code()
+            if code is grpc.StatusCode.OK:
+                raise
+            ended = grpc.aio.AioRpcError(
+                code,
+                await self._call.initial_metadata(),
+                await self._call.trailing_metadata(),
+                await self._call.details(),
+            )
+            raise _status_map.error_of(ended) from None
 
     async def done_writing(self) -> None:
         """Half-close: tell the server no more requests follow."""
@@ -243,7 +282,7 @@ class AsyncClient:
 
     async def _unary(self, method: Method[Any, Any], argument: Any, options: Any) -> Any:
         try:
-            data = await self._multicallable(method)(argument, **options)
+            data = await _response_of(self._multicallable(method)(argument, **options))
         except grpc.RpcError as exc:
             raise _status_map.error_of(exc) from None
         return decode_response(method.response_codec, data)
@@ -281,7 +320,7 @@ class AsyncClient:
             self._argument(method, request), **self._options(timeout, metadata)
         )
         try:
-            data = await call
+            data = await _response_of(call)
             info = CallInfo(
                 as_metadata(await call.initial_metadata()),
                 as_metadata(await call.trailing_metadata()),
@@ -318,6 +357,30 @@ class AsyncClient:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _response_of(call: Any) -> Any:
+    """Await a unary-response ``grpc.aio`` call so that a cancel of the caller stays its own.
+
+    grpc.aio runs the call in an inner task that swallows a cancel and raises a
+    new, bare CancelledError, which an anyio cancel scope does not recognise as
+    its own, so the cancel would escape the scope. Waiting on a future of ours
+    keeps the caller's CancelledError.
+    """
+    if not call.done():
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_done(_: object) -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        call.add_done_callback(on_done)
+        try:
+            await finished
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+    return await call
 
 
 async def _encoded(

@@ -30,6 +30,8 @@ __all__ = ["BidiStream", "CallInfo", "Client", "ResponseStream"]
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
+# A stream used as a context manager keeps its own type (BidiStream stays one).
+Stream = TypeVar("Stream", bound="ResponseStream[Any]")
 
 _KWARGS = multicallable_kwargs(grpc.Channel.unary_unary)
 _CLOSE = object()
@@ -75,7 +77,7 @@ class ResponseStream(Generic[Res]):
         """Whether the call has ended."""
         return bool(self._call.done())
 
-    def __enter__(self) -> ResponseStream[Res]:
+    def __enter__(self: Stream) -> Stream:
         return self
 
     def __exit__(

@@ -17,6 +17,9 @@ __all__ = ["AsyncContext", "Context", "Metadata"]
 #: Call metadata: ``(key, value)`` pairs; keys ending ``-bin`` carry bytes.
 Metadata = Sequence[tuple[str, "str | bytes"]]
 
+# Guards the lazy creation of Context._done (cheap: taken once per waiting call).
+_DONE_LOCK = threading.Lock()
+
 
 class _ContextBase:
     __slots__ = ("_grpc", "_trailing")
@@ -90,11 +93,14 @@ class Context(_ContextBase):
         A long-running handler waits here to learn of a client cancel or an
         expired deadline instead of polling :meth:`is_active`.
         """
-        if self._done is None:
-            self._done = threading.Event()
-            self._grpc.add_callback(self._done.set)
-            if not self._grpc.is_active():
-                self._done.set()
+        with _DONE_LOCK:  # two threads of one handler may wait at once
+            if self._done is None:
+                done = threading.Event()
+                # add_callback() is False once the call has ended: the callback
+                # would never run, so the event is set here instead.
+                if not self._grpc.add_callback(done.set) or not self._grpc.is_active():
+                    done.set()
+                self._done = done
         return self._done.wait(timeout)
 
 

@@ -8,6 +8,7 @@ decoded inside the handler, where a decode error can become INVALID_ARGUMENT
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -75,6 +76,10 @@ async def _decoded_async(
 ) -> AsyncIterator[Any]:
     async for data in requests:
         yield codec.decode(data)
+    # grpc.aio ends the request stream alike for a half-close and for a client
+    # cancel, and cancels the handler's task one loop iteration later. Yield once
+    # so that a cancelled handler gets CancelledError instead of a clean end.
+    await asyncio.sleep(0)
 
 
 def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:

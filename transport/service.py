@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import enum
+import functools
 import inspect
 import sys
 import typing
@@ -203,52 +204,62 @@ def _caller_namespace(depth: int) -> dict[str, Any]:
     return namespace
 
 
-# The overloads let mypy give each handle its kind and message types. Item and
-# message types cannot both match one stub because the message types are
-# classes that are not iterators.
-@overload
-def rpc(  # type: ignore[overload-overlap]
-    fn: Callable[[Any, Iterator[Req]], Iterator[Res]], /
-) -> StreamStream[Req, Res]: ...
-@overload
-def rpc(
-    fn: Callable[[Any, AsyncIterator[Req]], AsyncIterator[Res]], /
-) -> StreamStream[Req, Res]: ...
-@overload
-def rpc(fn: Callable[[Any, Iterator[Req]], Res], /) -> StreamUnary[Req, Res]: ...
-@overload
-def rpc(fn: Callable[[Any, AsyncIterator[Req]], Awaitable[Res]], /) -> StreamUnary[Req, Res]: ...
-@overload
-def rpc(fn: Callable[[Any, Req], Iterator[Res]], /) -> UnaryStream[Req, Res]: ...  # type: ignore[overload-overlap]
-@overload
-def rpc(fn: Callable[[Any, Req], AsyncIterator[Res]], /) -> UnaryStream[Req, Res]: ...  # type: ignore[overload-overlap]
-@overload
-def rpc(fn: Callable[[Any, Req], Awaitable[Res]], /) -> UnaryUnary[Req, Res]: ...
-@overload
-def rpc(fn: Callable[[Any, Req], Res], /) -> UnaryUnary[Req, Res]: ...
-@overload
-def rpc(*, name: str) -> _Named: ...
-def rpc(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:
+class _Declare(Protocol):
+    """The type of :func:`rpc`: each stub shape gives a handle of its kind and message types.
+
+    Item and message types cannot both match one shape because message types
+    are classes that are not iterators. ``rpc(name=...)`` gives the same
+    decorator, so a renamed method is as typed as any other.
+    """
+
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: Callable[[Any, Iterator[Req]], Iterator[Res]], /
+    ) -> StreamStream[Req, Res]: ...
+    @overload
+    def __call__(
+        self, fn: Callable[[Any, AsyncIterator[Req]], AsyncIterator[Res]], /
+    ) -> StreamStream[Req, Res]: ...
+    @overload
+    def __call__(self, fn: Callable[[Any, Iterator[Req]], Res], /) -> StreamUnary[Req, Res]: ...
+    @overload
+    def __call__(
+        self, fn: Callable[[Any, AsyncIterator[Req]], Awaitable[Res]], /
+    ) -> StreamUnary[Req, Res]: ...
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: Callable[[Any, Req], Iterator[Res]], /
+    ) -> UnaryStream[Req, Res]: ...
+    @overload
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: Callable[[Any, Req], AsyncIterator[Res]], /
+    ) -> UnaryStream[Req, Res]: ...
+    @overload
+    def __call__(self, fn: Callable[[Any, Req], Awaitable[Res]], /) -> UnaryUnary[Req, Res]: ...
+    @overload
+    def __call__(self, fn: Callable[[Any, Req], Res], /) -> UnaryUnary[Req, Res]: ...
+    @overload
+    def __call__(self, *, name: str) -> _Declare: ...
+
+
+def _rpc(fn: Callable[..., Any] | None = None, /, *, name: str | None = None) -> Any:
     """Declare a method of a :class:`Service` from a typed stub.
 
     ``@rpc`` uses the Python name as the gRPC method name; ``@rpc(name="X")``
     sets it explicitly (a name that is not a valid identifier, say).
     """
     if fn is None:
-        return _Named(name or "")
+        if not name:
+            raise DeclarationError("rpc(name=...) needs a non-empty method name")
+        return functools.partial(_named, name)
     return _method_from_stub(fn, name, _caller_namespace(1))
 
 
-class _Named:
-    """``rpc(name=...)``: a decorator that declares a method under a given gRPC name."""
+def _named(name: str, fn: Callable[..., Any]) -> Method[Any, Any]:
+    return _method_from_stub(fn, name, _caller_namespace(1))
 
-    def __init__(self, name: str) -> None:
-        if not name:
-            raise DeclarationError("rpc(name=...) needs a non-empty method name")
-        self.name = name
 
-    def __call__(self, fn: Callable[..., Any]) -> Any:
-        return _method_from_stub(fn, self.name, _caller_namespace(1))
+rpc: _Declare = _rpc
 
 
 class Service(Protocol):
