@@ -10,13 +10,24 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m transport", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="show every call kind over loopback")
+    demo = commands.add_parser("demo", help="every call kind over loopback, then the owner story")
+    demo.add_argument("--core", action="store_true", help="only the core demo (every call kind)")
+    demo.add_argument("--owner", action="store_true", help="only the owner story (takeover)")
+    from .runtime.cli import add_commands
+
+    add_commands(commands)  # serve, health
     args = parser.parse_args(argv)
     if args.command == "demo":
-        from ._demo import run
+        if not args.owner:
+            from ._demo import run
 
-        run()
-    return 0
+            run()
+        if not args.core:
+            from .runtime.demo import run as run_owner_story
+
+            run_owner_story()
+        return 0
+    return int(args.run(args))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,140 @@
+"""``python -m transport serve`` and ``python -m transport health``: the daemon and its probe."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from typing import Any
+
+from ..client import Client as RpcClient
+from ..codec import JsonCodec
+from ..errors import RpcError
+from .backend_none import NoneBackend
+from .contract import HealthStatus, Service
+from .daemon import Serving, running
+from .lease import FileLeaseStore, LeaseError
+from .owner import DEFAULT_LEASE_TTL
+from .sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
+from .wire import HealthRequest, Runtime
+
+__all__ = ["add_commands", "load_backend"]
+
+#: Exit status of ``health`` when the daemon answers but is not ready.
+NOT_READY = 1
+#: Exit status of ``health`` when nothing answers (or no owner holds the lease).
+UNREACHABLE = 2
+
+_health_codec = JsonCodec(HealthStatus)
+
+
+def load_backend(name: str) -> Service:
+    """The backend called ``name``: ``none``, or ``module:factory`` for your own."""
+    if name == "none":
+        return NoneBackend()
+    module, _, attribute = name.partition(":")
+    if not attribute:
+        raise SystemExit(f"unknown backend {name!r}: use 'none' or 'package.module:factory'")
+    factory: Any = getattr(importlib.import_module(module), attribute)
+    backend: Service = factory()
+    return backend
+
+
+def add_commands(commands: Any) -> None:
+    """Add ``serve`` and ``health`` to the subcommands of ``python -m transport``."""
+    serve = commands.add_parser("serve", help="run a model daemon that owns a lease")
+    serve.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0: any)")
+    serve.add_argument("--lease", help="the lease file; without it, serve as the instance now")
+    serve.add_argument(
+        "--lease-ttl", type=float, default=DEFAULT_LEASE_TTL, help="lease lifetime in seconds"
+    )
+    serve.add_argument("--instance-id", help="owner instance id (default: a new one; '' unfenced)")
+    serve.add_argument("--backend", default="none", help="'none' or package.module:factory")
+    serve.add_argument("--advertise", help="endpoint written to the lease (default: listen)")
+    serve.add_argument("--max-sessions", type=int, default=DEFAULT_MAX_SESSIONS)
+    serve.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT)
+    serve.set_defaults(run=run_serve)
+
+    health = commands.add_parser("health", help="probe a daemon; exit 0 when it is ready")
+    target = health.add_mutually_exclusive_group(required=True)
+    target.add_argument("endpoint", nargs="?", help="HOST:PORT of the daemon")
+    target.add_argument("--lease", help="probe the owner named in this lease file")
+    health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    health.set_defaults(run=run_health)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    asyncio.run(_serve(args))
+    return 0
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with running(
+        load_backend(args.backend),
+        args.listen,
+        instance_id=args.instance_id,
+        backend=args.backend,
+        lease=args.lease,
+        lease_ttl=args.lease_ttl,
+        advertise=args.advertise,
+        max_sessions=args.max_sessions,
+        idle_timeout=args.idle_timeout,
+    ) as serving:
+        _say(f"listening on {serving.endpoint}")
+        fencing = (
+            f"instance {serving.server.instance_id}" if serving.server.instance_id else "unfenced"
+        )
+        _say(f"{fencing}, backend {args.backend}, lease {args.lease or '-'}")
+        if serving.owner is not None:
+            _say("standby: waiting for the lease")
+            serving.server.subscribe(lambda holding: _report(serving, holding))
+        await stop.wait()
+    _say("stopped")
+
+
+def _report(serving: Serving, holding: bool) -> None:
+    record = serving.owner.record if serving.owner is not None else None
+    if holding and record is not None:
+        _say(f"owner: serving, term {record.term}")
+    elif not holding:
+        _say("not serving: the lease was released, lapsed or lost")
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_health(args: argparse.Namespace) -> int:
+    """Print the daemon's HealthStatus as JSON; exit 0 if ready, 1 if not, 2 if unreachable."""
+    owner = None
+    endpoint = args.endpoint
+    if args.lease is not None:
+        try:
+            record = FileLeaseStore(args.lease).read()
+        except LeaseError as exc:
+            print(exc, file=sys.stderr)
+            return UNREACHABLE
+        if record is None:
+            print(f"no owner ever held the lease {args.lease}", file=sys.stderr)
+            return UNREACHABLE
+        endpoint, owner = record.endpoint, record.instance_id
+    with RpcClient.connect(endpoint, timeout=args.timeout) as client:
+        try:
+            status = client.call(Runtime.Health, HealthRequest())
+        except RpcError as exc:
+            print(f"{endpoint}: {exc}", file=sys.stderr)
+            return UNREACHABLE
+    print(_health_codec.encode(status).decode())
+    if owner is not None and status.instance_id != owner:
+        print(f"{endpoint} is served by {status.instance_id}, not {owner}", file=sys.stderr)
+        return NOT_READY
+    return 0 if status.ready else NOT_READY
