@@ -19,6 +19,7 @@ HelloReply]``) that servers and clients share.
 from __future__ import annotations
 
 import collections.abc as cabc
+import dataclasses
 import enum
 import functools
 import inspect
@@ -26,6 +27,8 @@ import sys
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, overload
+
+import msgspec
 
 from .codec import JsonCodec
 from .errors import DeclarationError
@@ -142,13 +145,13 @@ _KINDS: dict[Cardinality, type[Method[Any, Any]]] = {
 }
 
 
-def _stream_item(hint: Any) -> tuple[bool, Any]:
+def _stream_item(hint: Any, where: str) -> tuple[bool, Any]:
     """Return ``(is_stream, item_type)`` for a parameter or return hint."""
-    origin = typing.get_origin(hint)
+    origin = typing.get_origin(hint) or hint
     if origin in _STREAM_ORIGINS:
         args = typing.get_args(hint)
         if not args:
-            raise DeclarationError(f"{hint!r} needs an item type, e.g. Iterator[Point]")
+            raise DeclarationError(f"{where}: {hint!r} needs an item type, e.g. Iterator[Point]")
         return True, args[0]
     return False, hint
 
@@ -173,22 +176,34 @@ def _method_from_stub(
             f"{fn.__qualname__} must be declared as (self, request: Type) -> Type with both "
             "hints present"
         )
-    client_streaming, request_type = _stream_item(hints[params[0].name])
+    client_streaming, request_type = _stream_item(hints[params[0].name], fn.__qualname__)
     response_hint = hints["return"]
     if inspect.iscoroutinefunction(fn) and typing.get_origin(response_hint) in (
         cabc.Awaitable,
         cabc.Coroutine,
     ):
         response_hint = typing.get_args(response_hint)[-1]
-    server_streaming, response_type = _stream_item(response_hint)
+    server_streaming, response_type = _stream_item(response_hint, fn.__qualname__)
     for label, message_type in (("request", request_type), ("response", response_type)):
-        if not isinstance(message_type, type):
+        if not _is_message_class(message_type):
             raise DeclarationError(
-                f"{fn.__qualname__}: the {label} type must be a class (a msgspec.Struct), "
-                f"got {message_type!r}"
+                f"{fn.__qualname__}: the {label} type must be a message class (a "
+                f"msgspec.Struct or a dataclass), got {message_type!r}"
             )
     kind = _KINDS[Cardinality((client_streaming, server_streaming))]
-    return kind(name, request_type, response_type)
+    try:
+        return kind(name, request_type, response_type)
+    except TypeError as exc:  # msgspec cannot build a codec for a field type
+        raise DeclarationError(f"{fn.__qualname__}: {exc}") from None
+
+
+def _is_message_class(candidate: Any) -> bool:
+    """A class that travels as a JSON object, as every proto3 message does."""
+    return isinstance(candidate, type) and (
+        issubclass(candidate, msgspec.Struct)
+        or dataclasses.is_dataclass(candidate)
+        or hasattr(candidate, "__attrs_attrs__")
+    )
 
 
 def _caller_namespace(depth: int) -> dict[str, Any]:
