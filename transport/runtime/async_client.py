@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -64,8 +64,11 @@ class AsyncRemoteSession:
 
     async def generate(
         self, prompt: str, max_tokens: int = 0, *, timeout: float | None = None
-    ) -> AsyncIterator[str]:
-        """Stream the generated text pieces (at most ``max_tokens``; 0: the backend's limit)."""
+    ) -> AsyncGenerator[str, None]:
+        """Stream the generated text pieces (at most ``max_tokens``; 0: the backend's limit).
+
+        Closing the generator early (``aclose()``) cancels the call.
+        """
         request = GenerateRequest(handle=self.handle, prompt=prompt, max_tokens=max_tokens)
         async with self.client._rpc.call(Runtime.Generate, request, timeout=timeout) as stream:
             async for token in stream:

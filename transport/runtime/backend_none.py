@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from ..errors import RpcError
 from ..status import StatusCode
-from .contract import Arrays, ModelInfo, OpenSessionRequest, TensorSpec
+from .contract import Arrays, Inputs, ModelInfo, OpenSessionRequest, TensorSpec
 
 __all__ = ["EchoSession", "NoneBackend"]
 
@@ -28,7 +28,7 @@ class EchoSession:
         self.info = info
         self.closed = False
 
-    async def infer(self, inputs: Arrays) -> Arrays:
+    async def infer(self, inputs: Inputs) -> Arrays:
         """Return ``inputs`` unchanged."""
         return inputs
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -111,8 +111,11 @@ class RemoteSession:
 
     def generate(
         self, prompt: str, max_tokens: int = 0, *, timeout: float | None = None
-    ) -> Iterator[str]:
-        """Stream the generated text pieces (at most ``max_tokens``; 0: the backend's limit)."""
+    ) -> Generator[str, None, None]:
+        """Stream the generated text pieces (at most ``max_tokens``; 0: the backend's limit).
+
+        Closing the generator early cancels the call.
+        """
         request = GenerateRequest(handle=self.handle, prompt=prompt, max_tokens=max_tokens)
         with self.client._rpc.call(Runtime.Generate, request, timeout=timeout) as stream:
             for token in stream:

@@ -20,6 +20,7 @@ from ..codec import Message
 __all__ = [
     "Arrays",
     "HealthStatus",
+    "Inputs",
     "ModelInfo",
     "OpenSessionRequest",
     "Service",
@@ -27,8 +28,10 @@ __all__ = [
     "TensorSpec",
 ]
 
-#: Named tensors, as ``infer`` takes and returns them.
+#: Named tensors, as ``infer`` returns them.
 Arrays = Mapping[str, npt.NDArray[Any]]
+#: Named tensors, as ``infer`` receives them (decoded from the request).
+Inputs = dict[str, npt.NDArray[Any]]
 
 
 class OpenSessionRequest(Message):
@@ -85,7 +88,7 @@ class Session(Protocol):
         """The model's capabilities, as answered to OpenSession."""
         ...
 
-    def infer(self, inputs: Arrays) -> Arrays | Awaitable[Arrays]:
+    def infer(self, inputs: Inputs) -> Arrays | Awaitable[Arrays]:
         """Run the model on named arrays and return named arrays."""
         ...
 

@@ -83,6 +83,7 @@ def owner_of(handle: str) -> str | None:
     if not rest:
         return None
     try:
-        return base64.urlsafe_b64decode(owner + "=" * (-len(owner) % 4)).decode("utf-8")
+        padded = owner + "=" * (-len(owner) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
         return None

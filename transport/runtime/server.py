@@ -24,6 +24,7 @@ from ..server import Binding, bind
 from .contract import (
     Arrays,
     HealthStatus,
+    Inputs,
     ModelInfo,
     OpenSessionRequest,
     Service,
@@ -92,7 +93,7 @@ class _Opened:
     def __init__(self, session: Session, info: ModelInfo) -> None:
         self.session = session
         self.info = info
-        self.infer: Callable[[Arrays], Awaitable[Arrays]] = _on_loop(session.infer)
+        self.infer: Callable[[Inputs], Awaitable[Arrays]] = _on_loop(session.infer)
         self.close: Callable[[], Awaitable[None]] = _on_loop(session.close)
 
 
