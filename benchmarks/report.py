@@ -1,0 +1,131 @@
+"""Turn measured rounds into rows, a printed table, ``latest.json`` and a chart."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FLOOR = "floor"
+# Units where more is better: the ratio to the floor is then floor / value, so
+# that a ratio above 1 always means slower (or bigger) than the floor.
+_RATES = frozenset({"calls/s", "msgs/s", "MiB/s"})
+
+
+@dataclass
+class Measurement:
+    """The samples of one metric of one variant in one scenario, one per round."""
+
+    scenario: str
+    variant: str
+    metric: str
+    unit: str
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def value(self) -> float:
+        """The median over rounds."""
+        return statistics.median(self.samples)
+
+    @property
+    def spread(self) -> float:
+        """Max minus min over rounds, as a fraction of the median."""
+        return (max(self.samples) - min(self.samples)) / self.value if self.value else 0.0
+
+
+def _ratio(measurement: Measurement, floor: Measurement | None) -> float | None:
+    if floor is None or not floor.value or not measurement.value:
+        return None
+    if measurement.unit in _RATES:
+        return round(floor.value / measurement.value, 3)
+    return round(measurement.value / floor.value, 3)
+
+
+def _rounded(value: float) -> float:
+    return round(value, 1) if abs(value) >= 10 else round(value, 3)
+
+
+def rows(measurements: list[Measurement]) -> list[dict[str, Any]]:
+    """The rows of ``latest.json``: the median of each metric and its ratio to the floor."""
+    floors = {(m.scenario, m.metric): m for m in measurements if m.variant == FLOOR}
+    return [
+        {
+            "scenario": m.scenario,
+            "variant": m.variant,
+            "metric": m.metric,
+            "value": _rounded(m.value),
+            "unit": m.unit,
+            "ratio_to_floor": _ratio(m, floors.get((m.scenario, m.metric))),
+        }
+        for m in measurements
+    ]
+
+
+def table(measurements: list[Measurement]) -> str:
+    """The rows as a Markdown table, with the spread over rounds beside each value."""
+    lines = [
+        "| scenario | variant | metric | value | unit | spread | x floor |",
+        "|---|---|---|---:|---|---:|---:|",
+    ]
+    for m, row in zip(measurements, rows(measurements), strict=True):
+        ratio = "" if row["ratio_to_floor"] is None else f"{row['ratio_to_floor']:.2f}"
+        lines.append(
+            f"| {m.scenario} | {m.variant} | {m.metric} | {row['value']:,} | {m.unit} "
+            f"| ±{m.spread * 50:.0f}% | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def write(measurements: list[Measurement], directory: Path, run: dict[str, Any]) -> Path:
+    """Write ``latest.json`` (the rows) and ``run.json`` (machine, load, rounds)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    latest = directory / "latest.json"
+    latest.write_text(json.dumps(rows(measurements), indent=1) + "\n")
+    spreads = [
+        {
+            "scenario": m.scenario,
+            "variant": m.variant,
+            "metric": m.metric,
+            "samples": [_rounded(s) for s in m.samples],
+        }
+        for m in measurements
+    ]
+    (directory / "run.json").write_text(json.dumps({**run, "rounds": spreads}, indent=1) + "\n")
+    return latest
+
+
+def chart(measurements: list[Measurement], path: Path) -> Path | None:
+    """Draw the ratios to the floor as grouped bars; ``None`` when matplotlib is missing."""
+    try:
+        matplotlib = importlib.import_module("matplotlib")
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    pyplot = importlib.import_module("matplotlib.pyplot")
+    data = [
+        (f"{r['scenario']}\n{r['metric']}", r["variant"], r["ratio_to_floor"])
+        for r in rows(measurements)
+        if r["ratio_to_floor"] is not None and r["unit"] != "MiB"
+    ]
+    groups = list(dict.fromkeys(group for group, _, _ in data))
+    variants = list(dict.fromkeys(variant for _, variant, _ in data))
+    width = 0.8 / max(len(variants), 1)
+    figure, axes = pyplot.subplots(figsize=(max(8, 1.4 * len(groups)), 5))
+    for index, variant in enumerate(variants):
+        values = {group: ratio for group, name, ratio in data if name == variant}
+        positions = [g + index * width for g, group in enumerate(groups) if group in values]
+        axes.bar(positions, [values[g] for g in groups if g in values], width, label=variant)
+    axes.axhline(1.0, color="black", linewidth=0.8)
+    axes.set_yscale("log")
+    axes.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))])
+    axes.set_xticklabels(groups, fontsize=7)
+    axes.set_ylabel("time / floor time (log; lower is better)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+    return path

@@ -1,0 +1,202 @@
+"""The server of each variant, run in its own process: ``python -m benchmarks.servers VARIANT``.
+
+It prints its port on the first line of stdout and serves until its stdin
+closes, so a benchmark that dies takes its servers with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent import futures
+from typing import Any
+
+import grpc
+import grpc.aio
+from grpclib.encoding.base import CodecBase
+
+from transport import AsyncContext, Context, JsonCodec, bind, grpc_options
+
+from .shapes import ARRAY, ECHO, SERVICE, TICKS, Bench, Reading, Tensor, Tick, TickRequest, tick
+from .shapes import protobuf_classes as _protobuf_classes
+
+# Every variant lifts the message limits: the ndarray scenario sends 64 MiB.
+OPTIONS = grpc_options(max_send_message_bytes=-1, max_receive_message_bytes=-1)
+WORKERS = 32
+
+
+class SyncBench:
+    """The transport implementation on ``grpc.server``."""
+
+    def Echo(self, request: Reading, context: Context) -> Reading:
+        return request
+
+    def Ticks(self, request: TickRequest, context: Context) -> Iterator[Tick]:
+        for sequence in range(request.count):
+            yield tick(sequence)
+
+    def Array(self, request: Tensor, context: Context) -> Tensor:
+        return request
+
+
+class AsyncBench:
+    """The transport implementation on ``grpc.aio.server``."""
+
+    async def Echo(self, request: Reading, context: AsyncContext) -> Reading:
+        return request
+
+    async def Ticks(self, request: TickRequest, context: AsyncContext) -> AsyncIterator[Tick]:
+        for sequence in range(request.count):
+            yield tick(sequence)
+
+    async def Array(self, request: Tensor, context: AsyncContext) -> Tensor:
+        return request
+
+
+def floor_tick() -> bytes:
+    """The bytes the floor streams: as large as the transport's JSON of a tick."""
+    return b"x" * len(JsonCodec(Tick).encode(tick(5_000)))
+
+
+def _floor_handler() -> grpc.GenericRpcHandler:
+    payload = floor_tick()
+
+    def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
+        return request
+
+    def ticks(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        for _ in range(int(request)):
+            yield payload
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
+            "Ticks": grpc.unary_stream_rpc_method_handler(ticks),
+            "Array": grpc.unary_unary_rpc_method_handler(echo),
+        },
+    )
+
+
+def _protobuf_handler() -> grpc.GenericRpcHandler:
+    classes = _protobuf_classes()
+    tick_class = classes["Tick"]
+
+    def echo(request: Any, context: grpc.ServicerContext) -> Any:
+        return request
+
+    def ticks(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        for sequence in range(request.count):
+            yield tick_class(sequence=sequence, value=sequence * 0.5, label="tick")
+
+    def handler(factory: Callable[..., Any], fn: Any, request: str, response: str) -> Any:
+        return factory(
+            fn,
+            request_deserializer=classes[request].FromString,
+            response_serializer=classes[response].SerializeToString,
+        )
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Echo": handler(grpc.unary_unary_rpc_method_handler, echo, "Reading", "Reading"),
+            "Ticks": handler(grpc.unary_stream_rpc_method_handler, ticks, "TickRequest", "Tick"),
+            "Array": handler(grpc.unary_unary_rpc_method_handler, echo, "Tensor", "Tensor"),
+        },
+    )
+
+
+def _serve_sync(add: Callable[[grpc.Server], None]) -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=WORKERS), options=OPTIONS)
+    add(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(port, flush=True)
+    sys.stdin.buffer.read()
+    server.stop(grace=None).wait(timeout=5)
+
+
+async def _serve_aio() -> None:
+    server = grpc.aio.server(options=OPTIONS)
+    bind(Bench, AsyncBench()).add_to(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
+    await server.stop(grace=None)
+
+
+class JsonCodecForGrpclib(CodecBase):
+    """A grpclib codec that speaks the transport's JSON (content type ``application/grpc+json``)."""
+
+    __content_subtype__ = "json"
+
+    def __init__(self) -> None:
+        self._codecs: dict[type[Any], JsonCodec[Any]] = {}
+
+    def _codec(self, message_type: type[Any]) -> JsonCodec[Any]:
+        found = self._codecs.get(message_type)
+        if found is None:
+            found = self._codecs[message_type] = JsonCodec(message_type)
+        return found
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        return self._codec(message_type).encode(message)
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        return self._codec(message_type).decode(data)
+
+
+class GrpclibBench:
+    """The benchmark service on grpclib, mapped by hand (grpclib's ``__mapping__``)."""
+
+    async def echo(self, stream: Any) -> None:
+        await stream.send_message(await stream.recv_message())
+
+    async def ticks(self, stream: Any) -> None:
+        request = await stream.recv_message()
+        for sequence in range(request.count):
+            await stream.send_message(tick(sequence))
+
+    def __mapping__(self) -> dict[str, Any]:
+        from grpclib.const import Cardinality, Handler
+
+        return {
+            ECHO: Handler(self.echo, Cardinality.UNARY_UNARY, Reading, Reading),
+            TICKS: Handler(self.ticks, Cardinality.UNARY_STREAM, TickRequest, Tick),
+            ARRAY: Handler(self.echo, Cardinality.UNARY_UNARY, Tensor, Tensor),
+        }
+
+
+async def _serve_grpclib() -> None:
+    from grpclib.server import Server
+
+    server = Server([GrpclibBench()], codec=JsonCodecForGrpclib())
+    await server.start("127.0.0.1", 0)
+    # grpclib does not expose the port it bound.
+    port = server._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    print(port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
+    server.close()
+    await server.wait_closed()
+
+
+def main(variant: str) -> None:
+    """Serve ``variant`` until stdin closes."""
+    if variant == "floor":
+        _serve_sync(lambda server: server.add_generic_rpc_handlers((_floor_handler(),)))
+    elif variant == "protobuf":
+        _serve_sync(lambda server: server.add_generic_rpc_handlers((_protobuf_handler(),)))
+    elif variant == "transport":
+        _serve_sync(bind(Bench, SyncBench()).add_to)
+    elif variant == "transport-asyncio":
+        asyncio.run(_serve_aio())
+    elif variant == "grpclib-json":
+        asyncio.run(_serve_grpclib())
+    else:
+        raise SystemExit(f"unknown variant {variant!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

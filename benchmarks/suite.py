@@ -1,0 +1,164 @@
+"""The scenarios: which variants take part and what each round measures.
+
+Rounds are interleaved (every variant once per round, in a rotated order) so
+that drift in the machine's load lands on every variant alike.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .clients import Driver
+from .report import Measurement
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much each scenario does per round."""
+
+    rounds: int
+    unary_calls: int
+    concurrent_calls: int
+    in_flight: int
+    stream_count: int
+    array_sizes: tuple[int, ...]
+    array_calls: int
+
+    @classmethod
+    def quick(cls) -> Settings:
+        """Under two minutes on two cores."""
+        return cls(3, 400, 3_000, 100, 10_000, (1 * MIB, 16 * MIB), 4)
+
+    @classmethod
+    def full(cls) -> Settings:
+        """More rounds, more calls, and the 64 MiB array."""
+        return cls(7, 2_000, 10_000, 100, 10_000, (1 * MIB, 16 * MIB, 64 * MIB), 6)
+
+    @classmethod
+    def tiny(cls) -> Settings:
+        """Enough to prove the suite runs; the numbers mean nothing."""
+        return cls(1, 20, 200, 20, 200, (64 * 1024,), 2)
+
+
+SCENARIOS: dict[str, tuple[str, ...]] = {
+    "unary_small": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
+    "unary_concurrent": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
+    "stream_small": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
+    "ndarray": (
+        "floor",
+        "transport",
+        "transport-json",
+        "transport-asyncio",
+        "protobuf",
+        "grpclib-json",
+    ),
+}
+
+
+def _rss_mib(pid: int | str) -> float:
+    """The peak resident set size of ``pid`` since its last reset, in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _reset_rss(pid: int | str) -> None:
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as refs:
+            refs.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+    except OSError:
+        pass
+
+
+class Run:
+    """Measurements of one benchmark run, filled scenario by scenario."""
+
+    def __init__(
+        self, drivers: dict[str, Driver], server_pids: dict[str, int], settings: Settings
+    ) -> None:
+        self.drivers = drivers
+        self.server_pids = server_pids
+        self.settings = settings
+        self.measurements: list[Measurement] = []
+        self._index: dict[tuple[str, str, str], Measurement] = {}
+
+    def record(self, scenario: str, variant: str, metric: str, unit: str, value: float) -> None:
+        """Add one round's ``value`` of ``metric``."""
+        key = (scenario, variant, metric)
+        found = self._index.get(key)
+        if found is None:
+            found = self._index[key] = Measurement(scenario, variant, metric, unit)
+            self.measurements.append(found)
+        found.samples.append(value)
+
+    def rounds(self, variants: Sequence[str], measure: Callable[[str, Driver], None]) -> None:
+        """Measure every variant once per round, rotating who goes first."""
+        for round_ in range(self.settings.rounds):
+            shift = round_ % len(variants)
+            for variant in (*variants[shift:], *variants[:shift]):
+                measure(variant, self.drivers[variant])
+
+    def unary_small(self, variants: Sequence[str]) -> None:
+        """One call in flight: p50 and p99 latency."""
+        calls = self.settings.unary_calls
+
+        def measure(variant: str, driver: Driver) -> None:
+            latencies = sorted(driver.unary(calls))
+            p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+            self.record(
+                "unary_small", variant, "p50_latency", "us", statistics.median(latencies) * 1e6
+            )
+            self.record("unary_small", variant, "p99_latency", "us", p99 * 1e6)
+
+        for driver in self.drivers.values():
+            driver.unary(10)  # connect and warm up
+        self.rounds(variants, measure)
+
+    def unary_concurrent(self, variants: Sequence[str]) -> None:
+        """Many calls in flight from asyncio: calls per second."""
+        s = self.settings
+
+        def measure(variant: str, driver: Driver) -> None:
+            seconds = driver.concurrent(s.concurrent_calls, s.in_flight)
+            self.record(
+                "unary_concurrent", variant, "throughput", "calls/s", s.concurrent_calls / seconds
+            )
+
+        for name in variants:
+            self.drivers[name].concurrent(s.in_flight, s.in_flight)
+        self.rounds(variants, measure)
+
+    def stream_small(self, variants: Sequence[str]) -> None:
+        """A server stream of small messages: messages per second."""
+        count = self.settings.stream_count
+
+        def measure(variant: str, driver: Driver) -> None:
+            self.record(
+                "stream_small", variant, "throughput", "msgs/s", count / driver.stream(count)
+            )
+
+        for name in variants:
+            self.drivers[name].stream(10)
+        self.rounds(variants, measure)
+
+    def ndarray(self, variants: Sequence[str]) -> None:
+        """Round trips of float32 arrays: MiB/s and the peak RSS of client and server."""
+        for size in self.settings.array_sizes:
+            self.rounds(variants, functools.partial(self._array, size=size))
+
+    def _array(self, variant: str, driver: Driver, *, size: int) -> None:
+        label = f"{size // MIB}MiB" if size >= MIB else f"{size // 1024}KiB"
+        server = self.server_pids[variant]
+        _reset_rss("self")
+        _reset_rss(server)
+        seconds = driver.array(size, self.settings.array_calls)
+        self.record("ndarray", variant, f"throughput_{label}", "MiB/s", size / MIB / seconds)
+        self.record("ndarray", variant, f"client_peak_rss_{label}", "MiB", _rss_mib("self"))
+        self.record("ndarray", variant, f"server_peak_rss_{label}", "MiB", _rss_mib(server))
