@@ -10,6 +10,7 @@ from .client import BidiStream as BidiStream
 from .client import Client as Client
 from .client import ResponseStream as ResponseStream
 from .codec import DecodeError as DecodeError
+from .codec import FrozenMessage as FrozenMessage
 from .codec import JsonCodec as JsonCodec
 from .codec import Message as Message
 from .context import AsyncContext as AsyncContext
@@ -75,6 +76,7 @@ __all__ = [
     "Empty",
     "EnumField",
     "FloatValue",
+    "FrozenMessage",
     "Int32",
     "Int32Value",
     "Int64",

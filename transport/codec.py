@@ -15,7 +15,7 @@ import numpy as np
 
 from .ndarray import decode_ndarray, encode_ndarray
 
-__all__ = ["DecodeError", "JsonCodec", "Message"]
+__all__ = ["DecodeError", "FrozenMessage", "JsonCodec", "Message"]
 
 T = TypeVar("T")
 
@@ -26,7 +26,16 @@ class Message(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
     Field names travel in lowerCamelCase (``source_path`` is ``"sourcePath"``),
     fields equal to their default are omitted, unknown fields are ignored. To
     keep names as declared, subclass with ``rename=None`` or use a plain
-    ``msgspec.Struct``.
+    ``msgspec.Struct``. Messages are mutable, so a document can be built in
+    steps; see :class:`FrozenMessage` for immutable, hashable ones.
+    """
+
+
+class FrozenMessage(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+    """Base for immutable, hashable messages with the same mapping as :class:`Message`.
+
+    Subclass with ``frozen=True`` repeated (``class Point(FrozenMessage,
+    frozen=True)``): type checkers take a subclass without it to be mutable.
     """
 
 

@@ -18,5 +18,6 @@ Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
 """A proto3 ``int64``/``sint64``/``sfixed64``."""
 UInt32 = Annotated[int, Meta(ge=0, le=2**32 - 1)]
 """A proto3 ``uint32``/``fixed32``."""
-UInt64 = Annotated[int, Meta(ge=0, le=2**64 - 1)]
-"""A proto3 ``uint64``/``fixed64``."""
+# msgspec cannot check an upper bound beyond int64, so only the sign is checked.
+UInt64 = Annotated[int, Meta(ge=0)]
+"""A proto3 ``uint64``/``fixed64`` (not negative; the upper bound is not checked)."""
