@@ -15,6 +15,7 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 import numpy.typing as npt
+import pybase64
 
 __all__ = ["Quantization", "QuantizedArray", "decode_ndarray", "encode_ndarray", "quantize"]
 
@@ -28,7 +29,8 @@ _KINDS = frozenset("biufc")
 class _Wire(msgspec.Struct, rename="camel", omit_defaults=True):
     dtype: str
     shape: list[int]
-    data: bytes
+    # ``data`` is read apart: a base64 string decoded with a SIMD decoder (about
+    # 20x msgspec's), or a raw buffer when it arrived as an attachment.
     quantization: Quantization = "NONE"
     min_val: float | None = None
     max_val: float | None = None
@@ -100,6 +102,18 @@ def encode_ndarray(array: np.ndarray[Any, Any]) -> dict[str, Any]:
     return wire
 
 
+def _data(obj: dict[str, Any]) -> bytes | memoryview:
+    data = obj.get("data")
+    if isinstance(data, str):
+        try:
+            return pybase64.b64decode(data, validate=True)
+        except ValueError:
+            raise ValueError("data is not valid base64") from None
+    if isinstance(data, (bytes, memoryview)):
+        return data
+    raise ValueError("data must be a base64 string")
+
+
 def decode_ndarray(obj: Any) -> np.ndarray[Any, Any]:
     """Build an array from its decoded JSON mapping; raise ValueError if it is inconsistent.
 
@@ -112,18 +126,19 @@ def decode_ndarray(obj: Any) -> np.ndarray[Any, Any]:
         # msgspec adds the path of the array field; the path inside it becomes words.
         message, _, inner = str(exc).partition(" - at `$.")
         raise ValueError(f"{message} in `{inner}" if inner else message) from None
+    data = _data(obj)
     dtype = _dtype(wire.dtype)
     if any(n < 0 for n in wire.shape):
         raise ValueError(f"shape {wire.shape} has a negative dimension")
     count = 1
     for n in wire.shape:
         count *= n
-    if count * dtype.itemsize != len(wire.data):
+    if count * dtype.itemsize != len(data):
         raise ValueError(
-            f"data holds {len(wire.data)} bytes but dtype {wire.dtype} x shape "
+            f"data holds {len(data)} bytes but dtype {wire.dtype} x shape "
             f"{wire.shape} needs {count * dtype.itemsize}"
         )
-    array = np.frombuffer(wire.data, dtype=dtype).reshape(wire.shape)
+    array = np.frombuffer(data, dtype=dtype).reshape(wire.shape)
     if wire.quantization == "NONE":
         return array
     original = _dtype(wire.original_dtype or "float32")
