@@ -101,6 +101,9 @@ class RunnerServer:
     def Engage(self, requests: Iterator[ClientMsg], context: Context) -> Iterator[RunnerMsg]:
         """Take ``try`` and the body, run the function, send its result."""
         with self.engaged.track():
+            # Headers go out now, not with the first reply: the client learns at
+            # once that the runner has taken the call (and Status counts it).
+            context.send_initial_metadata(())
             created_at = _now()
             first = next(requests, None)
             if first is None:
