@@ -64,10 +64,10 @@ class DaemonProcess:
         try:
             line = self._first.get(timeout=start_timeout)
         except queue.Empty:
-            self.kill()
+            self.close()
             raise TimeoutError(f"{name} did not start within {start_timeout} s") from None
         if not line.startswith(_LISTENING):
-            self.kill()
+            self.close()
             raise RuntimeError(f"{name} did not start: {line!r}")
         self.endpoint = line[len(_LISTENING) :]
         self._probe = RpcClient.connect(self.endpoint, timeout=1.0)
