@@ -47,7 +47,14 @@ class Telemetry(Service, Protocol, name="demo.v1.Telemetry"):
 def _summary(reading: Reading) -> Summary:
     if reading.values.size == 0:
         raise RpcError(StatusCode.INVALID_ARGUMENT, "no values", {"sensor": reading.sensor})
-    return Summary(sensor=reading.sensor, count=reading.values.size, mean=reading.values.mean())
+    where = {"sensor": reading.sensor}
+    if reading.values.dtype.kind == "c":  # a complex mean has no place in a float field
+        raise RpcError(StatusCode.INVALID_ARGUMENT, "values must be real", where)
+    with np.errstate(all="ignore"):  # NaN and infinities are refused just below
+        mean = float(reading.values.mean(dtype=np.float64))
+    if not np.isfinite(mean):  # JSON has no NaN: it would travel as null
+        raise RpcError(StatusCode.INVALID_ARGUMENT, "values must be finite", where)
+    return Summary(sensor=reading.sensor, count=reading.values.size, mean=mean)
 
 
 class TelemetryServer:

@@ -8,6 +8,7 @@ INVALID_ARGUMENT with a message that names the field.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -15,9 +16,20 @@ import numpy as np
 
 from .ndarray import decode_ndarray, encode_ndarray
 
-__all__ = ["DecodeError", "FrozenMessage", "JsonCodec", "Message"]
+__all__ = ["MAX_JSON_DEPTH", "DecodeError", "FrozenMessage", "JsonCodec", "Message"]
 
 T = TypeVar("T")
+
+#: JSON nested deeper than this many arrays and objects does not decode.
+MAX_JSON_DEPTH = 1000
+# msgspec recurses once per level and stops at the interpreter's recursion
+# check, which by default (a recursion limit of 1000 on CPython 3.11) keeps
+# the C stack safe. A program that raises the limit would let a deep document
+# overflow the C stack and kill the process: then the depth is measured first.
+_SAFE_RECURSION_LIMIT = 1000
+# What the depth scan keeps: brackets (braces count as brackets) and quotes.
+_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
 
 
 class Message(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -41,6 +53,26 @@ class FrozenMessage(msgspec.Struct, frozen=True, kw_only=True, rename="camel", o
 
 class DecodeError(ValueError):
     """Raised when bytes are not valid JSON or do not match the declared type."""
+
+
+def _too_deep(data: bytes) -> bool:
+    """Whether ``data`` nests arrays and objects deeper than :data:`MAX_JSON_DEPTH`.
+
+    Linear and vectorised: escaped backslashes and quotes go first, then all
+    but brackets and quotes; numpy marks what lies between quotes and adds up
+    the depth of the brackets outside them. Past the first error msgspec would
+    report the count may be off, which only changes which error is reported.
+    """
+    data = bytes(data)
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    marks = np.frombuffer(unescaped.translate(_AS_BRACKETS, _NOT_STRUCTURE), np.uint8)
+    quote = marks == ord('"')
+    in_string = (np.cumsum(quote, dtype=np.int32) & 1).astype(bool)
+    # "[" is 91 and "]" is 93: one level in, one level out.
+    steps = np.where(quote | in_string, 0, 92 - marks.astype(np.int32))
+    return bool(np.cumsum(steps).max(initial=0) > MAX_JSON_DEPTH)
 
 
 def _enc_hook(obj: Any) -> Any:
@@ -78,6 +110,12 @@ class JsonCodec(Generic[T]):
 
     def decode(self, data: bytes) -> T:
         """Return the message in ``data``; raise :class:`DecodeError` naming the field path."""
+        if (
+            len(data) > MAX_JSON_DEPTH
+            and sys.getrecursionlimit() > _SAFE_RECURSION_LIMIT
+            and _too_deep(data)
+        ):
+            raise DecodeError("JSON is nested too deeply")
         try:
             return self._decoder.decode(data)
         except msgspec.ValidationError as exc:
@@ -86,3 +124,5 @@ class JsonCodec(Generic[T]):
             raise DecodeError(f"malformed JSON: {exc}") from None
         except RecursionError:
             raise DecodeError("JSON is nested too deeply") from None
+        except UnicodeDecodeError as exc:  # msgspec lets these through as they are
+            raise DecodeError(f"malformed JSON: a string is not UTF-8 ({exc.reason})") from None
