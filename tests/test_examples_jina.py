@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,6 +26,7 @@ from transport.examples.jina import (
     SparseNdArrayProto,
     StatusProto,
     from_numpy,
+    protocol,
     to_numpy,
 )
 from transport.examples.jina.__main__ import main
@@ -251,3 +254,12 @@ def test_demo_indexes_searches_and_asks_the_status(
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in out] == ["cat", "dog", "car", "status"]
     assert out[-1] == "status READY"
+
+
+def test_the_readme_shows_the_declaration_as_written() -> None:
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    section = readme.read_text().split("\n## Seed: JinaRPC\n")[1].split("\n## ")[0]
+    found = re.search(r"```py\n(.*?)```", section, re.S)
+    assert found is not None
+    source = {line.rstrip() for line in Path(protocol.__file__).read_text().splitlines()}
+    assert [line for line in found.group(1).splitlines() if line and line not in source] == []

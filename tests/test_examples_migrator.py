@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from transport.examples.migrator import (
     copy_for,
     ingest,
     parse_ingest,
+    protocol,
 )
 from transport.examples.migrator.__main__ import main
 from transport.testing import TestServer
@@ -155,3 +157,16 @@ def test_demo_ingests_and_exports(
     main()
     out = capsys.readouterr().out.splitlines()
     assert out[-2:] == ["exported config.json", "exported model/weights/layer1.bin"]
+
+
+def test_the_readme_shows_the_declaration_as_written() -> None:
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    section = (
+        readme.read_text()
+        .split("\n## Seed: Migrator (t1.fps.model.Migrator)\n")[1]
+        .split("\n## ")[0]
+    )
+    found = re.search(r"```py\n(.*?)```", section, re.S)
+    assert found is not None
+    source = {line.rstrip() for line in Path(protocol.__file__).read_text().splitlines()}
+    assert [line for line in found.group(1).splitlines() if line and line not in source] == []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -21,6 +23,7 @@ from transport.examples.runner import (
     TryCall,
     call_messages,
     engage,
+    protocol,
 )
 from transport.examples.runner.__main__ import main
 from transport.testing import TestServer
@@ -167,3 +170,12 @@ def test_demo_runs_each_function(
         "fail: failed: RuntimeError: the function failed",
         "active: 0",
     ]
+
+
+def test_the_readme_shows_the_declaration_as_written() -> None:
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    section = readme.read_text().split("\n## Seed: RunnerProtocol\n")[1].split("\n## ")[0]
+    found = re.search(r"```py\n(.*?)```", section, re.S)
+    assert found is not None
+    source = {line.rstrip() for line in Path(protocol.__file__).read_text().splitlines()}
+    assert [line for line in found.group(1).splitlines() if line and line not in source] == []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -40,6 +42,7 @@ from transport.examples.scaleout import (
     TelemetryElem,
     TelemetryMessage,
     download_model,
+    protocol,
     upload_model,
 )
 from transport.examples.scaleout.__main__ import main
@@ -228,3 +231,16 @@ def test_demo_reports_takes_tasks_and_moves_a_model(
     out = capsys.readouterr().out.splitlines()
     assert "task training model-1" in out and "task validation model-1" in out
     assert out[-1] == "downloaded 2560000 bytes"
+
+
+def test_the_readme_shows_the_declaration_as_written() -> None:
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    section = (
+        readme.read_text()
+        .split("\n## Seed: Scaleout Edge (CombinerClient, ModelService)\n")[1]
+        .split("\n## ")[0]
+    )
+    found = re.search(r"```py\n(.*?)```", section, re.S)
+    assert found is not None
+    source = {line.rstrip() for line in Path(protocol.__file__).read_text().splitlines()}
+    assert [line for line in found.group(1).splitlines() if line and line not in source] == []
