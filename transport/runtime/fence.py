@@ -16,12 +16,22 @@ from collections.abc import Callable
 from ..errors import RpcError
 from ..status import StatusCode
 
-__all__ = ["OWNER_METADATA_KEY", "Fence", "FencedError", "LeaseLapsedError"]
+__all__ = ["OWNER_METADATA_KEY", "Fence", "FencedError", "LeaseLapsedError", "lease_clock"]
 
 #: Request metadata naming the expected owner; trailing metadata naming the serving one.
 OWNER_METADATA_KEY = "x-owner-instance"
 
 _PRINTABLE = re.compile(r"[!-~]+")
+
+
+def _boottime() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+#: The clock an owner measures its lease with: monotonic, and on Linux counting
+#: time the machine spent suspended (CLOCK_BOOTTIME), since the wall clock that
+#: decides expiry for a standby keeps counting then too.
+lease_clock: Callable[[], float] = _boottime if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic
 
 
 class FencedError(RpcError):
@@ -62,7 +72,7 @@ class Fence:
         instance_id: str,
         *,
         holding: bool = True,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = lease_clock,
     ) -> None:
         if instance_id and not _PRINTABLE.fullmatch(instance_id):
             raise ValueError(

@@ -4,25 +4,24 @@ The decisions are plain code (:meth:`Owner.step` does one round and says when
 to come back); :meth:`Owner.run` drives them on asyncio, with the store's
 blocking I/O on a worker thread and every state change on the event loop.
 
-The timing argument (see the README, "Leases and takeover"): before each
-acquire or renew the owner reads its monotonic clock (``m0``); the store then
-writes ``expiresAt = wall_now + ttl`` with ``wall_now`` read later than ``m0``.
-The owner serves fenced calls only while ``monotonic() < m0 + ttl - margin``,
-and a standby takes over only once the wall clock has passed ``expiresAt``. As
-long as the two clocks advance at the same rate to within ``margin`` per
-``ttl``, the old owner has stopped before the new one starts, however long it
-was paused or cut off.
+The timing argument (README, "Leases and takeover"): before each acquire or
+renew the owner reads its lease clock (monotonic, counting suspend; ``m0``);
+the store then writes ``expiresAt = wall_now + ttl`` with ``wall_now`` read
+later than ``m0``. The owner serves fenced calls only while
+``clock() < m0 + ttl - margin``, and a standby takes over only once the wall
+clock has passed ``expiresAt``. As long as the two clocks disagree by less than
+``margin`` over one ``ttl``, the old owner has stopped before the new one
+starts, however long it was paused or cut off.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 import anyio
 
-from .fence import Fence
+from .fence import Fence, lease_clock
 from .lease import LeaseError, LeaseRecord, LeaseStore
 
 __all__ = ["DEFAULT_LEASE_TTL", "Owner"]
@@ -52,7 +51,7 @@ class Owner:
         safety_margin: float | None = None,
         on_acquired: Callable[[LeaseRecord], None] | None = None,
         on_lost: Callable[[LeaseRecord], None] | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = lease_clock,
     ) -> None:
         if not fence.instance_id:
             raise ValueError("an owner needs a non-empty instance id (fencing is off without)")
