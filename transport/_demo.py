@@ -146,10 +146,12 @@ async def _async_demo() -> None:
         first = await stream.read()
         await stream.done_writing()
         print(f"  stream-stream Live      -> {first} then {await stream.read()}")
+        # The server waits for readings that never come, until the deadline.
+        silent = client.open(Telemetry.Live, timeout=0.05)
         try:
-            await client.call(Telemetry.Summarise, reading, timeout=1e-6)
+            await silent.read()
         except RpcError as exc:
-            print(f"  tiny deadline           -> {exc.code.name}")
+            print(f"  50 ms deadline, silent  -> {exc.code.name}")
 
 
 def run() -> None:
