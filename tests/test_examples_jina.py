@@ -205,6 +205,16 @@ def test_a_stream_of_requests_is_answered_in_order(server: TestServer) -> None:
             b'"shape": [2], "dtype": "uint8", "quantization": 2, "originalDtype": "object"}}}]}}',
             "index.docs[0].embedding: dtype 'object' is not a numeric dtype",
         ),
+        (
+            b'{"index": {"docs": [{"id": "a", "embedding": {"dense": '
+            b'{"buffer": "AAAAAAAAAAA=", "shape": [1], "dtype": "complex64"}}}]}}',
+            "index.docs[0].embedding: a complex embedding",
+        ),
+        (
+            b'{"index": {"docs": [{"id": "a", "embedding": {"dense": '
+            b'{"buffer": "AADAfw==", "shape": [1], "dtype": "float32"}}}]}}',
+            "NaN or infinity",
+        ),
     ],
 )
 def test_bad_requests_are_invalid_argument_and_the_pod_keeps_serving(

@@ -90,9 +90,12 @@ class JinaServer:
         if doc.embedding is None:
             return None
         try:
-            vector = to_numpy(doc.embedding).astype(np.float64).reshape(-1)
+            array = to_numpy(doc.embedding)
         except (TypeError, ValueError) as exc:
             raise _invalid(str(exc), f"{field}.embedding") from None
+        if array.dtype.kind == "c":
+            raise _invalid("a complex embedding has no cosine here", f"{field}.embedding")
+        vector = array.astype(np.float64).reshape(-1)
         if not np.isfinite(vector).all():
             raise _invalid("the embedding holds NaN or infinity", f"{field}.embedding")
         return vector
