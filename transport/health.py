@@ -176,6 +176,11 @@ class Health:
         with self._lock:
             return self._statuses.get(service)
 
+    def watching(self, service: str = "") -> int:
+        """How many Watch calls follow ``service`` now."""
+        with self._lock:
+            return len(self._watchers.get(service, ()))
+
     def enter_graceful_shutdown(self) -> None:
         """Report NOT_SERVING for everything, from now on; call it before ``server.stop(grace)``."""
         with self._lock:
