@@ -83,6 +83,7 @@ class CountingSession:
         self.closes = 0
         self.generators_closed = 0
         self.proceed = threading.Event()
+        self.events: list[str] = []
 
     def _words(self, prompt: str) -> Generator[str, None, None]:
         try:
@@ -96,28 +97,47 @@ class CountingSession:
 
 class SyncSession(CountingSession):
     def infer(self, inputs: Arrays) -> Arrays:
-        return {name: value * 2 for name, value in inputs.items()}
+        self.events.append("infer")
+        try:
+            if "wait" in inputs:
+                assert self.proceed.wait(5)
+            return {name: value * 2 for name, value in inputs.items()}
+        finally:
+            self.events.append("infer done")
 
     def generate(self, prompt: str, max_tokens: int) -> Iterator[str]:
         return self._words(prompt)  # ignores max_tokens: the server caps it
 
     def close(self) -> None:
+        self.events.append("close")
         self.closes += 1
 
 
 class AsyncSession(CountingSession):
     async def infer(self, inputs: Arrays) -> Arrays:
-        return {name: value * 2 for name, value in inputs.items()}
+        self.events.append("infer")
+        try:
+            if "wait" in inputs:
+                with anyio.fail_after(5):
+                    while not self.proceed.is_set():
+                        await anyio.sleep(0.005)
+            return {name: value * 2 for name, value in inputs.items()}
+        finally:
+            self.events.append("infer done")
 
     async def generate(self, prompt: str, max_tokens: int) -> AsyncIterator[str]:
-        words = self._words(prompt)
         try:
-            while (word := await anyio.to_thread.run_sync(next, words, None)) is not None:
+            for word in prompt.split():
+                if word == "wait":
+                    with anyio.fail_after(5):
+                        while not self.proceed.is_set():
+                            await anyio.sleep(0.005)
                 yield word
         finally:
-            words.close()
+            self.generators_closed += 1
 
     async def close(self) -> None:
+        self.events.append("close")
         self.closes += 1
 
 
@@ -409,6 +429,24 @@ def test_a_client_that_cancels_mid_generate_leaks_nothing(
         session.close()  # no call holds it any more: closed at once
         wait_for(lambda: backend_session.closes == 1, 5, "session closed")
         assert serving.server.session_count == 0
+
+
+def test_a_session_is_not_closed_under_a_running_call(
+    backend: SyncBackend | AsyncBackend,
+) -> None:
+    with (
+        daemon(backend, instance_id="owner-a") as serving,
+        dial_leader(serving.endpoint, "owner-a", timeout=5) as client,
+    ):
+        session = client.open_session(DOUBLE)
+        with pytest.raises(RpcError) as caught:
+            session.infer({"wait": np.zeros(1)}, timeout=0.2)
+        assert caught.value.code is StatusCode.DEADLINE_EXCEEDED
+        session.close()
+        (backend_session,) = backend.sessions
+        backend_session.proceed.set()
+        wait_for(lambda: backend_session.closes == 1, 5, "session closed")
+        assert backend_session.events == ["infer", "infer done", "close"]
 
 
 def test_an_unfenced_server_needs_no_metadata() -> None:

@@ -1,19 +1,18 @@
 """The runtime server: a :class:`~.contract.Service` on the wire as ``transport.v1.Runtime``.
 
 It serves on ``grpc.aio.server`` (one event loop; the choice is documented in
-the README). Async backends are awaited on the loop; sync ones run on worker
-threads (``anyio.to_thread``), so a slow model never stalls other calls. The
-fence, handle and session decisions are the plain code of :mod:`.fence`,
-:mod:`.handles` and :mod:`.sessions`; this module only adapts them.
+the README). Async backends are awaited on the loop; sync ones run on the
+server's worker threads (:mod:`.adapter`), so a slow model never stalls other
+calls. The fence, handle and session decisions are the plain code of
+:mod:`.fence`, :mod:`.handles` and :mod:`.sessions`; this module only adapts
+them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from functools import partial
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -21,10 +20,9 @@ import grpc.aio
 
 from ..context import AsyncContext
 from ..server import Binding, bind
+from .adapter import DEFAULT_MAX_WORKERS, OpenedSession, Workers
 from .contract import (
-    Arrays,
     HealthStatus,
-    Inputs,
     ModelInfo,
     OpenSessionRequest,
     Service,
@@ -50,52 +48,6 @@ __all__ = ["Server"]
 
 log = logging.getLogger("transport.runtime")
 
-_DONE = object()
-
-
-def _on_loop(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    """``fn`` as a coroutine function: awaited if async, else run on a worker thread."""
-    if inspect.iscoroutinefunction(fn):
-        return fn
-    return partial(anyio.to_thread.run_sync, fn)
-
-
-async def _pieces(session: Session, prompt: str, max_tokens: int) -> AsyncGenerator[str, None]:
-    """The text pieces of ``session.generate``, sync or async, as an async iterator."""
-    generate: Callable[..., Any] = session.generate
-    if inspect.isasyncgenfunction(generate):
-        pieces = generate(prompt, max_tokens)
-        try:
-            async for piece in pieces:
-                yield piece
-        finally:
-            await pieces.aclose()
-        return
-    if inspect.iscoroutinefunction(generate):
-        async for piece in await generate(prompt, max_tokens):
-            yield piece
-        return
-    iterator = await anyio.to_thread.run_sync(lambda: iter(generate(prompt, max_tokens)))
-    try:
-        while (piece := await anyio.to_thread.run_sync(next, iterator, _DONE)) is not _DONE:
-            yield piece
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            await anyio.to_thread.run_sync(close)
-
-
-class _Opened:
-    """A backend session with its calls adapted to the event loop once, at open."""
-
-    __slots__ = ("close", "infer", "info", "session")
-
-    def __init__(self, session: Session, info: ModelInfo) -> None:
-        self.session = session
-        self.info = info
-        self.infer: Callable[[Inputs], Awaitable[Arrays]] = _on_loop(session.infer)
-        self.close: Callable[[], Awaitable[None]] = _on_loop(session.close)
-
 
 class Server:
     """Adapts a model :class:`~.contract.Service` to the wire; mount it with :meth:`register`.
@@ -104,7 +56,8 @@ class Server:
     Health; ``""`` disables fencing (the local, unwired path). ``backend`` is
     echoed by Health. Sessions live here, keyed by opaque handles only this
     instance accepts; at most ``max_sessions`` are open, and one unused for
-    ``idle_timeout`` seconds is closed. Call :meth:`close` when done serving.
+    ``idle_timeout`` seconds is closed. Sync backend methods run on up to
+    ``max_workers`` threads. Call :meth:`close` when done serving.
     """
 
     def __init__(
@@ -115,17 +68,19 @@ class Server:
         *,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_workers: int = DEFAULT_MAX_WORKERS,
     ) -> None:
         self.service = service
         self.backend = backend
         self.fence = Fence(instance_id)
         self.handles = Handles(instance_id)
-        self.sessions: SessionTable[_Opened] = SessionTable(
+        self.sessions: SessionTable[OpenedSession] = SessionTable(
             max_sessions=max_sessions, idle_timeout=idle_timeout
         )
+        self.workers = Workers(max_workers)
         self.binding: Binding = bind(Runtime, _Handlers(self))
-        self._describe = _on_loop(service.describe)
-        self._open = _on_loop(service.open_session)
+        self._describe = self.workers.adapt(service.describe)
+        self._open = self.workers.adapt(service.open_session)
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
@@ -165,12 +120,13 @@ class Server:
         if self._reaper is not None:
             self._reaper.cancel()
         await self.close_sessions(self.sessions.drain())
+        self.workers.shutdown()
 
     def drop_sessions(self) -> None:
         """Close every session in the background (the lease was lost: handles die with it)."""
         self._spawn(self.close_sessions(self.sessions.drain()))
 
-    async def close_sessions(self, sessions: list[_Opened]) -> None:
+    async def close_sessions(self, sessions: list[OpenedSession]) -> None:
         """Call the backend's ``close()`` of each session; log, never raise, its errors."""
         for opened in sessions:
             try:
@@ -192,7 +148,7 @@ class Server:
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.get_running_loop().create_task(self._reap_idle())
 
-    async def _finish(self, entry: SessionEntry[_Opened]) -> None:
+    async def _finish(self, entry: SessionEntry[OpenedSession]) -> None:
         closing = self.sessions.release(entry)
         if closing is not None:
             await self.close_sessions([closing])
@@ -240,14 +196,14 @@ class _Handlers:
             info = getattr(session, "info", None)
             if not isinstance(info, ModelInfo):
                 info = await server._describe(request)
-            opened = _Opened(session, info)
+            opened = OpenedSession(session, info, server.workers)
             # The lease may have lapsed, or the server closed, while the model loaded.
             self._admit(context)
             if server._closed:
                 raise LeaseLapsedError(server.instance_id)
         except BaseException:
             self._sessions.unreserve()
-            await _on_loop(session.close)()
+            await server.workers.adapt(session.close)()
             raise
         handle = self._handles.mint()
         self._sessions.add(handle, opened)
@@ -270,7 +226,7 @@ class _Handlers:
         self._admit(context)
         entry = self._sessions.acquire(self._handles.verify(request.handle))
         limit = request.max_tokens
-        pieces = _pieces(entry.session.session, request.prompt, limit)
+        pieces = entry.session.generate(request.prompt, limit)
         try:
             index = 0
             async for piece in pieces:
