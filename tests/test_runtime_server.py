@@ -468,6 +468,15 @@ def test_the_server_mounts_on_grpc_aio_only() -> None:
     sync_server.stop(None)
 
 
+def test_mount_sees_both_servers_before_the_start() -> None:
+    seen: list[tuple[Any, Server]] = []
+    with daemon(
+        NoneBackend(), mount=lambda grpc_server, server: seen.append((grpc_server, server))
+    ) as serving:
+        assert seen == [(serving.grpc_server, serving.server)]
+        assert isinstance(seen[0][0], grpc.aio.Server)
+
+
 def test_lease_state_is_observable() -> None:
     heard: list[bool] = []
     server = Server(NoneBackend(), "owner-a")

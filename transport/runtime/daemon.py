@@ -20,6 +20,7 @@ import anyio
 import grpc.aio
 
 from ..options import grpc_options
+from .adapter import DEFAULT_MAX_WORKERS
 from .contract import Service
 from .lease import FileLeaseStore, LeaseError, LeaseStore
 from .owner import DEFAULT_LEASE_TTL, Owner
@@ -77,7 +78,9 @@ async def running(
     advertise: str | None = None,
     max_sessions: int = DEFAULT_MAX_SESSIONS,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_workers: int = DEFAULT_MAX_WORKERS,
     grace: float = DEFAULT_GRACE,
+    mount: Callable[[grpc.aio.Server, Server], None] | None = None,
 ) -> AsyncIterator[Serving]:
     """Serve ``service`` on ``listen`` (``HOST:PORT``, port 0 for any) while the block runs.
 
@@ -86,7 +89,8 @@ async def running(
     one it serves as ``instance_id`` from the start; ``instance_id=""`` turns
     fencing off. A new id is drawn when ``instance_id`` is ``None``. On exit:
     in-flight calls get ``grace`` seconds, then sessions are closed and the
-    lease is released.
+    lease is released. ``mount(grpc_server, server)`` runs before the server
+    starts: mount more services there, or subscribe to lease changes.
     """
     if instance_id is None:
         instance_id = new_instance_id()
@@ -98,6 +102,7 @@ async def running(
         backend,
         max_sessions=max_sessions,
         idle_timeout=idle_timeout,
+        max_workers=max_workers,
     )
     grpc_server = grpc.aio.server(options=grpc_options())
     server.register(grpc_server)
@@ -115,6 +120,8 @@ async def running(
             ttl=lease_ttl,
             on_lost=lambda record: server.drop_sessions(),
         )
+    if mount is not None:
+        mount(grpc_server, server)
     await grpc_server.start()
     try:
         async with anyio.create_task_group() as tasks:
