@@ -7,6 +7,7 @@ until cancelled. The embedded defaults: a lease file, the ``none`` backend
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -123,26 +124,26 @@ async def running(
     if mount is not None:
         mount(grpc_server, server)
     await grpc_server.start()
+    # A plain task, not a task group: the caller may exit several daemons in any
+    # order (an AsyncExitStack), which nested cancel scopes would not allow.
+    driving = asyncio.get_running_loop().create_task(owner.run()) if owner else None
     try:
-        async with anyio.create_task_group() as tasks:
-            if owner is not None:
-                tasks.start_soon(owner.run)
-            try:
-                yield Serving(endpoint, server, grpc_server, owner)
-            finally:
-                # Still the owner during the grace period: in-flight calls may finish.
-                with anyio.CancelScope(shield=True):
-                    await grpc_server.stop(grace)
-                    if owner is not None:
-                        owner.stop()
+        yield Serving(endpoint, server, grpc_server, owner)
     finally:
-        with anyio.CancelScope(shield=True):
-            await server.close()
-            if owner is not None:
-                try:
-                    await anyio.to_thread.run_sync(owner.release)
-                except LeaseError as exc:
-                    log.warning("could not release the lease: %s", exc)
+        # Still the owner during the grace period: in-flight calls may finish.
+        await grpc_server.stop(grace)
+        if owner is not None and driving is not None:
+            owner.stop()
+            try:
+                await driving
+            except Exception:  # the fence lapsed on its own clock meanwhile
+                log.exception("the owner loop of %s failed", owner.instance_id)
+        await server.close()
+        if owner is not None:
+            try:
+                await anyio.to_thread.run_sync(owner.release)
+            except LeaseError as exc:
+                log.warning("could not release the lease: %s", exc)
 
 
 async def serve(
