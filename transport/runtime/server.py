@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import anyio
 import grpc.aio
 
 from ..context import AsyncContext
@@ -136,7 +135,9 @@ class Server:
 
     async def _reap_idle(self) -> None:
         while True:
-            await anyio.sleep(self.sessions.next_expiry() or self.sessions.idle_timeout)
+            due = self.sessions.next_expiry()
+            # A floor of 10 ms: rounding must not make this spin at an expiry instant.
+            await asyncio.sleep(max(0.01, self.sessions.idle_timeout if due is None else due))
             await self.close_sessions(self.sessions.expire())
 
     def _spawn(self, coroutine: Any) -> None:
