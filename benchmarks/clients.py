@@ -369,7 +369,7 @@ def driver(variant: str, port: int, loop: asyncio.AbstractEventLoop) -> Driver:
     if variant == "transport":
         return TransportDriver(variant, port, loop)
     if variant == "transport-json":
-        return TransportDriver(variant, port, loop)
+        return TransportDriver(variant, port, loop, attachments=False)
     if variant == "transport-asyncio":
         return AsyncTransportDriver(variant, port, loop)
     if variant == "grpclib-json":

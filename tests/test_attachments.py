@@ -1,14 +1,18 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Protocol
 
+import grpc
 import msgspec
 import numpy as np
 import pytest
 
-from transport import Message
+from transport import AsyncContext, Context, Message, Service, bind, rpc
 from transport import _attachments as attachments
+from transport.codec import JsonCodec as JsonCodecOf
 from transport.codec import _dec_hook, _enc_hook
+from transport.testing import serve, serve_async
 
 
 class Blob(Message):
@@ -156,3 +160,96 @@ def test_announcement() -> None:
     assert attachments.announced([("a", "b"), attachments.ANNOUNCEMENT])
     assert not attachments.announced([("transport-attachments", "2")])
     assert not attachments.announced(None)
+
+
+# -- negotiation end to end ---------------------------------------------------------
+
+
+class Arrays(Service, Protocol, name="test.v1.Arrays"):
+    @rpc
+    def Echo(self, request: Tensor) -> Tensor: ...
+
+    @rpc
+    def Split(self, request: Tensor) -> Iterator[Blob]: ...
+
+
+class SyncArrays:
+    def Echo(self, request: Tensor, context: Context) -> Tensor:
+        context.set_trailing_metadata([("x-seen", str(request.array.nbytes))])
+        return Tensor(name=request.name, array=request.array * 2, blob=request.blob)
+
+    def Split(self, request: Tensor, context: Context) -> Iterator[Blob]:
+        for index, row in enumerate(request.array):
+            yield Blob(name=str(index), data=row.tobytes())
+
+
+class AsyncArrays:
+    async def Echo(self, request: Tensor, context: AsyncContext) -> Tensor:
+        return Tensor(name=request.name, array=request.array * 2, blob=request.blob)
+
+    async def Split(self, request: Tensor, context: AsyncContext) -> AsyncIterator[Blob]:
+        for index, row in enumerate(request.array):
+            yield Blob(name=str(index), data=row.tobytes())
+
+
+def _big() -> Tensor:
+    return Tensor(
+        name="t", array=np.arange(4096, dtype=np.float32).reshape(8, 512), blob=b"b" * 4096
+    )
+
+
+def test_typed_ends_switch_to_frames_after_the_first_answer() -> None:
+    with serve(bind(Arrays, SyncArrays())) as server:
+        client = server.client
+        assert not client._peer_reads_frames
+        first, info = client.with_call(Arrays.Echo, _big())
+        assert dict(info.trailing_metadata)["x-seen"] == "16384"
+        assert dict(info.trailing_metadata)["transport-attachments"] == "1"
+        assert client._peer_reads_frames
+        second = client.call(Arrays.Echo, _big())
+        for reply in (first, second):
+            assert np.array_equal(reply.array, _big().array * 2) and reply.blob == _big().blob
+        rows = list(client.call(Arrays.Split, _big()))
+        assert [np.frombuffer(r.data, np.float32)[0] for r in rows] == [512.0 * i for i in range(8)]
+
+
+def test_a_json_peer_never_sees_a_frame() -> None:
+    wire = JsonCodecOf(Tensor).encode(_big())
+    with serve(bind(Arrays, SyncArrays())) as server:
+        raw: Any = server.client.channel.unary_unary("/test.v1.Arrays/Echo")
+        data, call = raw.with_call(wire)
+        assert data.startswith(b"{") and "transport-attachments" not in dict(
+            call.trailing_metadata()
+        )
+        announcing, call = raw.with_call(wire, metadata=[attachments.ANNOUNCEMENT])
+        assert announcing.startswith(attachments.MAGIC)
+        plain = server.connect(attachments=False)
+        plain.call(Arrays.Echo, _big())
+        assert not plain._peer_reads_frames
+        plain.close()
+
+
+def test_a_broken_frame_is_invalid_argument_and_the_server_keeps_serving() -> None:
+    frame = attachments.encode_framed(_big(), _enc_hook)
+    with serve(bind(Arrays, SyncArrays())) as server:
+        raw: Any = server.client.channel.unary_unary("/test.v1.Arrays/Echo")
+        with pytest.raises(grpc.RpcError) as caught:
+            raw(frame[:-100])
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "after the frame" in str(caught.value.details())
+        assert raw(frame).startswith(b"{")
+        assert server.client.call(Arrays.Echo, _big()).name == "t"
+
+
+@pytest.mark.anyio
+async def test_asyncio_ends_switch_to_frames_too() -> None:
+    async with serve_async(bind(Arrays, AsyncArrays())) as server:
+        client = server.client
+        first = await client.call(Arrays.Echo, _big())
+        assert client._peer_reads_frames
+        second, info = await client.with_call(Arrays.Echo, _big())
+        assert dict(info.trailing_metadata)["transport-attachments"] == "1"
+        for reply in (first, second):
+            assert np.array_equal(reply.array, _big().array * 2)
+        rows = [row async for row in client.call(Arrays.Split, _big())]
+        assert len(rows) == 8 and rows[1].data == _big().array[1].tobytes()

@@ -44,6 +44,7 @@ __all__ = [
     "decode_framed",
     "encode_framed",
     "encode_spliced",
+    "negotiates",
 ]
 
 KEY = "transport-attachments"
@@ -237,3 +238,8 @@ def announced(metadata: Any) -> bool:
 def announce(grpc_context: Any, trailing: tuple[tuple[str, str | bytes], ...]) -> None:
     """Add the announcement to the call's trailing metadata, after what the handler set."""
     grpc_context.set_trailing_metadata((*trailing, ANNOUNCEMENT))
+
+
+def negotiates(method: Any) -> bool:
+    """Whether calls of ``method`` announce attachments: its request or response carries buffers."""
+    return bool(method.request_codec.contents.buffers or method.response_codec.contents.buffers)

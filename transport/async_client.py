@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 import grpc
 import grpc.aio
 
-from . import _status_map
+from . import _attachments, _status_map
 from ._calls import (
     CallInfo,
     MetadataTuple,
@@ -31,6 +31,7 @@ __all__ = ["AsyncBidiStream", "AsyncClient", "AsyncResponseStream"]
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
+T = TypeVar("T")
 # A stream used as a context manager keeps its own type (BidiStream stays one).
 Stream = TypeVar("Stream", bound="AsyncResponseStream[Any]")
 
@@ -58,8 +59,12 @@ class AsyncResponseStream(Generic[Res]):
             raise _cancelled_locally()
         if self._iterator is None:
             self._iterator = self._call.__aiter__()
+            # The first read also waits for grpc.aio's task that starts the call.
+            read: Awaitable[bytes] = _keeping_cancel(self._iterator.__anext__(), self.cancel)
+        else:
+            read = self._iterator.__anext__()
         try:
-            data = await self._iterator.__anext__()
+            data = await read
         except grpc.RpcError as exc:
             raise _status_map.error_of(exc) from None
         except asyncio.CancelledError:
@@ -67,6 +72,7 @@ class AsyncResponseStream(Generic[Res]):
             # that is this call's status, not a cancel of the reading task.
             if self._cancelled and not _task_cancelling():
                 raise _cancelled_locally() from None
+            self._cancelled = True  # a cancel of the reader cancels the call
             raise
         try:
             return decode_response(self._codec, data)  # type: ignore[no-any-return]
@@ -171,12 +177,18 @@ class AsyncClient:
         timeout: float | None = None,
         metadata: Metadata | None = None,
         owns_channel: bool = False,
+        attachments: bool = True,
     ) -> None:
         self.channel = channel
         self.timeout = timeout
         self.metadata = check_metadata(metadata)
         self._owns_channel = owns_channel
         self._callables: dict[str, Any] = {}
+        # Calls whose messages carry arrays or bytes announce attachment frames
+        # (unless ``attachments`` is False); requests go framed once a server
+        # has announced them back in its trailing metadata.
+        self.attachments = attachments
+        self._peer_reads_frames = False
 
     @classmethod
     def connect(
@@ -188,6 +200,7 @@ class AsyncClient:
         max_send_message_bytes: int | None = None,
         max_receive_message_bytes: int | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        attachments: bool = True,
     ) -> AsyncClient:
         """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
         options = grpc_options(
@@ -199,7 +212,9 @@ class AsyncClient:
             if credentials is not None
             else grpc.aio.insecure_channel(target, options=options)
         )
-        return cls(channel, timeout=timeout, metadata=metadata, owns_channel=True)
+        return cls(
+            channel, timeout=timeout, metadata=metadata, owns_channel=True, attachments=attachments
+        )
 
     def _multicallable(self, method: Method[Any, Any]) -> Any:
         found = self._callables.get(method.path)
@@ -213,17 +228,27 @@ class AsyncClient:
             found = self._callables[method.path] = factory(method.path, **_KWARGS)
         return found
 
-    def _options(self, timeout: float | None, metadata: Metadata | None) -> dict[str, Any]:
-        return {
-            "timeout": self.timeout if timeout is None else timeout,
-            "metadata": self.metadata if metadata is None else check_metadata(metadata),
-        }
+    def _options(
+        self, method: Method[Any, Any], timeout: float | None, metadata: Metadata | None
+    ) -> dict[str, Any]:
+        chosen = self.metadata if metadata is None else check_metadata(metadata)
+        if self.attachments and _attachments.negotiates(method):
+            chosen = (*(chosen or ()), _attachments.ANNOUNCEMENT)
+        return {"timeout": self.timeout if timeout is None else timeout, "metadata": chosen}
+
+    def _learns(self, method: Method[Any, Any]) -> bool:
+        """Whether this call should look for the server's announcement of frames."""
+        return self.attachments and not self._peer_reads_frames and _attachments.negotiates(method)
+
+    def _request_encoder(self, method: Method[Any, Any]) -> Any:
+        codec = method.request_codec
+        return codec.encode_framed if self._peer_reads_frames else codec.encode
 
     def _argument(self, method: Method[Any, Any], request: Any) -> Any:
         if not method.cardinality.client_streaming:
             check_request(method, request)
-            return method.request_codec.encode(request)
-        return _encoded(method, request)
+            return self._request_encoder(method)(request)
+        return _encoded(method, request, self._request_encoder(method))
 
     @overload
     def call(
@@ -274,7 +299,7 @@ class AsyncClient:
         Raises :class:`~transport.RpcError` when the call ends with a non-OK status.
         """
         argument = self._argument(method, request)
-        options = self._options(timeout, metadata)
+        options = self._options(method, timeout, metadata)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **options)
             return AsyncResponseStream(call, method.response_codec)
@@ -282,7 +307,10 @@ class AsyncClient:
 
     async def _unary(self, method: Method[Any, Any], argument: Any, options: Any) -> Any:
         try:
-            data = await _response_of(self._multicallable(method)(argument, **options))
+            call = self._multicallable(method)(argument, **options)
+            data = await _response_of(call)
+            if self._learns(method):
+                self._peer_reads_frames = _attachments.announced(await call.trailing_metadata())
         except grpc.RpcError as exc:
             raise _status_map.error_of(exc) from None
         return decode_response(method.response_codec, data)
@@ -317,7 +345,7 @@ class AsyncClient:
         if method.cardinality.server_streaming:
             raise TypeError(f"{method.path} streams its responses: use call() and iterate")
         call = self._multicallable(method)(
-            self._argument(method, request), **self._options(timeout, metadata)
+            self._argument(method, request), **self._options(method, timeout, metadata)
         )
         try:
             data = await _response_of(call)
@@ -327,6 +355,8 @@ class AsyncClient:
             )
         except grpc.RpcError as exc:
             raise _status_map.error_of(exc) from None
+        if self._learns(method):
+            self._peer_reads_frames = _attachments.announced(info.trailing_metadata)
         return decode_response(method.response_codec, data), info
 
     def open(
@@ -339,7 +369,7 @@ class AsyncClient:
         """Start a bidirectional call whose requests you :meth:`~AsyncBidiStream.write`."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
-        call = self._multicallable(method)(**self._options(timeout, metadata))
+        call = self._multicallable(method)(**self._options(method, timeout, metadata))
         return AsyncBidiStream(method, call)
 
     async def close(self) -> None:
@@ -383,10 +413,38 @@ async def _response_of(call: Any) -> Any:
     return await call
 
 
+async def _keeping_cancel(read: Awaitable[T], cancel: Callable[[], object]) -> T:
+    """Await ``read`` in a task of its own so that a cancel of the caller stays its own.
+
+    grpc.aio waits on a task of its own that starts a streaming call; a cancel
+    landing there is swallowed and a new, bare CancelledError raised, which an
+    anyio cancel scope does not recognise as its own. The caller waits on a
+    future of ours instead, and its cancel cancels the call.
+    """
+    task = asyncio.ensure_future(read)
+    finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_done(done: asyncio.Future[T]) -> None:
+        if not done.cancelled():
+            done.exception()  # retrieved here when the caller has gone
+        if not finished.done():
+            finished.set_result(None)
+
+    task.add_done_callback(on_done)
+    try:
+        await finished
+    except asyncio.CancelledError:
+        cancel()
+        task.cancel()
+        raise
+    return task.result()
+
+
 async def _encoded(
-    method: Method[Any, Any], requests: Iterable[Any] | AsyncIterable[Any]
+    method: Method[Any, Any],
+    requests: Iterable[Any] | AsyncIterable[Any],
+    encode: Callable[[Any], bytes],
 ) -> AsyncIterator[bytes]:
-    encode = method.request_codec.encode
     if isinstance(requests, AsyncIterable):
         async for request in requests:
             check_request(method, request)

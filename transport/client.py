@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import grpc
 
-from . import _status_map
+from . import _attachments, _status_map
 from ._calls import (
     CallInfo,
     MetadataTuple,
@@ -153,12 +153,18 @@ class Client:
         timeout: float | None = None,
         metadata: Metadata | None = None,
         owns_channel: bool = False,
+        attachments: bool = True,
     ) -> None:
         self.channel = channel
         self.timeout = timeout
         self.metadata = check_metadata(metadata)
         self._owns_channel = owns_channel
         self._callables: dict[str, Any] = {}
+        # Calls whose messages carry arrays or bytes announce attachment frames
+        # (unless ``attachments`` is False); requests go framed once a server
+        # has announced them back in its trailing metadata.
+        self.attachments = attachments
+        self._peer_reads_frames = False
 
     @classmethod
     def connect(
@@ -170,6 +176,7 @@ class Client:
         max_send_message_bytes: int | None = None,
         max_receive_message_bytes: int | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        attachments: bool = True,
     ) -> Client:
         """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
         options = grpc_options(
@@ -181,7 +188,9 @@ class Client:
             if credentials is not None
             else grpc.insecure_channel(target, options=options)
         )
-        return cls(channel, timeout=timeout, metadata=metadata, owns_channel=True)
+        return cls(
+            channel, timeout=timeout, metadata=metadata, owns_channel=True, attachments=attachments
+        )
 
     def _multicallable(self, method: Method[Any, Any]) -> Any:
         found = self._callables.get(method.path)
@@ -195,14 +204,24 @@ class Client:
             found = self._callables[method.path] = factory(method.path, **_KWARGS)
         return found
 
-    def _options(self, timeout: float | None, metadata: Metadata | None) -> dict[str, Any]:
-        return {
-            "timeout": self.timeout if timeout is None else timeout,
-            "metadata": self.metadata if metadata is None else check_metadata(metadata),
-        }
+    def _options(
+        self, method: Method[Any, Any], timeout: float | None, metadata: Metadata | None
+    ) -> dict[str, Any]:
+        chosen = self.metadata if metadata is None else check_metadata(metadata)
+        if self.attachments and _attachments.negotiates(method):
+            chosen = (*(chosen or ()), _attachments.ANNOUNCEMENT)
+        return {"timeout": self.timeout if timeout is None else timeout, "metadata": chosen}
+
+    def _learns(self, method: Method[Any, Any]) -> bool:
+        """Whether this call should look for the server's announcement of frames."""
+        return self.attachments and not self._peer_reads_frames and _attachments.negotiates(method)
+
+    def _request_encoder(self, method: Method[Any, Any]) -> Any:
+        codec = method.request_codec
+        return codec.encode_framed if self._peer_reads_frames else codec.encode
 
     def _encoded(self, method: Method[Any, Any], requests: Iterable[Any]) -> Iterator[bytes]:
-        encode = method.request_codec.encode
+        encode = self._request_encoder(method)
         for request in requests:
             check_request(method, request)
             yield encode(request)
@@ -262,22 +281,27 @@ class Client:
                 if cardinality.client_streaming
                 else self._encode_one(method, request)
             )
-            call = self._multicallable(method)(argument, **self._options(timeout, metadata))
+            call = self._multicallable(method)(argument, **self._options(method, timeout, metadata))
             return ResponseStream(call, method.response_codec)
         argument = (
             self._encoded(method, request)
             if cardinality.client_streaming
             else self._encode_one(method, request)
         )
+        options = self._options(method, timeout, metadata)
         try:
-            data = self._multicallable(method)(argument, **self._options(timeout, metadata))
+            if self._learns(method):
+                data, call = self._multicallable(method).with_call(argument, **options)
+                self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
+            else:
+                data = self._multicallable(method)(argument, **options)
         except grpc.RpcError as exc:
             raise _status_map.error_of(exc) from None
         return decode_response(method.response_codec, data)
 
     def _encode_one(self, method: Method[Any, Any], request: Any) -> bytes:
         check_request(method, request)
-        return method.request_codec.encode(request)
+        return self._request_encoder(method)(request)  # type: ignore[no-any-return]
 
     @overload
     def with_call(
@@ -315,10 +339,12 @@ class Client:
         )
         try:
             data, call = self._multicallable(method).with_call(
-                argument, **self._options(timeout, metadata)
+                argument, **self._options(method, timeout, metadata)
             )
         except grpc.RpcError as exc:
             raise _status_map.error_of(exc) from None
+        if self._learns(method):
+            self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
         info = CallInfo(as_metadata(call.initial_metadata()), as_metadata(call.trailing_metadata()))
         return decode_response(method.response_codec, data), info
 
@@ -332,7 +358,9 @@ class Client:
         """Start a bidirectional call whose requests you :meth:`~BidiStream.send` one by one."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
-        return BidiStream(method, self._multicallable(method), **self._options(timeout, metadata))
+        return BidiStream(
+            method, self._multicallable(method), **self._options(method, timeout, metadata)
+        )
 
     def close(self) -> None:
         """Close the channel if this client opened it."""

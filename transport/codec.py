@@ -9,11 +9,12 @@ INVALID_ARGUMENT with a message that names the field.
 from __future__ import annotations
 
 import sys
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 import numpy as np
 
+from . import _attachments
 from .ndarray import decode_ndarray, encode_ndarray
 
 __all__ = ["MAX_JSON_DEPTH", "DecodeError", "FrozenMessage", "JsonCodec", "Message"]
@@ -94,7 +95,7 @@ class JsonCodec(Generic[T]):
 
     name = "json"
 
-    __slots__ = ("_decoder", "_encoder", "type")
+    __slots__ = ("_decoder", "_encoder", "contents", "type")
 
     def __init__(self, type_: type[T]) -> None:
         self.type = type_
@@ -103,13 +104,35 @@ class JsonCodec(Generic[T]):
             self._decoder: msgspec.json.Decoder[T] = msgspec.json.Decoder(type_, dec_hook=_dec_hook)
         except TypeError as exc:
             raise TypeError(f"{type_!r} cannot be used as a message type: {exc}") from exc
+        # Whether arrays and bytes fields can take the fast paths of _attachments.
+        self.contents = _attachments.contents(type_)
 
     def encode(self, message: T) -> bytes:
         """Return the JSON bytes of ``message``."""
+        if self.contents.arrays:
+            return _attachments.encode_spliced(message, _enc_hook)
         return self._encoder.encode(message)
+
+    def encode_framed(self, message: T) -> bytes:
+        """Return ``message`` as an attachment frame, for a peer that announced it reads them."""
+        if self.contents.buffers:
+            return _attachments.encode_framed(message, _enc_hook)
+        return self.encode(message)
+
+    def _decode_frame(self, data: bytes) -> T:
+        try:
+            return cast(T, _attachments.decode_framed(data, self.type, _dec_hook))
+        except msgspec.ValidationError as exc:
+            raise DecodeError(str(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise DecodeError(f"malformed attachment frame: {exc}") from None
+        except RecursionError:
+            raise DecodeError("JSON is nested too deeply") from None
 
     def decode(self, data: bytes) -> T:
         """Return the message in ``data``; raise :class:`DecodeError` naming the field path."""
+        if self.contents.buffers and data[:4] == _attachments.MAGIC:
+            return self._decode_frame(data)
         if (
             len(data) > MAX_JSON_DEPTH
             and sys.getrecursionlimit() > _SAFE_RECURSION_LIMIT

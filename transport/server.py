@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from . import _status_map
+from . import _attachments, _status_map
 from .codec import JsonCodec
 from .context import AsyncContext, Context
 from .errors import DeclarationError, RpcError
@@ -66,20 +66,45 @@ async def _abort_async(
     )
 
 
-def _decoded(requests: Iterator[bytes], codec: JsonCodec[Any]) -> Iterator[Any]:
+def _expired(grpc_context: Any) -> bool:
+    """Whether the call's deadline has passed (grpcio reports no deadline as a huge number)."""
+    remaining = grpc_context.time_remaining()
+    return remaining is not None and remaining <= 0
+
+
+# grpcio may end a request stream the same way for a half-close as for a client
+# cancel or an expired deadline; the cancel is noticed a moment later. A handler
+# must not take a dead call's requests for complete ones, so the end of the
+# stream is checked against the deadline (and, on asyncio, the loop gets one
+# turn to deliver a pending cancel of the handler's task).
+
+
+def _decoded(requests: Iterator[bytes], codec: JsonCodec[Any], grpc_context: Any) -> Iterator[Any]:
     for data in requests:
         yield codec.decode(data)
+    if _expired(grpc_context):
+        raise RpcError(StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
 
 
 async def _decoded_async(
-    requests: AsyncIterator[bytes], codec: JsonCodec[Any]
+    requests: AsyncIterator[bytes], codec: JsonCodec[Any], grpc_context: Any
 ) -> AsyncIterator[Any]:
     async for data in requests:
         yield codec.decode(data)
-    # grpc.aio ends the request stream alike for a half-close and for a client
-    # cancel, and cancels the handler's task one loop iteration later. Yield once
-    # so that a cancelled handler gets CancelledError instead of a clean end.
     await asyncio.sleep(0)
+    if _expired(grpc_context):
+        raise asyncio.CancelledError("the deadline passed")
+
+
+def _framed(negotiates: bool, grpc_context: Any) -> bool:
+    """Whether to answer in attachment frames: the client announced that it reads them."""
+    return negotiates and _attachments.announced(grpc_context.invocation_metadata())
+
+
+def _encode_framed(method: Method[Any, Any], grpc_context: Any, context: Any, reply: Any) -> bytes:
+    """A unary reply as a frame, with the announcement that this end reads frames too."""
+    _attachments.announce(grpc_context, context.trailing_metadata)
+    return method.response_codec.encode_framed(reply)
 
 
 def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
@@ -87,13 +112,17 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     decode = method.request_codec.decode
     encode = method.response_codec.encode
     request_codec = method.request_codec
+    negotiates = _attachments.negotiates(method)
 
     if method.cardinality is Cardinality.UNARY_UNARY:
 
         def unary_unary(data: bytes, grpc_context: grpc.ServicerContext) -> bytes | None:
             context = Context(grpc_context)
             try:
-                return encode(_check(method, fn(decode(data), context)))
+                reply = _check(method, fn(decode(data), context))
+                if _framed(negotiates, grpc_context):
+                    return _encode_framed(method, grpc_context, context, reply)
+                return encode(reply)
             except Exception as exc:
                 _abort_sync(grpc_context, context, exc, path)
                 return None
@@ -107,7 +136,10 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         ) -> bytes | None:
             context = Context(grpc_context)
             try:
-                return encode(_check(method, fn(_decoded(requests, request_codec), context)))
+                reply = _check(method, fn(_decoded(requests, request_codec, grpc_context), context))
+                if _framed(negotiates, grpc_context):
+                    return _encode_framed(method, grpc_context, context, reply)
+                return encode(reply)
             except Exception as exc:
                 _abort_sync(grpc_context, context, exc, path)
                 return None
@@ -119,9 +151,17 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     def streaming(request: Any, grpc_context: grpc.ServicerContext) -> Iterator[bytes]:
         context = Context(grpc_context)
         try:
-            argument = _decoded(request, request_codec) if client_streaming else decode(request)
+            argument = (
+                _decoded(request, request_codec, grpc_context)
+                if client_streaming
+                else decode(request)
+            )
+            framed = _framed(negotiates, grpc_context)
+            write = method.response_codec.encode_framed if framed else encode
             for reply in fn(argument, context):
-                yield encode(_check(method, reply))
+                yield write(_check(method, reply))
+            if framed:
+                _attachments.announce(grpc_context, context.trailing_metadata)
         except Exception as exc:
             _abort_sync(grpc_context, context, exc, path)
 
@@ -134,6 +174,7 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     encode = method.response_codec.encode
     request_codec = method.request_codec
     client_streaming = method.cardinality.client_streaming
+    negotiates = _attachments.negotiates(method)
 
     if not method.cardinality.server_streaming:
 
@@ -143,9 +184,14 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
             context = AsyncContext(grpc_context)
             try:
                 argument = (
-                    _decoded_async(request, request_codec) if client_streaming else decode(request)
+                    _decoded_async(request, request_codec, grpc_context)
+                    if client_streaming
+                    else decode(request)
                 )
-                return encode(_check(method, await fn(argument, context)))
+                reply = _check(method, await fn(argument, context))
+                if _framed(negotiates, grpc_context):
+                    return _encode_framed(method, grpc_context, context, reply)
+                return encode(reply)
             except Exception as exc:
                 await _abort_async(grpc_context, context, exc, path)
                 return None
@@ -158,10 +204,16 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         context = AsyncContext(grpc_context)
         try:
             argument = (
-                _decoded_async(request, request_codec) if client_streaming else decode(request)
+                _decoded_async(request, request_codec, grpc_context)
+                if client_streaming
+                else decode(request)
             )
+            framed = _framed(negotiates, grpc_context)
+            write = method.response_codec.encode_framed if framed else encode
             async for reply in fn(argument, context):
-                yield encode(_check(method, reply))
+                yield write(_check(method, reply))
+            if framed:
+                _attachments.announce(grpc_context, context.trailing_metadata)
         except Exception as exc:
             await _abort_async(grpc_context, context, exc, path)
 
