@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from transport.interop.messages import (
     StreamingInputCallRequest,
     StreamingOutputCallRequest,
 )
+from transport.runtime import ModelInfo, OpenSessionRequest, dial_leader_async, running
 from transport.testing import serve, serve_async
 
 #: Seconds within which a client must learn that its server died.
@@ -419,3 +420,75 @@ async def test_graceful_shutdown_of_the_asyncio_server() -> None:
         for stream in in_flight:
             assert len([r async for r in stream]) == 4
         await asyncio.wait_for(stopping, BOUND)
+
+
+# --- the owner runtime: a client that goes away mid-Generate leaks no session
+
+
+class EndlessSession:
+    """Generates until stopped; counts the generators running and the closes."""
+
+    def __init__(self, backend: EndlessBackend, info: ModelInfo) -> None:
+        self.backend = backend
+        self.info = info
+
+    async def infer(self, inputs: Any) -> Any:
+        return inputs
+
+    async def generate(self, prompt: str, max_tokens: int) -> AsyncIterator[str]:
+        self.backend.generating += 1
+        try:
+            n = 0
+            while True:
+                yield f"{prompt}{n}"
+                n += 1
+                await asyncio.sleep(0.005)
+        finally:
+            self.backend.generating -= 1
+
+    async def close(self) -> None:
+        self.backend.closed += 1
+
+
+class EndlessBackend:
+    def __init__(self) -> None:
+        self.opened = self.closed = self.generating = 0
+
+    async def describe(self, request: OpenSessionRequest) -> ModelInfo:
+        return ModelInfo(type=request.type, can_generate=True)
+
+    async def open_session(self, request: OpenSessionRequest) -> EndlessSession:
+        self.opened += 1
+        return EndlessSession(self, await self.describe(request))
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + BOUND
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("goes_away", ["cancels the stream", "closes its channel"])
+async def test_a_client_gone_mid_generate_leaks_no_runtime_session(goes_away: str) -> None:
+    backend = EndlessBackend()
+    async with running(backend, instance_id="", idle_timeout=0.3) as serving:
+        runtime = serving.server
+        client = await dial_leader_async(serving.endpoint, "", timeout=30)
+        session = await client.open_session(OpenSessionRequest(type="endless"))
+        assert runtime.session_count == 1
+        pieces = session.generate("t")
+        assert await pieces.__anext__() == "t0"
+        assert backend.generating == 1
+        if goes_away == "cancels the stream":
+            await pieces.aclose()
+        else:
+            await client.close()
+        # The Generate handler stops, which lets go of the session ...
+        await _until(lambda: backend.generating == 0, "the generator outlived its client")
+        # ... so the idle reaper closes it, exactly once: nothing leaks.
+        await _until(lambda: runtime.session_count == 0, "the session leaked")
+        assert backend.closed == backend.opened == 1
+        if goes_away == "cancels the stream":
+            await client.close()

@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,6 +27,8 @@ from transport.health import (
     encode_response,
 )
 from transport.interop import AsyncTestServiceServer, TestService, TestServiceServer
+from transport.runtime import Fence, NoneBackend, Runtime, running
+from transport.runtime import Server as RuntimeServer
 from transport.testing import AsyncTestServer, TestServer, serve
 
 Response = health_pb2.HealthCheckResponse
@@ -191,3 +194,51 @@ async def test_on_the_asyncio_server(transport_serve_async: Callable[..., Any]) 
     while health.watching(INTEROP):  # the handler's task ends on the loop
         assert time.monotonic() < deadline, "the watcher was not released"
         await asyncio.sleep(0.005)
+
+
+# --- the owner runtime: NOT_SERVING while it does not hold its lease
+
+
+def test_health_follows_a_fence() -> None:
+    fence = Fence("owner-a", holding=False)
+    health = Health()
+    health.follow(fence, services=["", Runtime.service_name()])
+    assert health.status("") is ServingStatus.NOT_SERVING
+    assert health.status(Runtime.service_name()) is ServingStatus.NOT_SERVING
+    fence.hold(None)
+    assert health.status("") is ServingStatus.SERVING
+    fence.lapse()
+    assert health.status("") is ServingStatus.NOT_SERVING
+    health.enter_graceful_shutdown()
+    fence.hold(None)  # shutting down wins over the lease
+    assert health.status("") is ServingStatus.NOT_SERVING
+
+
+@pytest.mark.anyio
+async def test_health_reports_the_owner_runtime_lease(tmp_path: Path) -> None:
+    health = Health()
+
+    def mount(grpc_server: grpc.aio.Server, server: RuntimeServer) -> None:
+        health.add_to(grpc_server)
+        health.follow(server)
+
+    async with running(
+        NoneBackend(),
+        lease=tmp_path / "owner.lease",
+        instance_id="owner-a",
+        lease_ttl=30,
+        mount=mount,
+    ) as serving:
+        assert serving.owner is not None
+        async with grpc.aio.insecure_channel(serving.endpoint) as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(_request(""), timeout=30)
+            statuses = [(await watch.read()).status]
+            if statuses[0] != SERVING:  # a standby until the owner loop takes the lease
+                assert statuses[0] == NOT_SERVING
+                statuses.append((await watch.read()).status)
+            assert statuses[-1] == SERVING
+            # The lease is given up: not ready any more, before anything else happens.
+            await asyncio.to_thread(serving.owner.release)
+            assert (await watch.read()).status == NOT_SERVING
+            assert not serving.server.holds_lease
+            watch.cancel()

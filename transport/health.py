@@ -23,8 +23,8 @@ import contextlib
 import enum
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
@@ -32,6 +32,7 @@ import grpc.aio
 __all__ = [
     "HEALTH_SERVICE",
     "Health",
+    "LeaseHolder",
     "ServingStatus",
     "check",
     "decode_request",
@@ -145,6 +146,17 @@ def decode_response(data: bytes) -> ServingStatus:
 Notify = Callable[[ServingStatus], None]
 
 
+class LeaseHolder(Protocol):
+    """What serves only while it holds a lease: the owner runtime's ``Server`` or ``Fence``."""
+
+    @property
+    def holds_lease(self) -> bool:
+        """Whether it serves now."""
+
+    def subscribe(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(holds_lease)`` at every change."""
+
+
 class Health:
     """The serving status of a server and of each of its services, served as ``grpc.health.v1``.
 
@@ -187,6 +199,29 @@ class Health:
             self._shutting_down = True
             for service in list(self._statuses):
                 self._update(service, ServingStatus.NOT_SERVING)
+
+    def follow(self, holder: LeaseHolder, services: Iterable[str] = ("",)) -> None:
+        """Report ``services`` SERVING while ``holder`` holds its lease, NOT_SERVING otherwise.
+
+        For the owner runtime: a standby, or an owner whose lease lapsed, is not
+        ready, so probes and load balancers stop sending it work::
+
+            def mount(grpc_server, server):
+                health.add_to(grpc_server)
+                health.follow(server)
+
+            async with transport.runtime.running(backend, lease=path, mount=mount):
+                ...
+        """
+        names = tuple(services)
+
+        def follow(holding: bool) -> None:
+            status = ServingStatus.SERVING if holding else ServingStatus.NOT_SERVING
+            for name in names:
+                self.set(name, status)
+
+        holder.subscribe(follow)
+        follow(holder.holds_lease)
 
     def _update(self, service: str, status: ServingStatus) -> None:
         if self._statuses.get(service) != status:
