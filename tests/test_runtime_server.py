@@ -484,6 +484,20 @@ def test_lease_state_is_observable() -> None:
     assert server.holds_lease and server.health().ready
     server.fence.lapse()
     assert not server.holds_lease and heard == [False]
+    server.fence.hold(None)
+    asyncio.run(server.close())
+    server.fence.lapse()  # the release after a close: no second report
+    assert heard == [False, True, False]
+    assert not server.holds_lease and not server.health().ready
+
+
+def test_closing_an_unfenced_server_is_reported_once() -> None:
+    heard: list[bool] = []
+    server = Server(NoneBackend(), "")
+    server.subscribe(heard.append)
+    asyncio.run(server.close())
+    asyncio.run(server.close())
+    assert heard == [False] and not server.holds_lease
 
 
 @pytest.mark.anyio

@@ -81,6 +81,7 @@ class Server:
         self._describe = self.workers.adapt(service.describe)
         self._open = self.workers.adapt(service.open_session)
         self._closed = False
+        self._listeners: list[Callable[[bool], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
 
@@ -100,8 +101,13 @@ class Server:
         return len(self.sessions)
 
     def subscribe(self, listener: Callable[[bool], None]) -> None:
-        """Call ``listener(holds_lease)`` when the lease state changes (see :class:`Fence`)."""
-        self.fence.subscribe(listener)
+        """Call ``listener(holds_lease)`` when :attr:`holds_lease` changes.
+
+        Changes come from the lease (see :class:`Fence`) and from :meth:`close`,
+        which reports ``False`` once, even for an unfenced server.
+        """
+        self._listeners.append(listener)
+        self.fence.subscribe(lambda holding: None if self._closed else listener(holding))
 
     def health(self) -> HealthStatus:
         """What the Health probe answers."""
@@ -115,6 +121,10 @@ class Server:
 
     async def close(self) -> None:
         """Refuse new sessions and close every open one (each backend session once)."""
+        if not self._closed and self.fence.holds_lease:
+            self._closed = True
+            for listener in self._listeners:
+                listener(False)
         self._closed = True
         if self._reaper is not None:
             self._reaper.cancel()
