@@ -211,6 +211,7 @@ class _Handlers:
             # The lease may have lapsed, or the server closed, while the model loaded.
             self._admit(context)
             if server._closed:
+                context.set_trailing_metadata(self._owner_metadata)
                 raise LeaseLapsedError(server.instance_id)
         except BaseException:
             self._sessions.unreserve()
