@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from transport.__main__ import main
-from transport.runtime.process import DaemonProcess
+from transport.runtime.process import DaemonProcess, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +23,7 @@ def _health(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 def test_serve_unfenced_and_probe_it(capsys: pytest.CaptureFixture[str]) -> None:
     with DaemonProcess("--listen", "127.0.0.1:0", "--instance-id", "") as daemon:
+        wait_for(lambda: len(daemon.lines) >= 2, 5, "the second line")
         assert daemon.lines[:2] == [
             f"listening on {daemon.endpoint}",
             "unfenced, backend none, lease -",
@@ -46,7 +47,7 @@ def test_health_by_lease_and_a_standby_that_is_not_ready(
             status, out, _ = _health(capsys, standby.endpoint)
             assert status == 1
             assert json.loads(out) == {"instanceId": "owner-b", "ready": False, "backend": "none"}
-            assert "standby: waiting for the lease" in standby.lines
+            wait_for(lambda: "standby: waiting for the lease" in standby.lines, 5, "standby")
 
 
 def test_health_of_nothing_is_exit_status_2(

@@ -124,15 +124,20 @@ class DaemonProcess:
         self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM the daemon (graceful: sessions closed, lease released); its exit status."""
+        """SIGTERM the daemon (graceful: sessions closed, lease released); its exit status.
+
+        Returns once the daemon has exited and all its output is in :attr:`lines`.
+        """
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGCONT)
             self.process.terminate()
         try:
-            return self.process.wait(timeout=timeout)
+            status = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise
+        self._reader.join(timeout=timeout)  # every line it printed is in `lines` now
+        return status
 
     def close(self) -> None:
         """Kill the daemon if it still runs, and close the probe's channel."""
