@@ -17,6 +17,7 @@ import grpc.aio
 import numpy as np
 
 from transport import AsyncClient, Client, JsonCodec
+from transport.chunks import array_chunks, join_array
 
 from .servers import OPTIONS, JsonCodecForGrpclib, floor_tick
 from .shapes import (
@@ -256,6 +257,24 @@ class TransportDriver(Driver):
             self.loop.run_until_complete(self.aio.close())
 
 
+class ChunkedDriver(TransportDriver):
+    """This library's sync client streaming arrays in chunks under the default 4 MiB limit."""
+
+    def __init__(self, variant: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(variant, port, loop)
+        self.client.close()
+        self.client = Client.connect(self.address)  # the default message limits
+
+    def array(self, nbytes: int, calls: int) -> float:
+        source = tensor(nbytes).array
+
+        def round_trip() -> np.ndarray[Any, Any]:
+            return join_array(self.client.call(Bench.ArrayChunks, array_chunks(source)))
+
+        assert np.array_equal(round_trip(), source)
+        return _timed(round_trip, calls)
+
+
 class AsyncTransportDriver(Driver):
     """This library's asyncio client against its asyncio server."""
 
@@ -370,6 +389,8 @@ def driver(variant: str, port: int, loop: asyncio.AbstractEventLoop) -> Driver:
         return TransportDriver(variant, port, loop)
     if variant == "transport-json":
         return TransportDriver(variant, port, loop, attachments=False)
+    if variant == "transport-chunked":
+        return ChunkedDriver(variant, port, loop)
     if variant == "transport-asyncio":
         return AsyncTransportDriver(variant, port, loop)
     if variant == "grpclib-json":

@@ -28,7 +28,7 @@ from benchmarks.suite import SCENARIOS, Run, Settings
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 # Variants that talk to another variant's server.
-SERVER_OF = {"transport-json": "transport"}
+SERVER_OF = {"transport-json": "transport", "transport-chunked": "transport"}
 
 
 def _server(variant: str) -> tuple[subprocess.Popen[bytes], int]:

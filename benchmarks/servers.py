@@ -17,6 +17,7 @@ import grpc.aio
 from grpclib.encoding.base import CodecBase
 
 from transport import AsyncContext, Context, JsonCodec, bind, grpc_options
+from transport.chunks import Chunk, array_chunks, join_array, join_array_async
 
 from .shapes import ARRAY, ECHO, SERVICE, TICKS, Bench, Reading, Tensor, Tick, TickRequest, tick
 from .shapes import protobuf_classes as _protobuf_classes
@@ -39,6 +40,9 @@ class SyncBench:
     def Array(self, request: Tensor, context: Context) -> Tensor:
         return request
 
+    def ArrayChunks(self, requests: Iterator[Chunk], context: Context) -> Iterator[Chunk]:
+        return array_chunks(join_array(requests))
+
 
 class AsyncBench:
     """The transport implementation on ``grpc.aio.server``."""
@@ -52,6 +56,12 @@ class AsyncBench:
 
     async def Array(self, request: Tensor, context: AsyncContext) -> Tensor:
         return request
+
+    async def ArrayChunks(
+        self, requests: AsyncIterator[Chunk], context: AsyncContext
+    ) -> AsyncIterator[Chunk]:
+        for chunk in array_chunks(await join_array_async(requests)):
+            yield chunk
 
 
 def floor_tick() -> bytes:

@@ -16,6 +16,7 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from transport import Message, Service, rpc
+from transport.chunks import Chunk
 
 SERVICE = "bench.v1.Bench"
 ECHO = f"/{SERVICE}/Echo"
@@ -70,6 +71,9 @@ class Bench(Service, Protocol, name=SERVICE):
 
     @rpc
     def Array(self, request: Tensor) -> Tensor: ...
+
+    @rpc
+    def ArrayChunks(self, requests: Iterator[Chunk]) -> Iterator[Chunk]: ...
 
 
 def reading() -> Reading:

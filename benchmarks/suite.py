@@ -53,6 +53,7 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
         "floor",
         "transport",
         "transport-json",
+        "transport-chunked",
         "transport-asyncio",
         "protobuf",
         "grpclib-json",

@@ -253,3 +253,20 @@ async def test_asyncio_ends_switch_to_frames_too() -> None:
             assert np.array_equal(reply.array, _big().array * 2)
         rows = [row async for row in client.call(Arrays.Split, _big())]
         assert len(rows) == 8 and rows[1].data == _big().array[1].tobytes()
+
+
+def test_a_stream_that_ends_teaches_the_client_too() -> None:
+    with serve(bind(Arrays, SyncArrays())) as server:
+        client = server.connect()
+        rows = list(client.call(Arrays.Split, _big()))
+        assert len(rows) == 8 and client._peer_reads_frames
+        client.close()
+
+
+@pytest.mark.anyio
+async def test_an_asyncio_stream_that_ends_teaches_the_client_too() -> None:
+    async with serve_async(bind(Arrays, AsyncArrays())) as server:
+        client = server.connect()
+        rows = [row async for row in client.call(Arrays.Split, _big())]
+        assert len(rows) == 8 and client._peer_reads_frames
+        await client.close()

@@ -45,6 +45,9 @@ class AsyncResponseStream(Generic[Res]):
     the call if you stop early.
     """
 
+    # Told the trailing metadata when the stream ends (the client learns frames there).
+    _on_end: Callable[[MetadataTuple], None] | None = None
+
     def __init__(self, call: Any, codec: JsonCodec[Res]) -> None:
         self._call = call
         self._codec = codec
@@ -67,6 +70,10 @@ class AsyncResponseStream(Generic[Res]):
             data = await read
         except grpc.RpcError as exc:
             raise _status_map.error_of(exc) from None
+        except StopAsyncIteration:
+            if self._on_end is not None:
+                self._on_end(as_metadata(await self._call.trailing_metadata()))
+            raise
         except asyncio.CancelledError:
             # grpc.aio ends a read with CancelledError when the call is cancelled;
             # that is this call's status, not a cancel of the reading task.
@@ -240,6 +247,9 @@ class AsyncClient:
         """Whether this call should look for the server's announcement of frames."""
         return self.attachments and not self._peer_reads_frames and _attachments.negotiates(method)
 
+    def _learn(self, trailing_metadata: MetadataTuple) -> None:
+        self._peer_reads_frames = _attachments.announced(trailing_metadata)
+
     def _request_encoder(self, method: Method[Any, Any]) -> Any:
         codec = method.request_codec
         return codec.encode_framed if self._peer_reads_frames else codec.encode
@@ -302,7 +312,10 @@ class AsyncClient:
         options = self._options(method, timeout, metadata)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **options)
-            return AsyncResponseStream(call, method.response_codec)
+            stream = AsyncResponseStream(call, method.response_codec)
+            if self._learns(method):
+                stream._on_end = self._learn
+            return stream
         return self._unary(method, argument, options)
 
     async def _unary(self, method: Method[Any, Any], argument: Any, options: Any) -> Any:

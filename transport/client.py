@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
@@ -43,6 +43,9 @@ class ResponseStream(Generic[Res]):
     Iterate it; use it as a context manager to cancel the call if you stop early.
     """
 
+    # Told the trailing metadata when the stream ends (the client learns frames there).
+    _on_end: Callable[[MetadataTuple], None] | None = None
+
     def __init__(self, call: Any, codec: JsonCodec[Res]) -> None:
         self._call = call
         self._codec = codec
@@ -55,6 +58,10 @@ class ResponseStream(Generic[Res]):
             data = next(self._call)
         except grpc.RpcError as exc:
             raise _status_map.error_of(exc) from None
+        except StopIteration:
+            if self._on_end is not None:
+                self._on_end(as_metadata(self._call.trailing_metadata()))
+            raise
         try:
             return decode_response(self._codec, data)  # type: ignore[no-any-return]
         except RpcError:
@@ -216,6 +223,9 @@ class Client:
         """Whether this call should look for the server's announcement of frames."""
         return self.attachments and not self._peer_reads_frames and _attachments.negotiates(method)
 
+    def _learn(self, trailing_metadata: MetadataTuple) -> None:
+        self._peer_reads_frames = _attachments.announced(trailing_metadata)
+
     def _request_encoder(self, method: Method[Any, Any]) -> Any:
         codec = method.request_codec
         return codec.encode_framed if self._peer_reads_frames else codec.encode
@@ -282,7 +292,10 @@ class Client:
                 else self._encode_one(method, request)
             )
             call = self._multicallable(method)(argument, **self._options(method, timeout, metadata))
-            return ResponseStream(call, method.response_codec)
+            stream = ResponseStream(call, method.response_codec)
+            if self._learns(method):
+                stream._on_end = self._learn
+            return stream
         argument = (
             self._encoded(method, request)
             if cardinality.client_streaming
