@@ -7,6 +7,7 @@ turns False); asyncio handlers get ``CancelledError`` in their task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -44,8 +45,9 @@ class StallingServer:
         return request
 
     def Repeat(self, request: Note, context: Context) -> Iterator[Note]:
-        yield Note(text="first")
-        self._stall(context)
+        with self._closing(context):
+            yield Note(text="first")
+            self._stall(context)
 
     def Collect(self, requests: Iterator[Note], context: Context) -> Note:
         next(requests)
@@ -53,8 +55,19 @@ class StallingServer:
         return Note()
 
     def Chat(self, requests: Iterator[Note], context: Context) -> Iterator[Note]:
-        yield next(requests)
-        self._stall(context)
+        with self._closing(context):
+            yield next(requests)
+            self._stall(context)
+
+    @contextlib.contextmanager
+    def _closing(self, context: Context) -> Iterator[None]:
+        # A cancel that lands before grpcio asks for the next response closes
+        # the handler at its yield instead: it is stopped all the same.
+        try:
+            yield
+        except GeneratorExit:
+            self.reports.put((True, context.is_active()))
+            raise
 
 
 @pytest.fixture
@@ -147,6 +160,29 @@ def test_a_cancelled_unary_response_call_reaches_the_sync_handler(
     assert ended and not active
 
 
+def test_a_sync_handler_never_takes_an_expired_stream_for_a_complete_one(
+    transport_serve: Serve, hold: threading.Event
+) -> None:
+    outcomes: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    class Reading:
+        def Collect(self, requests: Iterator[Note], context: Context) -> Note:
+            try:
+                count = sum(1 for _ in requests)
+            except Exception as exc:  # grpcio's own error, or the library's
+                outcomes.put(type(exc).__name__)
+                raise
+            outcomes.put(f"completed with {count}")
+            return Note(count=count)
+
+    server = transport_serve(bind(Echo, Reading()))
+    with pytest.raises(RpcError) as caught:
+        server.client.call(Echo.Collect, _one_then_hold(hold), timeout=DEADLINE)
+    assert caught.value.code is StatusCode.DEADLINE_EXCEEDED
+    # grpc.RpcError when grpcio noticed first, transport.RpcError otherwise.
+    assert outcomes.get(timeout=BOUND) == "RpcError"
+
+
 def test_a_sync_streaming_handler_that_keeps_writing_stops_quietly(
     transport_serve: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -205,6 +241,10 @@ class AsyncStallingServer:
     def __init__(self) -> None:
         self.reports: list[str] = []
         self.reported = anyio.Event()
+        # grpc.aio ends the requests of a cancelled call as if the client had
+        # half-closed; the library gives the cancel a loop turn to land first,
+        # but under load it can come later, so a lingering handler waits for it.
+        self.linger = True
 
     async def _stall(self) -> None:
         try:
@@ -234,7 +274,10 @@ class AsyncStallingServer:
         except asyncio.CancelledError:
             self._report("cancelled")
             raise
-        self._report("completed")
+        if self.linger:
+            await self._stall()
+        else:
+            self._report("completed")
         return Note()
 
     async def Chat(
@@ -246,7 +289,10 @@ class AsyncStallingServer:
         except asyncio.CancelledError:
             self._report("cancelled")
             raise
-        self._report("completed")
+        if self.linger:
+            await self._stall()
+        else:
+            self._report("completed")
 
 
 @pytest.fixture
@@ -357,10 +403,30 @@ async def test_an_anyio_cancel_scope_around_a_stream_read(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["stream_unary", "stream_stream"])
+async def test_an_expired_deadline_never_looks_like_a_half_close(
+    async_stalling: tuple[AsyncTestServer, AsyncStallingServer], kind: str
+) -> None:
+    server, implementation = async_stalling
+    implementation.linger = False  # the handler believes a clean end of the requests
+    release = anyio.Event()
+    with pytest.raises(RpcError) as caught:
+        if kind == "stream_unary":
+            await server.client.call(Echo.Collect, _one_then_hold_async(release), timeout=DEADLINE)
+        else:
+            replies = server.client.call(Echo.Chat, _one_then_hold_async(release), timeout=DEADLINE)
+            assert [note async for note in replies]  # pragma: no cover - raises first
+    release.set()
+    assert caught.value.code is StatusCode.DEADLINE_EXCEEDED
+    assert await _wait_for_report(implementation) == ["cancelled"]
+
+
+@pytest.mark.anyio
 async def test_a_half_close_is_not_a_cancel(
     async_stalling: tuple[AsyncTestServer, AsyncStallingServer],
 ) -> None:
     server, implementation = async_stalling
+    implementation.linger = False
     assert await server.client.call(Echo.Collect, [Note(), Note()]) == Note()
     assert implementation.reports == ["completed"]
     chat = server.client.open(Echo.Chat)
