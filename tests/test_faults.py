@@ -363,9 +363,35 @@ def _five_responses() -> StreamingOutputCallRequest:
     )
 
 
+class CountingServer(TestServiceServer):
+    """Counts the EmptyCalls that reach a handler."""
+
+    def __init__(self) -> None:
+        self.empty_calls = 0
+
+    def EmptyCall(self, request: Empty, context: Context) -> Empty:
+        self.empty_calls += 1
+        return Empty()
+
+
+class AsyncCountingServer(AsyncTestServiceServer):
+    def __init__(self) -> None:
+        self.empty_calls = 0
+
+    async def EmptyCall(self, request: Empty, context: AsyncContext) -> Empty:
+        self.empty_calls += 1
+        return Empty()
+
+
+# A call that arrives once server.stop() has begun never reaches a handler, but
+# gRPC core may end it CANCELLED instead of UNAVAILABLE if it raced the stop.
+REFUSED_AFTER_STOP = {StatusCode.UNAVAILABLE, StatusCode.CANCELLED}
+
+
 def test_graceful_shutdown_finishes_calls_in_flight_and_refuses_new_ones() -> None:
     health = Health()
-    with serve(bind(TestService, TestServiceServer()), health) as server:
+    counting = CountingServer()
+    with serve(bind(TestService, counting), health, interceptors=[health.interceptor()]) as server:
         client = server.client
         in_flight = [
             client.call(TestService.StreamingOutputCall, _five_responses()) for _ in range(4)
@@ -378,11 +404,9 @@ def test_graceful_shutdown_finishes_calls_in_flight_and_refuses_new_ones() -> No
         )
         first = [next(stream) for stream in in_flight] + [next(too_long)]
         assert len(first) == 5
+        # Drain: not ready, and new calls refused UNAVAILABLE, on any channel.
         health.enter_graceful_shutdown()
-        started = time.monotonic()
-        stopped = server.server.stop(grace=1.0)
         assert health.status() is ServingStatus.NOT_SERVING
-        # New calls are refused, on the open channel as on a new one.
         with pytest.raises(RpcError) as refused:
             client.call(TestService.EmptyCall, Empty(), timeout=5)
         assert refused.value.code is StatusCode.UNAVAILABLE
@@ -390,7 +414,13 @@ def test_graceful_shutdown_finishes_calls_in_flight_and_refuses_new_ones() -> No
             with pytest.raises(RpcError) as refused_late:
                 late.call(TestService.EmptyCall, Empty())
             assert refused_late.value.code is StatusCode.UNAVAILABLE
-        # Calls in flight finish within the grace period, every response delivered.
+        # Stop: calls in flight finish within the grace period, every response delivered.
+        started = time.monotonic()
+        stopped = server.server.stop(grace=1.0)
+        with Client.connect(server.address, timeout=5) as later:
+            with pytest.raises(RpcError) as refused_later:
+                later.call(TestService.EmptyCall, Empty())
+            assert refused_later.value.code in REFUSED_AFTER_STOP
         for stream in in_flight:
             rest = list(stream)
             assert len(rest) == 4 and all(r.payload and len(r.payload.body) == 16 for r in rest)
@@ -400,26 +430,35 @@ def test_graceful_shutdown_finishes_calls_in_flight_and_refuses_new_ones() -> No
             list(too_long)
         assert cut.value.code is StatusCode.UNAVAILABLE
         assert stopped.wait(BOUND)
+    assert counting.empty_calls == 0
 
 
 @pytest.mark.anyio
 async def test_graceful_shutdown_of_the_asyncio_server() -> None:
-    async with serve_async(bind(TestService, AsyncTestServiceServer())) as server:
+    health = Health()
+    counting = AsyncCountingServer()
+    async with serve_async(
+        bind(TestService, counting), health, interceptors=[health.async_interceptor()]
+    ) as server:
         client = server.client
         in_flight = [
             client.call(TestService.StreamingOutputCall, _five_responses()) for _ in range(4)
         ]
         for stream in in_flight:
             await stream.read()
+        health.enter_graceful_shutdown()
+        with pytest.raises(RpcError) as refused:
+            await client.call(TestService.EmptyCall, Empty())
+        assert refused.value.code is StatusCode.UNAVAILABLE
         stopping = asyncio.ensure_future(server.server.stop(grace=2.0))
-        await asyncio.sleep(0)  # let the stop begin
-        async with AsyncClient.connect(server.address, timeout=5) as late:
-            with pytest.raises(RpcError) as refused:
-                await late.call(TestService.EmptyCall, Empty())
-            assert refused.value.code is StatusCode.UNAVAILABLE
         for stream in in_flight:
             assert len([r async for r in stream]) == 4
         await asyncio.wait_for(stopping, BOUND)
+        async with AsyncClient.connect(server.address, timeout=5) as late:
+            with pytest.raises(RpcError) as refused_late:
+                await late.call(TestService.EmptyCall, Empty())
+            assert refused_late.value.code is StatusCode.UNAVAILABLE  # nothing listens now
+    assert counting.empty_calls == 0
 
 
 # --- the owner runtime: a client that goes away mid-Generate leaks no session

@@ -15,7 +15,7 @@ import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from transport import bind
+from transport import RpcError, StatusCode, bind
 from transport.health import (
     HEALTH_SERVICE,
     Health,
@@ -27,6 +27,7 @@ from transport.health import (
     encode_response,
 )
 from transport.interop import AsyncTestServiceServer, TestService, TestServiceServer
+from transport.interop.messages import Empty
 from transport.runtime import Fence, NoneBackend, Runtime, running
 from transport.runtime import Server as RuntimeServer
 from transport.testing import AsyncTestServer, TestServer, serve
@@ -242,3 +243,20 @@ async def test_health_reports_the_owner_runtime_lease(tmp_path: Path) -> None:
             assert (await watch.read()).status == NOT_SERVING
             assert not serving.server.holds_lease
             watch.cancel()
+
+
+def test_the_draining_interceptor_refuses_new_calls_but_not_probes() -> None:
+    health = Health()
+    with serve(
+        bind(TestService, TestServiceServer()), health, interceptors=[health.interceptor()]
+    ) as server:
+        stub = health_pb2_grpc.HealthStub(server.client.channel)
+        assert stub.Check(_request(""), timeout=10).status == SERVING
+        assert server.client.call(TestService.EmptyCall, Empty(), timeout=10) == Empty()
+        health.enter_graceful_shutdown()
+        assert health.shutting_down
+        with pytest.raises(RpcError) as refused:
+            server.client.call(TestService.EmptyCall, Empty(), timeout=10)
+        assert refused.value.code is StatusCode.UNAVAILABLE
+        assert refused.value.message == "the server is shutting down"
+        assert stub.Check(_request(""), timeout=10).status == NOT_SERVING

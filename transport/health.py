@@ -6,11 +6,12 @@ here by hand (no protoc, no protobuf runtime) and the methods are served with
 identity serialisers next to the JSON services::
 
     health = Health()
+    server = grpc.server(executor, interceptors=[health.interceptor()])
     health.add_to(server)                      # grpc.server or grpc.aio.server
     health.set("example.v1.Metrics", ServingStatus.SERVING)
     ...
-    health.enter_graceful_shutdown()           # every service NOT_SERVING
-    server.stop(grace=5)
+    health.enter_graceful_shutdown()           # NOT_SERVING; new calls UNAVAILABLE
+    server.stop(grace=5)                       # calls in flight get 5 s to finish
 
 ``""`` names the whole server and starts SERVING. ``Check`` of a service never
 set answers NOT_FOUND; ``Watch`` of it sends SERVICE_UNKNOWN, then every change.
@@ -20,14 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import grpc
 import grpc.aio
+
+from ._health_wire import (
+    ServingStatus,
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+)
 
 __all__ = [
     "HEALTH_SERVICE",
@@ -43,102 +51,6 @@ __all__ = [
 
 #: The full name of the standard health service.
 HEALTH_SERVICE = "grpc.health.v1.Health"
-
-
-class ServingStatus(enum.IntEnum):
-    """``HealthCheckResponse.ServingStatus``: the numbers are the wire values."""
-
-    UNKNOWN = 0
-    SERVING = 1
-    NOT_SERVING = 2
-    SERVICE_UNKNOWN = 3  # only sent by Watch
-
-
-# --- the wire: HealthCheckRequest{string service = 1}, HealthCheckResponse{enum status = 1}
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = 0
-    for shift in range(0, 70, 7):
-        if pos >= len(data):
-            raise ValueError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value & (2**64 - 1), pos
-    raise ValueError("varint longer than 10 bytes")
-
-
-def _fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
-    """Yield ``(field number, value)`` of a protobuf message; unknown wire types fail."""
-    pos = 0
-    while pos < len(data):
-        key, pos = _read_varint(data, pos)
-        number, wire_type = key >> 3, key & 7
-        if number == 0:
-            raise ValueError("field number 0")
-        value: int | bytes
-        if wire_type == 0:
-            value, pos = _read_varint(data, pos)
-        elif wire_type == 2:
-            length, pos = _read_varint(data, pos)
-            if pos + length > len(data):
-                raise ValueError("truncated length-delimited field")
-            value, pos = data[pos : pos + length], pos + length
-        elif wire_type in (1, 5):
-            width = 8 if wire_type == 1 else 4
-            if pos + width > len(data):
-                raise ValueError("truncated fixed-width field")
-            value, pos = int.from_bytes(data[pos : pos + width], "little"), pos + width
-        else:
-            raise ValueError(f"unsupported wire type {wire_type}")
-        yield number, value
-
-
-def encode_request(service: str) -> bytes:
-    """The protobuf bytes of ``HealthCheckRequest{service}``."""
-    raw = service.encode()
-    return b"\x0a" + _varint(len(raw)) + raw if raw else b""
-
-
-def decode_request(data: bytes) -> str:
-    """The service named by ``HealthCheckRequest`` bytes; raise ValueError if malformed."""
-    service = ""
-    for number, value in _fields(data):
-        if number == 1:  # the last occurrence wins, as in protobuf
-            if not isinstance(value, bytes):
-                raise ValueError("service is not length-delimited")
-            service = value.decode("utf-8")
-    return service
-
-
-def encode_response(status: ServingStatus) -> bytes:
-    """The protobuf bytes of ``HealthCheckResponse{status}`` (empty for UNKNOWN)."""
-    return b"\x08" + _varint(int(status)) if status else b""
-
-
-def decode_response(data: bytes) -> ServingStatus:
-    """The status in ``HealthCheckResponse`` bytes; raise ValueError if malformed."""
-    status = 0
-    for number, value in _fields(data):
-        if number == 1:
-            if not isinstance(value, int):
-                raise ValueError("status is not a varint")
-            status = value
-    try:
-        return ServingStatus(status)
-    except ValueError:
-        raise ValueError(f"unknown serving status {status}") from None
 
 
 # --- the service
@@ -193,12 +105,35 @@ class Health:
         with self._lock:
             return len(self._watchers.get(service, ()))
 
+    @property
+    def shutting_down(self) -> bool:
+        """Whether :meth:`enter_graceful_shutdown` was called."""
+        return self._shutting_down
+
     def enter_graceful_shutdown(self) -> None:
-        """Report NOT_SERVING for everything, from now on; call it before ``server.stop(grace)``."""
+        """Report NOT_SERVING for everything, from now on; call it before ``server.stop(grace)``.
+
+        With :meth:`interceptor` installed, new calls are refused UNAVAILABLE
+        from now on too, while calls in flight carry on.
+        """
         with self._lock:
             self._shutting_down = True
             for service in list(self._statuses):
                 self._update(service, ServingStatus.NOT_SERVING)
+
+    def interceptor(self) -> grpc.ServerInterceptor:
+        """For ``grpc.server(interceptors=[...])``: UNAVAILABLE to new calls once shutting down.
+
+        Drain with it before ``server.stop(grace)``: a call that arrives in the
+        instant the stop begins may otherwise be ended CANCELLED by gRPC
+        itself; refused here it is UNAVAILABLE, which clients retry elsewhere.
+        The health service itself stays open.
+        """
+        return _Draining(self)
+
+    def async_interceptor(self) -> grpc.aio.ServerInterceptor:
+        """For ``grpc.aio.server(interceptors=[...])``: :meth:`interceptor` for asyncio."""
+        return _AsyncDraining(self)
 
     def follow(self, holder: LeaseHolder, services: Iterable[str] = ("",)) -> None:
         """Report ``services`` SERVING while ``holder`` holds its lease, NOT_SERVING otherwise.
@@ -319,6 +254,57 @@ class Health:
             },
         )
         server.add_generic_rpc_handlers((handler,))
+
+
+_SHUTTING_DOWN = "the server is shutting down"
+
+
+def _refuse(requests: Any, context: grpc.ServicerContext) -> None:
+    context.abort(grpc.StatusCode.UNAVAILABLE, _SHUTTING_DOWN)
+
+
+async def _refuse_async(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    await context.abort(grpc.StatusCode.UNAVAILABLE, _SHUTTING_DOWN)
+
+
+# A refusal takes any call (its request is never read), known method or not.
+_REFUSAL: grpc.RpcMethodHandler[Any, Any] = grpc.stream_stream_rpc_method_handler(_refuse)
+_ASYNC_REFUSAL: grpc.RpcMethodHandler[Any, Any] = grpc.stream_stream_rpc_method_handler(
+    _refuse_async
+)
+_HEALTH_PREFIX = f"/{HEALTH_SERVICE}/"
+
+
+class _Draining(grpc.ServerInterceptor):
+    def __init__(self, health: Health) -> None:
+        self._health = health
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method: str = handler_call_details.method
+        if self._health.shutting_down and not method.startswith(_HEALTH_PREFIX):
+            return _REFUSAL
+        return continuation(handler_call_details)
+
+
+class _AsyncDraining(grpc.aio.ServerInterceptor):
+    def __init__(self, health: Health) -> None:
+        self._health = health
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method: str = handler_call_details.method
+        if self._health.shutting_down and not method.startswith(_HEALTH_PREFIX):
+            return _ASYNC_REFUSAL
+        return await continuation(handler_call_details)
 
 
 def _requested_service(request: bytes, context: grpc.ServicerContext) -> str:
