@@ -18,8 +18,9 @@ import numpy as np
 
 from transport import AsyncClient, Client, JsonCodec
 from transport.chunks import array_chunks, join_array
+from transport.runtime.wire import InferRequest
 
-from .servers import OPTIONS, JsonCodecForGrpclib, floor_tick
+from .servers import OPTIONS, RUNTIME_OWNER, JsonCodecForGrpclib, floor_tick
 from .shapes import (
     ARRAY,
     ECHO,
@@ -28,6 +29,7 @@ from .shapes import (
     Reading,
     Tensor,
     TickRequest,
+    infer_request,
     protobuf_classes,
     protobuf_reading,
     reading,
@@ -91,6 +93,10 @@ class Driver:
         """Seconds per round trip of a float32 array of ``nbytes`` bytes."""
         raise NotImplementedError
 
+    def infer(self, calls: int) -> list[float]:
+        """The latency of each of ``calls`` owner-runtime Infer calls on a small array."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Close the channels."""
 
@@ -106,6 +112,17 @@ class FloorDriver(Driver):
         self.payload = JsonCodec(Reading).encode(reading())
         self.tick_size = len(floor_tick())
         self.aio: grpc.aio.Channel | None = None
+        # A handle of the owner runtime is 56 characters for owner "owner-1".
+        request = JsonCodec(InferRequest).encode(infer_request("h" * 56))
+        self.infer_payload = b"x" * len(request)
+
+    def infer(self, calls: int) -> list[float]:
+        echo, payload, latencies = self.echo, self.infer_payload, []
+        for _ in range(calls):
+            start = time.perf_counter()
+            echo(payload)
+            latencies.append(time.perf_counter() - start)
+        return latencies
 
     def unary(self, calls: int) -> list[float]:
         echo, payload, latencies = self.echo, self.payload, []
@@ -325,6 +342,31 @@ class AsyncTransportDriver(Driver):
         self._run(self.client.close())
 
 
+class RuntimeDriver(Driver):
+    """The owner runtime's client, fenced on the owner or not, with one open session."""
+
+    def __init__(self, variant: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(variant, port, loop)
+        from transport.runtime import OpenSessionRequest, dial_leader
+
+        owner = RUNTIME_OWNER if variant == "transport-fenced" else ""
+        self.client = dial_leader(self.address, owner, timeout=10)
+        self.session = self.client.open_session(OpenSessionRequest(type="echo", path="bench"))
+        self.inputs = infer_request(self.session.handle).inputs
+
+    def infer(self, calls: int) -> list[float]:
+        infer, inputs, latencies = self.session.infer, self.inputs, []
+        for _ in range(calls):
+            start = time.perf_counter()
+            infer(inputs)
+            latencies.append(time.perf_counter() - start)
+        return latencies
+
+    def close(self) -> None:
+        self.session.close()
+        self.client.close()
+
+
 class GrpclibDriver(Driver):
     """grpclib (pure-Python HTTP/2) with the transport's JSON as its codec."""
 
@@ -395,4 +437,6 @@ def driver(variant: str, port: int, loop: asyncio.AbstractEventLoop) -> Driver:
         return AsyncTransportDriver(variant, port, loop)
     if variant == "grpclib-json":
         return GrpclibDriver(variant, port, loop)
+    if variant in ("transport-fenced", "transport-unfenced"):
+        return RuntimeDriver(variant, port, loop)
     raise ValueError(f"unknown variant {variant!r}")

@@ -25,6 +25,7 @@ from .shapes import protobuf_classes as _protobuf_classes
 # Every variant lifts the message limits: the ndarray scenario sends 64 MiB.
 OPTIONS = grpc_options(max_send_message_bytes=-1, max_receive_message_bytes=-1)
 WORKERS = 32
+RUNTIME_OWNER = "owner-1"
 
 
 class SyncBench:
@@ -137,6 +138,20 @@ async def _serve_aio() -> None:
     await server.stop(grace=None)
 
 
+async def _serve_runtime(instance_id: str) -> None:
+    from transport.runtime import NoneBackend, Server
+
+    server = grpc.aio.server(options=OPTIONS)
+    runtime = Server(NoneBackend(), instance_id, "none")
+    runtime.register(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.buffer.read)
+    await runtime.close()
+    await server.stop(grace=None)
+
+
 class JsonCodecForGrpclib(CodecBase):
     """A grpclib codec that speaks the transport's JSON (content type ``application/grpc+json``)."""
 
@@ -202,6 +217,10 @@ def main(variant: str) -> None:
         _serve_sync(bind(Bench, SyncBench()).add_to)
     elif variant == "transport-asyncio":
         asyncio.run(_serve_aio())
+    elif variant == "transport-fenced":
+        asyncio.run(_serve_runtime(RUNTIME_OWNER))
+    elif variant == "transport-unfenced":
+        asyncio.run(_serve_runtime(""))
     elif variant == "grpclib-json":
         asyncio.run(_serve_grpclib())
     else:

@@ -17,6 +17,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from transport import Message, Service, rpc
 from transport.chunks import Chunk
+from transport.runtime.wire import InferRequest
 
 SERVICE = "bench.v1.Bench"
 ECHO = f"/{SERVICE}/Echo"
@@ -101,6 +102,11 @@ def tick(sequence: int) -> Tick:
 def tensor(nbytes: int) -> Tensor:
     """A float32 array of ``nbytes`` bytes."""
     return Tensor(name="x", array=np.arange(nbytes // 4, dtype=np.float32))
+
+
+def infer_request(handle: str) -> InferRequest:
+    """An owner-runtime Infer of a small array (1 KiB of float32)."""
+    return InferRequest(handle=handle, inputs={"x": np.linspace(0, 1, 256, dtype=np.float32)})
 
 
 def _file() -> descriptor_pb2.FileDescriptorProto:

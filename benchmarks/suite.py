@@ -58,6 +58,8 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
         "protobuf",
         "grpclib-json",
     ),
+    # Last: the owner runtime is the newest part of the library.
+    "session_infer": ("floor", "transport-unfenced", "transport-fenced"),
 }
 
 
@@ -118,8 +120,8 @@ class Run:
             )
             self.record("unary_small", variant, "p99_latency", "us", p99 * 1e6)
 
-        for driver in self.drivers.values():
-            driver.unary(10)  # connect and warm up
+        for name in variants:
+            self.drivers[name].unary(10)  # connect and warm up
         self.rounds(variants, measure)
 
     def unary_concurrent(self, variants: Sequence[str]) -> None:
@@ -147,6 +149,21 @@ class Run:
 
         for name in variants:
             self.drivers[name].stream(10)
+        self.rounds(variants, measure)
+
+    def session_infer(self, variants: Sequence[str]) -> None:
+        """A fenced owner-runtime Infer on a small array vs the same call unfenced."""
+        calls = self.settings.unary_calls
+
+        def measure(variant: str, driver: Driver) -> None:
+            latencies = sorted(driver.infer(calls))
+            p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+            median = statistics.median(latencies) * 1e6
+            self.record("session_infer", variant, "p50_latency", "us", median)
+            self.record("session_infer", variant, "p99_latency", "us", p99 * 1e6)
+
+        for name in variants:
+            self.drivers[name].infer(10)
         self.rounds(variants, measure)
 
     def ndarray(self, variants: Sequence[str]) -> None:
