@@ -39,9 +39,13 @@ def _listening(host: str, port: int) -> None:
 
 
 def _serve_sync(host: str, port: int) -> None:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=grpc_options())
-    bind(TestService, TestServiceServer()).add_to(server)
     health = Health()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=32),
+        options=grpc_options(),
+        interceptors=[health.interceptor()],
+    )
+    bind(TestService, TestServiceServer()).add_to(server)
     health.add_to(server)
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
@@ -55,9 +59,9 @@ def _serve_sync(host: str, port: int) -> None:
 
 
 async def _serve_async(host: str, port: int) -> None:
-    server = grpc.aio.server(options=grpc_options())
-    bind(TestService, AsyncTestServiceServer()).add_to(server)
     health = Health()
+    server = grpc.aio.server(options=grpc_options(), interceptors=[health.async_interceptor()])
+    bind(TestService, AsyncTestServiceServer()).add_to(server)
     health.add_to(server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
