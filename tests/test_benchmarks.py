@@ -1,0 +1,42 @@
+"""The benchmark suite keeps working: a tiny run end to end (numbers are never checked)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = {"scenario", "variant", "metric", "value", "unit", "ratio_to_floor"}
+SCENARIOS = {"unary_small", "unary_concurrent", "stream_small", "ndarray", "session_infer"}
+
+
+@pytest.mark.slow
+def test_the_tiny_suite_runs_and_writes_its_rows(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--tiny", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads((tmp_path / "latest.json").read_text())
+    assert rows and all(set(row) == KEYS for row in rows)
+    assert {row["scenario"] for row in rows} == SCENARIOS
+    for scenario in SCENARIOS:
+        floors = [r for r in rows if r["scenario"] == scenario and r["variant"] == "floor"]
+        assert floors and all(r["ratio_to_floor"] == 1.0 for r in floors)
+        assert any(r["variant"].startswith("transport") for r in rows if r["scenario"] == scenario)
+    assert "| scenario | variant | metric | value | unit | spread | x floor |" in done.stdout
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["mode"] == "tiny" and len(run["load_before"]) == 3
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "latest.png").stat().st_size > 0
+    else:
+        assert "no chart" in done.stdout
