@@ -27,6 +27,7 @@ from transport import (
     bind,
     rpc,
 )
+from transport._attachments import MAGIC
 from transport._demo import Summary, Telemetry, TelemetryServer
 from transport.codec import MAX_JSON_DEPTH
 from transport.testing import AsyncTestServer, TestServer, serve
@@ -42,6 +43,7 @@ class Probe(Message):
     extra: Any = None
     tags: list[str] = []
     child: Probe | None = None
+    blob: bytes = b""  # with a bytes field, attachment frames are decoded too
 
 
 class Probes(Service, Protocol, name="test.hostile.Probes"):
@@ -82,6 +84,13 @@ class AsyncProbesServer:
 
 DEEP = 100_000
 
+
+def _frame(header: bytes) -> bytes:
+    """An attachment frame (the binary alternative to JSON) around a JSON header."""
+    frame = MAGIC + len(header).to_bytes(4, "little") + header
+    return frame + bytes(-len(frame) % 16)
+
+
 HOSTILE: dict[str, bytes] = {
     "deep arrays": b"[" * DEEP + b"]" * DEEP,
     "deep arrays, unterminated": b"[" * DEEP,
@@ -112,6 +121,14 @@ HOSTILE: dict[str, bytes] = {
     "null": b"null",
     "wrong type": b'{"tags": "a"}',
     "random bytes": bytes(range(256)),
+    "frame, truncated": MAGIC + b"\xff\xff\x00\x00{",
+    "frame, invalid UTF-8": _frame(b'{"message": {"name": "\xff"}, "attachments": []}'),
+    "frame, deep arrays": _frame(
+        b'{"message": {"extra": ' + b"[" * DEEP + b"]" * DEEP + b'}, "attachments": []}'
+    ),
+    "frame, attachment past the end": _frame(
+        b'{"message": {}, "attachments": [{"path": ["blob"], "offset": 0, "length": 99}]}'
+    ),
 }
 
 
@@ -235,7 +252,12 @@ def test_depth_guard_holds_when_the_program_raised_the_recursion_limit(
     # Without the guard msgspec would recurse 100,000 levels and overflow the C
     # stack of the handler thread, killing the process.
     echo = _raw(probes, "Echo")
-    for name in ("deep arrays in an Any field", "deep nested messages", "deep arrays"):
+    for name in (
+        "deep arrays in an Any field",
+        "deep nested messages",
+        "deep arrays",
+        "frame, deep arrays",
+    ):
         with pytest.raises(grpc.RpcError) as failed:
             echo(HOSTILE[name], timeout=10)
         assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT

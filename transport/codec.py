@@ -56,7 +56,7 @@ class DecodeError(ValueError):
     """Raised when bytes are not valid JSON or do not match the declared type."""
 
 
-def _too_deep(data: bytes) -> bool:
+def _too_deep(data: bytes | memoryview) -> bool:
     """Whether ``data`` nests arrays and objects deeper than :data:`MAX_JSON_DEPTH`.
 
     Linear and vectorised: escaped backslashes and quotes go first, then all
@@ -74,6 +74,12 @@ def _too_deep(data: bytes) -> bool:
     # "[" is 91 and "]" is 93: one level in, one level out.
     steps = np.where(quote | in_string, 0, 92 - marks.astype(np.int32))
     return bool(np.cumsum(steps).max(initial=0) > MAX_JSON_DEPTH)
+
+
+def _check_depth(data: bytes | memoryview) -> None:
+    """Refuse JSON too deep for msgspec to decode safely under a raised recursion limit."""
+    if sys.getrecursionlimit() > _SAFE_RECURSION_LIMIT and _too_deep(data):
+        raise DecodeError("JSON is nested too deeply")
 
 
 def _enc_hook(obj: Any) -> Any:
@@ -128,17 +134,19 @@ class JsonCodec(Generic[T]):
             raise DecodeError(f"malformed attachment frame: {exc}") from None
         except RecursionError:
             raise DecodeError("JSON is nested too deeply") from None
+        except UnicodeDecodeError as exc:  # msgspec lets these through as they are
+            raise DecodeError(
+                f"malformed attachment frame: a string is not UTF-8 ({exc.reason})"
+            ) from None
 
     def decode(self, data: bytes) -> T:
         """Return the message in ``data``; raise :class:`DecodeError` naming the field path."""
         if self.contents.buffers and data[:4] == _attachments.MAGIC:
+            # Only the frame's JSON header nests; the buffers after it are raw bytes.
+            _check_depth(memoryview(data)[8 : 8 + int.from_bytes(data[4:8], "little")])
             return self._decode_frame(data)
-        if (
-            len(data) > MAX_JSON_DEPTH
-            and sys.getrecursionlimit() > _SAFE_RECURSION_LIMIT
-            and _too_deep(data)
-        ):
-            raise DecodeError("JSON is nested too deeply")
+        if len(data) > MAX_JSON_DEPTH:  # a shorter document cannot nest deeper
+            _check_depth(data)
         try:
             return self._decoder.decode(data)
         except msgspec.ValidationError as exc:
