@@ -338,15 +338,24 @@ def _reading(values: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
 SUMMARIES = st.fixed_dictionaries(
     {"sensor": st.text(max_size=4)}, optional={"count": st.integers(-5, 5) | JSON, "mean": JSON}
 )
+
+
 #: Random bytes, random JSON, and messages almost of the right shape.
+def _framed(message: bytes) -> bytes:
+    return _frame(b'{"message": ' + message + b', "attachments": []}')
+
+
 GARBAGE = st.one_of(
     st.binary(max_size=64),
+    st.binary(max_size=64).map(lambda b: MAGIC + b),
     JSON.map(lambda v: json.dumps(v).encode()),
+    JSON.map(lambda v: _frame(json.dumps(v).encode())),
     SUMMARIES.map(lambda v: json.dumps(v).encode()),
     _reading(ODD_ARRAYS | JSON),
+    _reading(ODD_ARRAYS | JSON).map(_framed),
 )
 #: Readings the decoder accepts, of every numeric dtype: what the handlers compute on.
-READINGS = _reading(CONSISTENT_ARRAYS)
+READINGS = _reading(CONSISTENT_ARRAYS) | _reading(CONSISTENT_ARRAYS).map(_framed)
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT}
 
 
