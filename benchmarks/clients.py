@@ -351,10 +351,13 @@ class RuntimeDriver(Driver):
 
         owner = RUNTIME_OWNER if variant == "transport-fenced" else ""
         self.client = dial_leader(self.address, owner, timeout=10)
-        self.session = self.client.open_session(OpenSessionRequest(type="echo", path="bench"))
-        self.inputs = infer_request(self.session.handle).inputs
+        self.model = OpenSessionRequest(type="echo", path="bench")
+        self.session: Any = None
+        self.inputs = infer_request("").inputs
 
     def infer(self, calls: int) -> list[float]:
+        if self.session is None:  # opened when first used: an idle session is closed
+            self.session = self.client.open_session(self.model)
         infer, inputs, latencies = self.session.infer, self.inputs, []
         for _ in range(calls):
             start = time.perf_counter()
@@ -363,7 +366,8 @@ class RuntimeDriver(Driver):
         return latencies
 
     def close(self) -> None:
-        self.session.close()
+        if self.session is not None:
+            self.session.close()
         self.client.close()
 
 

@@ -129,3 +129,71 @@ def chart(measurements: list[Measurement], path: Path) -> Path | None:
     figure.savefig(path, dpi=110)
     pyplot.close(figure)
     return path
+
+
+def _find(rows: list[dict[str, Any]], scenario: str, variant: str, metric: str) -> Any:
+    for row in rows:
+        if (row["scenario"], row["variant"], row["metric"]) == (scenario, variant, metric):
+            return row
+    return None
+
+
+def _check(label: str, value: float | None, limit: float) -> str:
+    if value is None:
+        return f"{label}: not measured"
+    verdict = "met" if value <= limit else f"missed by {(value / limit - 1) * 100:.0f}%"
+    return f"{label}: {value:.2f} (target <= {limit:.2f}) {verdict}"
+
+
+def targets(measurements: list[Measurement]) -> list[str]:
+    """The issue's targets checked against this run's rows, one line each."""
+    table = rows(measurements)
+    lines = []
+
+    def ratio(scenario: str, variant: str, metric: str) -> float | None:
+        row = _find(table, scenario, variant, metric)
+        return None if row is None else row["ratio_to_floor"]
+
+    for scenario, metric in (
+        ("unary_small", "p50_latency"),
+        ("unary_small", "p99_latency"),
+        ("unary_concurrent", "throughput"),
+    ):
+        ours = ratio(scenario, "transport", metric)
+        lines.append(_check(f"{scenario} {metric} transport x floor", ours, 1.05))
+        theirs = ratio(scenario, "protobuf", metric)
+        if ours is not None and theirs is not None:
+            lines.append(_check(f"{scenario} {metric} transport / protobuf", ours / theirs, 1.0))
+    lines.append(
+        _check(
+            "stream_small transport x floor", ratio("stream_small", "transport", "throughput"), 1.10
+        )
+    )
+    for row in table:
+        if (
+            row["scenario"] == "ndarray"
+            and row["variant"] == "transport"
+            and row["unit"] == "MiB/s"
+        ):
+            lines.append(
+                _check(f"ndarray {row['metric']} transport x floor", row["ratio_to_floor"], 1.25)
+            )
+    fenced = _find(table, "session_infer", "transport-fenced", "p50_latency")
+    unfenced = _find(table, "session_infer", "transport-unfenced", "p50_latency")
+    if fenced and unfenced:
+        lines.append(
+            _check("session_infer p50 fenced / unfenced", fenced["value"] / unfenced["value"], 1.10)
+        )
+    for row in table:
+        if row["variant"] != "grpclib-json" or row["unit"] == "MiB":
+            continue
+        ours = ratio(row["scenario"], "transport", row["metric"])
+        if ours is not None and row["ratio_to_floor"]:
+            lines.append(
+                _check(
+                    f"{row['scenario']} {row['metric']} transport / grpclib-json",
+                    ours / row["ratio_to_floor"],
+                    1.0,
+                )
+            )
+    return lines

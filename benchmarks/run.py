@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         loop.close()
 
-    context = {
+    context: dict[str, Any] = {
         "mode": "tiny" if args.tiny else "quick" if args.quick else "full",
         "machine": _machine(),
         "load_before": load_before,
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.table(run.measurements))
     load = f"load average before {load_before}, after {context['load_after']}"
     print(f"\nmachine: {context['machine']}; {load}")
+    context["targets"] = report.targets(run.measurements)
+    print("\ntargets:\n" + "\n".join(f"  {line}" for line in context["targets"]))
     print(f"wrote {report.write(run.measurements, args.out, context)}")
     if not args.no_chart:
         drawn = report.chart(run.measurements, args.out / "latest.png")
