@@ -378,6 +378,54 @@ async def test_generated_garbage_never_breaks_the_async_server(
     await anyio.to_thread.run_sync(_fuzz, server.address)
 
 
+# -- a client's requests that fail -------------------------------------------------------
+
+
+class BrokenSourceError(Exception):
+    """Raised by a test's own request iterator."""
+
+
+def _failing_requests() -> Iterator[Note]:
+    yield Note(text="a")
+    raise BrokenSourceError("the source of requests broke")
+
+
+@pytest.mark.parametrize("kind", ["stream_unary", "stream_stream"])
+def test_a_failing_request_iterator_raises_its_own_error_sync(
+    transport_serve: Serve, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # grpcio logs the iterator's exception itself; the call raises it, not UNKNOWN.
+    server = transport_serve(bind(Echo, EchoServer()))
+    with caplog.at_level(logging.CRITICAL, logger="grpc"), pytest.raises(BrokenSourceError):
+        if kind == "stream_unary":
+            server.client.call(Echo.Collect, _failing_requests())
+        else:
+            list(server.client.call(Echo.Chat, _failing_requests()))
+    with (
+        caplog.at_level(logging.CRITICAL, logger="grpc"),
+        pytest.raises(TypeError, match="takes Note"),
+    ):
+        server.client.call(Echo.Collect, [Note(), "not a note"])  # type: ignore[misc]
+    assert server.client.call(Echo.Collect, [Note(text="ok")]).text == "ok"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["stream_unary", "stream_stream"])
+async def test_a_failing_request_iterator_raises_its_own_error_async(
+    transport_serve_async: ServeAsync, kind: str
+) -> None:
+    # grpc.aio would end these calls with a bare CancelledError.
+    server = await transport_serve_async(bind(Echo, AsyncEchoServer()))
+    with pytest.raises(BrokenSourceError):
+        if kind == "stream_unary":
+            await server.client.call(Echo.Collect, _failing_requests())
+        else:
+            [note async for note in server.client.call(Echo.Chat, _failing_requests())]
+    with pytest.raises(TypeError, match="takes Note"):
+        await server.client.with_call(Echo.Collect, [Note(), "not a note"])  # type: ignore[misc]
+    assert (await server.client.call(Echo.Collect, [Note(text="ok")])).text == "ok"
+
+
 # -- responses that do not decode (client side) ------------------------------------------
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,59 @@ def check_request(method: Method[Any, Any], request: Any) -> None:
         raise TypeError(
             f"{method.path} takes {method.request_type.__name__}, got {type(request).__name__}"
         )
+
+
+class RequestStream:
+    """A client's stream of requests, checked and encoded as grpcio pulls them.
+
+    When the iterable raises, or yields a request of the wrong type, grpcio
+    cancels the call and reports only UNKNOWN "Exception iterating requests!"
+    (sync) or a bare CancelledError (asyncio). The exception is kept here so
+    that the call raises it instead, where the requests came from.
+    """
+
+    __slots__ = ("_encode", "_method", "_requests", "error")
+
+    def __init__(
+        self,
+        method: Method[Any, Any],
+        requests: Iterable[Any] | AsyncIterable[Any],
+        encode: Callable[[Any], bytes],
+    ) -> None:
+        self._method = method
+        self._requests = requests
+        self._encode = encode
+        self.error: Exception | None = None
+
+    def encoded(self) -> Iterator[bytes]:
+        """The encoded requests, for grpcio's sync channel."""
+        try:
+            for request in self._requests:  # type: ignore[union-attr]
+                check_request(self._method, request)
+                yield self._encode(request)
+        except Exception as exc:
+            self.error = exc
+            raise
+
+    async def encoded_async(self) -> AsyncIterator[bytes]:
+        """The encoded requests, for grpcio's asyncio channel (sync iterables too)."""
+        try:
+            if isinstance(self._requests, AsyncIterable):
+                async for request in self._requests:
+                    check_request(self._method, request)
+                    yield self._encode(request)
+            else:
+                for request in self._requests:
+                    check_request(self._method, request)
+                    yield self._encode(request)
+        except Exception as exc:
+            self.error = exc
+            raise
+
+    def raise_error(self) -> None:
+        """Raise what stopped the requests, if anything did."""
+        if self.error is not None:
+            raise self.error from None
 
 
 def decode_response(codec: JsonCodec[Any], data: bytes) -> Any:

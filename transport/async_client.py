@@ -14,6 +14,7 @@ from . import _attachments, _status_map
 from ._calls import (
     CallInfo,
     MetadataTuple,
+    RequestStream,
     as_metadata,
     check_metadata,
     check_request,
@@ -47,6 +48,8 @@ class AsyncResponseStream(Generic[Res]):
 
     # Told the trailing metadata when the stream ends (the client learns frames there).
     _on_end: Callable[[MetadataTuple], None] | None = None
+    # The client's own stream of requests, whose failure ends the call.
+    _sending: RequestStream | None = None
 
     def __init__(self, call: Any, codec: JsonCodec[Res]) -> None:
         self._call = call
@@ -69,6 +72,8 @@ class AsyncResponseStream(Generic[Res]):
         try:
             data = await read
         except grpc.RpcError as exc:
+            if self._sending is not None:
+                self._sending.raise_error()
             raise _status_map.error_of(exc) from None
         except StopAsyncIteration:
             if self._on_end is not None:
@@ -77,6 +82,7 @@ class AsyncResponseStream(Generic[Res]):
         except asyncio.CancelledError:
             # grpc.aio ends a read with CancelledError when the call is cancelled;
             # that is this call's status, not a cancel of the reading task.
+            _raise_request_error(self._sending)
             if self._cancelled and not _task_cancelling():
                 raise _cancelled_locally() from None
             self._cancelled = True  # a cancel of the reader cancels the call
@@ -129,6 +135,16 @@ def _task_cancelling() -> bool:
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)
     return bool(cancelling()) if cancelling is not None else False
+
+
+def _raise_request_error(requests: RequestStream | None) -> None:
+    """Raise what stopped the client's requests, which is why grpc.aio ended the call.
+
+    grpc.aio reports it as a cancel of the call; a cancel of the task itself
+    stays a cancel.
+    """
+    if requests is not None and requests.error is not None and not _task_cancelling():
+        requests.raise_error()
 
 
 def _cancelled_locally() -> RpcError:
@@ -254,11 +270,13 @@ class AsyncClient:
         codec = method.request_codec
         return codec.encode_framed if self._peer_reads_frames else codec.encode
 
-    def _argument(self, method: Method[Any, Any], request: Any) -> Any:
+    def _argument(self, method: Method[Any, Any], request: Any) -> tuple[RequestStream | None, Any]:
+        """The requests of a client stream (else ``None``) and what to hand grpcio."""
         if not method.cardinality.client_streaming:
             check_request(method, request)
-            return self._request_encoder(method)(request)
-        return _encoded(method, request, self._request_encoder(method))
+            return None, self._request_encoder(method)(request)
+        requests = RequestStream(method, request, self._request_encoder(method))
+        return requests, requests.encoded_async()
 
     @overload
     def call(
@@ -308,24 +326,31 @@ class AsyncClient:
 
         Raises :class:`~transport.RpcError` when the call ends with a non-OK status.
         """
-        argument = self._argument(method, request)
+        requests, argument = self._argument(method, request)
         options = self._options(method, timeout, metadata)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **options)
             stream = AsyncResponseStream(call, method.response_codec)
+            stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
             return stream
-        return self._unary(method, argument, options)
+        return self._unary(method, argument, options, requests)
 
-    async def _unary(self, method: Method[Any, Any], argument: Any, options: Any) -> Any:
+    async def _unary(
+        self, method: Method[Any, Any], argument: Any, options: Any, requests: RequestStream | None
+    ) -> Any:
         try:
             call = self._multicallable(method)(argument, **options)
             data = await _response_of(call)
             if self._learns(method):
                 self._peer_reads_frames = _attachments.announced(await call.trailing_metadata())
         except grpc.RpcError as exc:
+            _raise_request_error(requests)
             raise _status_map.error_of(exc) from None
+        except asyncio.CancelledError:
+            _raise_request_error(requests)
+            raise
         return decode_response(method.response_codec, data)
 
     @overload
@@ -357,9 +382,8 @@ class AsyncClient:
         """Like :meth:`call` for a unary response, also returning the call's metadata."""
         if method.cardinality.server_streaming:
             raise TypeError(f"{method.path} streams its responses: use call() and iterate")
-        call = self._multicallable(method)(
-            self._argument(method, request), **self._options(method, timeout, metadata)
-        )
+        requests, argument = self._argument(method, request)
+        call = self._multicallable(method)(argument, **self._options(method, timeout, metadata))
         try:
             data = await _response_of(call)
             info = CallInfo(
@@ -367,7 +391,11 @@ class AsyncClient:
                 as_metadata(await call.trailing_metadata()),
             )
         except grpc.RpcError as exc:
+            _raise_request_error(requests)
             raise _status_map.error_of(exc) from None
+        except asyncio.CancelledError:
+            _raise_request_error(requests)
+            raise
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(info.trailing_metadata)
         return decode_response(method.response_codec, data), info
@@ -451,18 +479,3 @@ async def _keeping_cancel(read: Awaitable[T], cancel: Callable[[], object]) -> T
         task.cancel()
         raise
     return task.result()
-
-
-async def _encoded(
-    method: Method[Any, Any],
-    requests: Iterable[Any] | AsyncIterable[Any],
-    encode: Callable[[Any], bytes],
-) -> AsyncIterator[bytes]:
-    if isinstance(requests, AsyncIterable):
-        async for request in requests:
-            check_request(method, request)
-            yield encode(request)
-    else:
-        for request in requests:
-            check_request(method, request)
-            yield encode(request)

@@ -14,6 +14,7 @@ from . import _attachments, _status_map
 from ._calls import (
     CallInfo,
     MetadataTuple,
+    RequestStream,
     as_metadata,
     check_metadata,
     check_request,
@@ -45,6 +46,8 @@ class ResponseStream(Generic[Res]):
 
     # Told the trailing metadata when the stream ends (the client learns frames there).
     _on_end: Callable[[MetadataTuple], None] | None = None
+    # The client's own stream of requests, whose failure ends the call.
+    _sending: RequestStream | None = None
 
     def __init__(self, call: Any, codec: JsonCodec[Res]) -> None:
         self._call = call
@@ -57,6 +60,8 @@ class ResponseStream(Generic[Res]):
         try:
             data = next(self._call)
         except grpc.RpcError as exc:
+            if self._sending is not None:
+                self._sending.raise_error()
             raise _status_map.error_of(exc) from None
         except StopIteration:
             if self._on_end is not None:
@@ -230,11 +235,14 @@ class Client:
         codec = method.request_codec
         return codec.encode_framed if self._peer_reads_frames else codec.encode
 
-    def _encoded(self, method: Method[Any, Any], requests: Iterable[Any]) -> Iterator[bytes]:
-        encode = self._request_encoder(method)
-        for request in requests:
-            check_request(method, request)
-            yield encode(request)
+    def _request_stream(
+        self, method: Method[Any, Any], request: Any
+    ) -> tuple[RequestStream | None, Any]:
+        """The requests of a client stream (else ``None``) and what to hand grpcio."""
+        if not method.cardinality.client_streaming:
+            return None, self._encode_one(method, request)
+        requests = RequestStream(method, request, self._request_encoder(method))
+        return requests, requests.encoded()
 
     @overload
     def call(
@@ -284,23 +292,14 @@ class Client:
 
         Raises :class:`~transport.RpcError` when the call ends with a non-OK status.
         """
-        cardinality = method.cardinality
-        if cardinality.server_streaming:
-            argument = (
-                self._encoded(method, request)
-                if cardinality.client_streaming
-                else self._encode_one(method, request)
-            )
+        requests, argument = self._request_stream(method, request)
+        if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **self._options(method, timeout, metadata))
             stream = ResponseStream(call, method.response_codec)
+            stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
             return stream
-        argument = (
-            self._encoded(method, request)
-            if cardinality.client_streaming
-            else self._encode_one(method, request)
-        )
         options = self._options(method, timeout, metadata)
         try:
             if self._learns(method):
@@ -309,6 +308,8 @@ class Client:
             else:
                 data = self._multicallable(method)(argument, **options)
         except grpc.RpcError as exc:
+            if requests is not None:
+                requests.raise_error()
             raise _status_map.error_of(exc) from None
         return decode_response(method.response_codec, data)
 
@@ -345,16 +346,14 @@ class Client:
         """Like :meth:`call` for a unary response, also returning the call's metadata."""
         if method.cardinality.server_streaming:
             raise TypeError(f"{method.path} streams its responses: use call() and iterate")
-        argument = (
-            self._encoded(method, request)
-            if method.cardinality.client_streaming
-            else self._encode_one(method, request)
-        )
+        requests, argument = self._request_stream(method, request)
         try:
             data, call = self._multicallable(method).with_call(
                 argument, **self._options(method, timeout, metadata)
             )
         except grpc.RpcError as exc:
+            if requests is not None:
+                requests.raise_error()
             raise _status_map.error_of(exc) from None
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
