@@ -164,3 +164,20 @@ def test_interval_us_spaces_the_responses(transport_serve: Callable[..., TestSer
     started = time.monotonic()
     assert len(list(server.client.call(TestService.StreamingOutputCall, request))) == 3
     assert time.monotonic() - started >= 0.15
+
+
+@pytest.mark.anyio
+async def test_half_duplex_answers_every_request_in_order(
+    transport_serve_async: Callable[..., Any],
+) -> None:
+    server: AsyncTestServer = await transport_serve_async(
+        bind(TestService, AsyncTestServiceServer())
+    )
+    stream = server.client.open(TestService.HalfDuplexCall)
+    for size in (3, 1, 4):
+        await stream.write(
+            StreamingOutputCallRequest(response_parameters=[ResponseParameters(size=size)])
+        )
+    await stream.done_writing()
+    sizes = [len(r.payload.body) if r.payload else 0 async for r in stream]
+    assert sizes == [3, 1, 4]
