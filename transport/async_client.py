@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar, overload
 import grpc
 import grpc.aio
 
-from . import _attachments, _status_map
+from . import _attachments, _grpc_fixes, _status_map
 from ._calls import (
     CallInfo,
     MetadataTuple,
@@ -27,6 +27,8 @@ from .errors import RpcError
 from .options import grpc_options
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from .status import StatusCode
+
+_grpc_fixes.apply()
 
 __all__ = ["AsyncBidiStream", "AsyncClient", "AsyncResponseStream"]
 
