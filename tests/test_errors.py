@@ -105,6 +105,39 @@ def test_handler_trailing_metadata_travels_with_the_error(transport_serve: Serve
     assert ("x-trailing", "kept") in caught.value.trailing_metadata
 
 
+class Refuser:
+    """Fails with metadata carried on the error itself."""
+
+    def Say(self, request: Note, context: Context) -> Note:
+        raise RpcError(
+            StatusCode.ABORTED, "stale", {"owner": "b"}, trailing_metadata=[("x-owner", "b")]
+        )
+
+
+class AsyncRefuser:
+    async def Say(self, request: Note, context: Any) -> Note:
+        raise RpcError(StatusCode.ABORTED, "stale", trailing_metadata=[("x-owner-bin", b"\x00b")])
+
+
+def test_an_errors_own_trailing_metadata_reaches_the_client(transport_serve: Serve) -> None:
+    server = transport_serve(bind(Echo, Refuser()))
+    with pytest.raises(RpcError) as caught:
+        server.client.call(Echo.Say, Note(text="x"))
+    assert caught.value.code is StatusCode.ABORTED
+    assert caught.value.details == {"owner": "b"}
+    assert ("x-owner", "b") in caught.value.trailing_metadata
+
+
+@pytest.mark.anyio
+async def test_an_errors_own_trailing_metadata_reaches_the_async_client(
+    transport_serve_async: ServeAsync,
+) -> None:
+    server = await transport_serve_async(bind(Echo, AsyncRefuser()))
+    with pytest.raises(RpcError) as caught:
+        await server.client.call(Echo.Say, Note(text="x"))
+    assert ("x-owner-bin", b"\x00b") in caught.value.trailing_metadata
+
+
 def test_a_stream_fails_after_the_responses_already_sent(transport_serve: Serve) -> None:
     server = transport_serve(bind(Echo, EchoServer()))
     replies = server.client.call(Echo.Chat, iter([Note(text="a"), Note(text="fail")]))

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from transport import (
@@ -295,3 +296,24 @@ def test_a_bad_array_is_invalid_argument_and_the_server_keeps_serving(
     assert "needs 20 - at `$.array`" in str(caught.value.details())
     reply = server.client.call(Tensors.Echo, Tensor(array=np.ones(2, np.int8)))
     np.testing.assert_array_equal(reply.array, [2, 2])
+
+
+class TypedArrays(Message):
+    exact: npt.NDArray[np.float32]
+    family: npt.NDArray[np.floating[Any]] | None = None
+
+
+def test_numpy_typing_annotations_decode_and_check_the_dtype() -> None:
+    codec = JsonCodec(TypedArrays)
+    message = TypedArrays(exact=np.ones(3, np.float32), family=np.zeros(2, np.float16))
+    back = codec.decode(codec.encode(message))
+    assert back.exact.dtype == np.float32 and back.family is not None
+    assert back.family.dtype == np.float16
+    wrong = codec.encode(TypedArrays(exact=np.ones(3, np.float64)))
+    with pytest.raises(
+        DecodeError, match=r"expected an array of float32, got float64 - at `\$.exact`"
+    ):
+        codec.decode(wrong)
+    ints = codec.encode(TypedArrays(exact=np.ones(1, np.float32), family=np.ones(1, np.int8)))
+    with pytest.raises(DecodeError, match=r"expected an array of floating, got int8"):
+        codec.decode(ints)

@@ -228,6 +228,7 @@ class AsyncClient:
         attachments: bool = True,
     ) -> AsyncClient:
         """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
+        check_metadata(metadata)  # refuse bad metadata before a channel exists to leak
         options = grpc_options(
             max_send_message_bytes=max_send_message_bytes,
             max_receive_message_bytes=max_receive_message_bytes,

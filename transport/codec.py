@@ -9,13 +9,14 @@ INVALID_ARGUMENT with a message that names the field.
 from __future__ import annotations
 
 import sys
+import typing
 from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 import numpy as np
 
 from . import _attachments
-from .ndarray import decode_ndarray, encode_ndarray
+from .ndarray import check_declared_dtype, decode_ndarray, encode_ndarray
 
 __all__ = ["MAX_JSON_DEPTH", "DecodeError", "FrozenMessage", "JsonCodec", "Message"]
 
@@ -93,6 +94,8 @@ def _enc_hook(obj: Any) -> Any:
 def _dec_hook(type_: type[Any], obj: Any) -> Any:
     if type_ is np.ndarray:
         return decode_ndarray(obj)
+    if typing.get_origin(type_) is np.ndarray:  # numpy.typing.NDArray[...]
+        return check_declared_dtype(decode_ndarray(obj), type_)
     raise NotImplementedError(f"cannot decode into type {type_!r}")
 
 

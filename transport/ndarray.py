@@ -10,6 +10,8 @@ decode.
 
 from __future__ import annotations
 
+import functools
+import typing
 from typing import Any, Literal
 
 import msgspec
@@ -17,7 +19,14 @@ import numpy as np
 import numpy.typing as npt
 import pybase64
 
-__all__ = ["Quantization", "QuantizedArray", "decode_ndarray", "encode_ndarray", "quantize"]
+__all__ = [
+    "Quantization",
+    "QuantizedArray",
+    "check_declared_dtype",
+    "decode_ndarray",
+    "encode_ndarray",
+    "quantize",
+]
 
 Quantization = Literal["NONE", "FP16", "UINT8"]
 
@@ -148,3 +157,28 @@ def decode_ndarray(obj: Any) -> np.ndarray[Any, Any]:
         raise ValueError("UINT8 quantization needs scale and minVal")
     restored = array.astype(np.float64) * wire.scale + wire.min_val
     return restored.astype(original.newbyteorder("="))
+
+
+@functools.lru_cache(maxsize=256)
+def _declared_scalar(annotation: Any) -> type[np.generic] | None:
+    """The scalar type of ``NDArray[np.float32]``-style annotations, or None for any dtype."""
+    args = typing.get_args(annotation)
+    if len(args) < 2:
+        return None
+    scalars = typing.get_args(args[1])
+    scalar = scalars[0] if scalars else None
+    scalar = typing.get_origin(scalar) or scalar  # np.floating[Any] -> np.floating
+    if isinstance(scalar, type) and issubclass(scalar, np.generic):
+        return scalar
+    return None
+
+
+def check_declared_dtype(array: np.ndarray[Any, Any], annotation: Any) -> np.ndarray[Any, Any]:
+    """Refuse an array whose dtype does not fit a field typed ``NDArray[np.float32]`` and alike.
+
+    An abstract scalar type (``NDArray[np.floating]``) admits every dtype under it.
+    """
+    scalar = _declared_scalar(annotation)
+    if scalar is not None and not issubclass(array.dtype.type, scalar):
+        raise ValueError(f"expected an array of {scalar.__name__}, got {array.dtype.name}")
+    return array

@@ -38,9 +38,12 @@ def _check(method: Method[Any, Any], reply: Any) -> Any:
 
 
 def _details_metadata(
-    context: Context | AsyncContext, details: bytes | None
+    context: Context | AsyncContext, exc: Exception, details: bytes | None
 ) -> tuple[tuple[str, str | bytes], ...]:
     trailing = context.trailing_metadata
+    if isinstance(exc, RpcError):
+        # Metadata carried by the error itself goes out with its status.
+        trailing += exc.trailing_metadata
     if details is not None:
         trailing += ((_status_map.DETAILS_KEY, details),)
     return trailing
@@ -50,7 +53,7 @@ def _abort_sync(
     grpc_context: grpc.ServicerContext, context: Context, exc: Exception, path: str
 ) -> None:
     code, message, details = _status_map.status_of(exc, path)
-    grpc_context.set_trailing_metadata(_details_metadata(context, details))
+    grpc_context.set_trailing_metadata(_details_metadata(context, exc, details))
     grpc_context.abort(_status_map.grpc_code(code), message)
 
 
@@ -62,7 +65,7 @@ async def _abort_async(
 ) -> None:
     code, message, details = _status_map.status_of(exc, path)
     await grpc_context.abort(
-        _status_map.grpc_code(code), message, _details_metadata(context, details)
+        _status_map.grpc_code(code), message, _details_metadata(context, exc, details)
     )
 
 
