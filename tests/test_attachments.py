@@ -204,7 +204,7 @@ def test_typed_ends_switch_to_frames_after_the_first_answer() -> None:
         assert not client._peer_reads_frames
         first, info = client.with_call(Arrays.Echo, _big())
         assert dict(info.trailing_metadata)["x-seen"] == "16384"
-        assert dict(info.trailing_metadata)["transport-attachments"] == "1"
+        assert "transport-attachments" not in dict(info.trailing_metadata)  # the library's own
         assert client._peer_reads_frames
         second = client.call(Arrays.Echo, _big())
         for reply in (first, second):
@@ -248,7 +248,7 @@ async def test_asyncio_ends_switch_to_frames_too() -> None:
         first = await client.call(Arrays.Echo, _big())
         assert client._peer_reads_frames
         second, info = await client.with_call(Arrays.Echo, _big())
-        assert dict(info.trailing_metadata)["transport-attachments"] == "1"
+        assert "transport-attachments" not in dict(info.trailing_metadata)
         for reply in (first, second):
             assert np.array_equal(reply.array, _big().array * 2)
         rows = [row async for row in client.call(Arrays.Split, _big())]
@@ -270,3 +270,31 @@ async def test_an_asyncio_stream_that_ends_teaches_the_client_too() -> None:
         rows = [row async for row in client.call(Arrays.Split, _big())]
         assert len(rows) == 8 and client._peer_reads_frames
         await client.close()
+
+
+class MetadataSeer:
+    """Echoes, remembering the metadata its handler was shown."""
+
+    def __init__(self) -> None:
+        self.seen: tuple[tuple[str, str | bytes], ...] = ()
+
+    def Echo(self, request: Tensor, context: Context) -> Tensor:
+        self.seen = context.invocation_metadata()
+        return request
+
+    def Split(self, request: Tensor, context: Context) -> Iterator[Blob]:
+        yield Blob(name=request.name)
+
+
+def test_the_negotiation_stays_out_of_the_users_metadata() -> None:
+    seer = MetadataSeer()
+    with serve(bind(Arrays, seer)) as server:
+        tensor = Tensor(name="t", array=np.arange(3.0))
+        for _ in range(2):  # the second call is framed: the client has learned
+            _, info = server.client.with_call(Arrays.Echo, tensor, metadata=[("x-mine", "1")])
+            assert info.trailing_metadata == ()
+            assert [key for key, _ in seer.seen if key.startswith("transport-")] == []
+            assert ("x-mine", "1") in seer.seen
+        stream = server.client.call(Arrays.Split, tensor)
+        assert [blob.name for blob in stream] == ["t"]
+        assert stream.trailing_metadata() == ()

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from dataclasses import dataclass
 from typing import Any
 
+from . import _attachments
+from ._status_map import DETAILS_KEY
 from .codec import DecodeError, JsonCodec
 from .errors import RpcError
 from .service import Method
@@ -26,6 +28,15 @@ class CallInfo:
 def as_metadata(items: Any) -> MetadataTuple:
     """Normalise grpcio metadata (tuples, ``_Metadatum``, ``aio.Metadata``) to pairs."""
     return tuple((key, value) for key, value in (items or ()))
+
+
+# Entries the library itself sends; users see their own metadata only.
+_RESERVED = frozenset({_attachments.KEY, DETAILS_KEY})
+
+
+def user_metadata(items: Any) -> MetadataTuple:
+    """Metadata as users see it: normalised, without the library's own entries."""
+    return tuple((key, value) for key, value in (items or ()) if key not in _RESERVED)
 
 
 def check_metadata(metadata: Sequence[tuple[str, str | bytes]] | None) -> MetadataTuple | None:

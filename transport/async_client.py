@@ -20,6 +20,7 @@ from ._calls import (
     check_request,
     decode_response,
     multicallable_kwargs,
+    user_metadata,
 )
 from .codec import JsonCodec
 from .context import Metadata
@@ -104,11 +105,11 @@ class AsyncResponseStream(Generic[Res]):
 
     async def initial_metadata(self) -> MetadataTuple:
         """The server's initial metadata (waits for it)."""
-        return as_metadata(await self._call.initial_metadata())
+        return user_metadata(await self._call.initial_metadata())
 
     async def trailing_metadata(self) -> MetadataTuple:
         """The server's trailing metadata (waits for the call to end)."""
-        return as_metadata(await self._call.trailing_metadata())
+        return user_metadata(await self._call.trailing_metadata())
 
     def cancel(self) -> None:
         """Cancel the call; the server's handler is stopped and reads raise CANCELLED."""
@@ -390,8 +391,8 @@ class AsyncClient:
         try:
             data = await _response_of(call)
             info = CallInfo(
-                as_metadata(await call.initial_metadata()),
-                as_metadata(await call.trailing_metadata()),
+                user_metadata(await call.initial_metadata()),
+                user_metadata(await call.trailing_metadata()),
             )
         except grpc.RpcError as exc:
             _raise_request_error(requests)

@@ -20,6 +20,7 @@ from ._calls import (
     check_request,
     decode_response,
     multicallable_kwargs,
+    user_metadata,
 )
 from .codec import JsonCodec
 from .context import Metadata
@@ -75,11 +76,11 @@ class ResponseStream(Generic[Res]):
 
     def initial_metadata(self) -> MetadataTuple:
         """The server's initial metadata (waits for it)."""
-        return as_metadata(self._call.initial_metadata())
+        return user_metadata(self._call.initial_metadata())
 
     def trailing_metadata(self) -> MetadataTuple:
         """The server's trailing metadata (waits for the call to end)."""
-        return as_metadata(self._call.trailing_metadata())
+        return user_metadata(self._call.trailing_metadata())
 
     def cancel(self) -> None:
         """Cancel the call; the server's handler is stopped."""
@@ -358,7 +359,9 @@ class Client:
             raise _status_map.error_of(exc) from None
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
-        info = CallInfo(as_metadata(call.initial_metadata()), as_metadata(call.trailing_metadata()))
+        info = CallInfo(
+            user_metadata(call.initial_metadata()), user_metadata(call.trailing_metadata())
+        )
         return decode_response(method.response_codec, data), info
 
     def open(

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 import grpc
 import grpc.aio
 
+from ._calls import user_metadata
 from .errors import RpcError
 from .status import StatusCode
 
@@ -29,8 +30,8 @@ class _ContextBase:
         self._trailing: list[tuple[str, str | bytes]] = []
 
     def invocation_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
-        """The metadata the client sent with the call."""
-        return tuple((key, value) for key, value in (self._grpc.invocation_metadata() or ()))
+        """The metadata the client sent with the call (without the library's own entries)."""
+        return user_metadata(self._grpc.invocation_metadata())
 
     def metadata_value(self, key: str) -> str | bytes | None:
         """The first value the client sent under ``key``, or ``None``."""
