@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -20,14 +19,15 @@ from transport import AsyncClient, Client, JsonCodec
 from transport.chunks import array_chunks, join_array
 from transport.runtime.wire import InferRequest
 
-from .servers import OPTIONS, RUNTIME_OWNER, JsonCodecForGrpclib, floor_tick
+from .clients_asyncio import AsyncTransportDriver, GrpclibDriver
+from .driver import LIMITS, REGISTERED, Driver, concurrently, timed
+from .servers import OPTIONS, RUNTIME_OWNER, floor_tick
 from .shapes import (
     ARRAY,
     ECHO,
     TICKS,
     Bench,
     Reading,
-    Tensor,
     TickRequest,
     infer_request,
     protobuf_classes,
@@ -36,70 +36,6 @@ from .shapes import (
     tensor,
 )
 
-T = TypeVar("T")
-
-_REGISTERED: dict[str, Any] = {"_registered_method": True}
-_LIMITS: dict[str, Any] = {"max_send_message_bytes": -1, "max_receive_message_bytes": -1}
-
-
-async def _timed_calls(call: Callable[[], Awaitable[Any]], calls: int) -> list[float]:
-    latencies = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        await call()
-        latencies.append(time.perf_counter() - start)
-    return latencies
-
-
-async def _concurrently(call: Callable[[], Awaitable[Any]], calls: int, in_flight: int) -> float:
-    async def worker() -> None:
-        for _ in range(calls // in_flight):
-            await call()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return time.perf_counter() - start
-
-
-def _timed(call: Callable[[], Any], calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        call()
-    return (time.perf_counter() - start) / calls
-
-
-class Driver:
-    """One variant's client; subclasses answer the scenarios that apply to them."""
-
-    def __init__(self, variant: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
-        self.variant = variant
-        self.address = f"127.0.0.1:{port}"
-        self.port = port
-        self.loop = loop
-
-    def unary(self, calls: int) -> list[float]:
-        """The latency of each of ``calls`` calls made one after another, in seconds."""
-        raise NotImplementedError
-
-    def concurrent(self, calls: int, in_flight: int) -> float:
-        """Seconds to make ``calls`` calls from asyncio with ``in_flight`` at a time."""
-        raise NotImplementedError
-
-    def stream(self, count: int) -> float:
-        """Seconds to receive a server stream of ``count`` messages."""
-        raise NotImplementedError
-
-    def array(self, nbytes: int, calls: int) -> float:
-        """Seconds per round trip of a float32 array of ``nbytes`` bytes."""
-        raise NotImplementedError
-
-    def infer(self, calls: int) -> list[float]:
-        """The latency of each of ``calls`` owner-runtime Infer calls on a small array."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Close the channels."""
-
 
 class FloorDriver(Driver):
     """grpcio with identity serializers: bytes in, bytes out."""
@@ -107,8 +43,8 @@ class FloorDriver(Driver):
     def __init__(self, variant: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(variant, port, loop)
         self.channel = grpc.insecure_channel(self.address, options=OPTIONS)
-        self.echo: Any = self.channel.unary_unary(ECHO, **_REGISTERED)
-        self.ticks: Any = self.channel.unary_stream(TICKS, **_REGISTERED)
+        self.echo: Any = self.channel.unary_unary(ECHO, **REGISTERED)
+        self.ticks: Any = self.channel.unary_stream(TICKS, **REGISTERED)
         self.payload = JsonCodec(Reading).encode(reading())
         self.tick_size = len(floor_tick())
         self.aio: grpc.aio.Channel | None = None
@@ -136,9 +72,9 @@ class FloorDriver(Driver):
         async def run() -> float:
             if self.aio is None:
                 self.aio = grpc.aio.insecure_channel(self.address, options=OPTIONS)
-            echo: Any = self.aio.unary_unary(ECHO, **_REGISTERED)
+            echo: Any = self.aio.unary_unary(ECHO, **REGISTERED)
             payload = self.payload
-            return await _concurrently(lambda: echo(payload), calls, in_flight)
+            return await concurrently(lambda: echo(payload), calls, in_flight)
 
         return self.loop.run_until_complete(run())
 
@@ -149,10 +85,10 @@ class FloorDriver(Driver):
         return time.perf_counter() - start
 
     def array(self, nbytes: int, calls: int) -> float:
-        echo: Any = self.channel.unary_unary(ARRAY, **_REGISTERED)
+        echo: Any = self.channel.unary_unary(ARRAY, **REGISTERED)
         payload = np.asarray(tensor(nbytes).array).tobytes()
         assert echo(payload) == payload
-        return _timed(lambda: echo(payload), calls)
+        return timed(lambda: echo(payload), calls)
 
     def close(self) -> None:
         self.channel.close()
@@ -177,7 +113,7 @@ class ProtobufDriver(Driver):
             path,
             request_serializer=kind.SerializeToString,
             response_deserializer=kind.FromString,
-            **_REGISTERED,
+            **REGISTERED,
         )
 
     def unary(self, calls: int) -> list[float]:
@@ -193,7 +129,7 @@ class ProtobufDriver(Driver):
             if self.aio is None:
                 self.aio = grpc.aio.insecure_channel(self.address, options=OPTIONS)
             echo, request = self._unary(self.aio, ECHO, "Reading"), self.request
-            return await _concurrently(lambda: echo(request), calls, in_flight)
+            return await concurrently(lambda: echo(request), calls, in_flight)
 
         return self.loop.run_until_complete(run())
 
@@ -202,7 +138,7 @@ class ProtobufDriver(Driver):
             TICKS,
             request_serializer=self.classes["TickRequest"].SerializeToString,
             response_deserializer=self.classes["Tick"].FromString,
-            **_REGISTERED,
+            **REGISTERED,
         )
         start = time.perf_counter()
         received = sum(1 for _ in ticks(self.classes["TickRequest"](count=count)))
@@ -220,7 +156,7 @@ class ProtobufDriver(Driver):
             return np.frombuffer(reply.data, dtype=reply.dtype).reshape(tuple(reply.shape))
 
         assert np.array_equal(round_trip(), source)
-        return _timed(round_trip, calls)
+        return timed(round_trip, calls)
 
     def close(self) -> None:
         self.channel.close()
@@ -235,7 +171,7 @@ class TransportDriver(Driver):
         self, variant: str, port: int, loop: asyncio.AbstractEventLoop, **options: Any
     ) -> None:
         super().__init__(variant, port, loop)
-        self.client = Client.connect(self.address, **_LIMITS, **options)
+        self.client = Client.connect(self.address, **LIMITS, **options)
         self.options = options
         self.request = reading()
         self.aio: AsyncClient | None = None
@@ -251,9 +187,9 @@ class TransportDriver(Driver):
     def concurrent(self, calls: int, in_flight: int) -> float:
         async def run() -> float:
             if self.aio is None:
-                self.aio = AsyncClient.connect(self.address, **_LIMITS, **self.options)
+                self.aio = AsyncClient.connect(self.address, **LIMITS, **self.options)
             call, echo, request = self.aio.call, Bench.Echo, self.request
-            return await _concurrently(lambda: call(echo, request), calls, in_flight)
+            return await concurrently(lambda: call(echo, request), calls, in_flight)
 
         return self.loop.run_until_complete(run())
 
@@ -266,7 +202,7 @@ class TransportDriver(Driver):
     def array(self, nbytes: int, calls: int) -> float:
         request = tensor(nbytes)
         assert np.array_equal(self.client.call(Bench.Array, request).array, request.array)
-        return _timed(lambda: self.client.call(Bench.Array, request), calls)
+        return timed(lambda: self.client.call(Bench.Array, request), calls)
 
     def close(self) -> None:
         self.client.close()
@@ -289,57 +225,7 @@ class ChunkedDriver(TransportDriver):
             return join_array(self.client.call(Bench.ArrayChunks, array_chunks(source)))
 
         assert np.array_equal(round_trip(), source)
-        return _timed(round_trip, calls)
-
-
-class AsyncTransportDriver(Driver):
-    """This library's asyncio client against its asyncio server."""
-
-    def __init__(self, variant: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(variant, port, loop)
-        self.client = self._run(self._connect())
-        self.request = reading()
-
-    async def _connect(self) -> AsyncClient:
-        return AsyncClient.connect(self.address, **_LIMITS)
-
-    def _run(self, awaitable: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(awaitable)
-
-    def unary(self, calls: int) -> list[float]:
-        call, echo, request = self.client.call, Bench.Echo, self.request
-        return self._run(_timed_calls(lambda: call(echo, request), calls))
-
-    def concurrent(self, calls: int, in_flight: int) -> float:
-        call, echo, request = self.client.call, Bench.Echo, self.request
-        return self._run(_concurrently(lambda: call(echo, request), calls, in_flight))
-
-    def stream(self, count: int) -> float:
-        async def run() -> float:
-            start = time.perf_counter()
-            received = 0
-            async for _ in self.client.call(Bench.Ticks, TickRequest(count=count)):
-                received += 1
-            assert received == count
-            return time.perf_counter() - start
-
-        return self._run(run())
-
-    def array(self, nbytes: int, calls: int) -> float:
-        request = tensor(nbytes)
-
-        async def run() -> float:
-            reply = await self.client.call(Bench.Array, request)
-            assert np.array_equal(reply.array, request.array)
-            start = time.perf_counter()
-            for _ in range(calls):
-                await self.client.call(Bench.Array, request)
-            return (time.perf_counter() - start) / calls
-
-        return self._run(run())
-
-    def close(self) -> None:
-        self._run(self.client.close())
+        return timed(round_trip, calls)
 
 
 class RuntimeDriver(Driver):
@@ -369,60 +255,6 @@ class RuntimeDriver(Driver):
         if self.session is not None:
             self.session.close()
         self.client.close()
-
-
-class GrpclibDriver(Driver):
-    """grpclib (pure-Python HTTP/2) with the transport's JSON as its codec."""
-
-    def __init__(self, variant: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(variant, port, loop)
-        from grpclib.client import Channel, UnaryStreamMethod, UnaryUnaryMethod
-
-        self.channel = Channel("127.0.0.1", port, codec=JsonCodecForGrpclib())
-        self.echo = UnaryUnaryMethod(self.channel, ECHO, Reading, Reading)
-        self.ticks = UnaryStreamMethod(self.channel, TICKS, TickRequest, Any)
-        self.array_method = UnaryUnaryMethod(self.channel, ARRAY, Tensor, Tensor)
-        self.request = reading()
-
-    def _run(self, awaitable: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(awaitable)
-
-    def unary(self, calls: int) -> list[float]:
-        echo, request = self.echo, self.request
-        return self._run(_timed_calls(lambda: echo(request), calls))
-
-    def concurrent(self, calls: int, in_flight: int) -> float:
-        echo, request = self.echo, self.request
-        return self._run(_concurrently(lambda: echo(request), calls, in_flight))
-
-    def stream(self, count: int) -> float:
-        async def run() -> float:
-            start = time.perf_counter()
-            received = 0
-            async with self.ticks.open() as stream:
-                await stream.send_message(TickRequest(count=count), end=True)
-                async for _ in stream:
-                    received += 1
-            assert received == count
-            return time.perf_counter() - start
-
-        return self._run(run())
-
-    def array(self, nbytes: int, calls: int) -> float:
-        request = tensor(nbytes)
-
-        async def run() -> float:
-            reply = await self.array_method(request)
-            assert np.array_equal(reply.array, request.array)
-            start = time.perf_counter()
-            for _ in range(calls):
-                await self.array_method(request)
-            return (time.perf_counter() - start) / calls
-
-        return self._run(run())
-
-    def close(self) -> None:
-        self.channel.close()
 
 
 def driver(variant: str, port: int, loop: asyncio.AbstractEventLoop) -> Driver:

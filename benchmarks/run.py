@@ -23,7 +23,8 @@ if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import report
-from benchmarks.clients import Driver, driver
+from benchmarks.clients import driver
+from benchmarks.driver import Driver
 from benchmarks.suite import SCENARIOS, Run, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

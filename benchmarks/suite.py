@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .clients import Driver
+from .driver import Driver
 from .report import Measurement
 
 MIB = 1024 * 1024
