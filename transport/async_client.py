@@ -16,16 +16,15 @@ from ._calls import (
     MetadataTuple,
     RequestStream,
     as_metadata,
-    check_metadata,
     check_request,
     decode_response,
     multicallable_kwargs,
     user_metadata,
 )
+from ._client_core import ClientCore
 from .codec import JsonCodec
 from .context import Metadata
 from .errors import RpcError
-from .options import grpc_options
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from .status import StatusCode
 
@@ -38,8 +37,6 @@ Res = TypeVar("Res")
 T = TypeVar("T")
 # A stream used as a context manager keeps its own type (BidiStream stays one).
 Stream = TypeVar("Stream", bound="AsyncResponseStream[Any]")
-
-_KWARGS = multicallable_kwargs(grpc.aio.Channel.unary_unary)
 
 
 class AsyncResponseStream(Generic[Res]):
@@ -188,7 +185,7 @@ class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
         await self._call.done_writing()
 
 
-class AsyncClient:
+class AsyncClient(ClientCore[grpc.aio.Channel]):
     """Typed calls of declared methods on a ``grpc.aio.Channel``.
 
     ``await client.call(Greeter.SayHello, request)`` returns the declared
@@ -196,83 +193,9 @@ class AsyncClient:
     iterator of it.
     """
 
-    def __init__(
-        self,
-        channel: grpc.aio.Channel,
-        *,
-        timeout: float | None = None,
-        metadata: Metadata | None = None,
-        owns_channel: bool = False,
-        attachments: bool = True,
-    ) -> None:
-        self.channel = channel
-        self.timeout = timeout
-        self.metadata = check_metadata(metadata)
-        self._owns_channel = owns_channel
-        self._callables: dict[str, Any] = {}
-        # Calls whose messages carry arrays or bytes announce attachment frames
-        # (unless ``attachments`` is False); requests go framed once a server
-        # has announced them back in its trailing metadata.
-        self.attachments = attachments
-        self._peer_reads_frames = False
-
-    @classmethod
-    def connect(
-        cls,
-        target: str,
-        *,
-        timeout: float | None = None,
-        metadata: Metadata | None = None,
-        max_send_message_bytes: int | None = None,
-        max_receive_message_bytes: int | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        attachments: bool = True,
-    ) -> AsyncClient:
-        """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
-        check_metadata(metadata)  # refuse bad metadata before a channel exists to leak
-        options = grpc_options(
-            max_send_message_bytes=max_send_message_bytes,
-            max_receive_message_bytes=max_receive_message_bytes,
-        )
-        channel = (
-            grpc.aio.secure_channel(target, credentials, options=options)
-            if credentials is not None
-            else grpc.aio.insecure_channel(target, options=options)
-        )
-        return cls(
-            channel, timeout=timeout, metadata=metadata, owns_channel=True, attachments=attachments
-        )
-
-    def _multicallable(self, method: Method[Any, Any]) -> Any:
-        found = self._callables.get(method.path)
-        if found is None:
-            factory = {
-                Cardinality.UNARY_UNARY: self.channel.unary_unary,
-                Cardinality.UNARY_STREAM: self.channel.unary_stream,
-                Cardinality.STREAM_UNARY: self.channel.stream_unary,
-                Cardinality.STREAM_STREAM: self.channel.stream_stream,
-            }[method.cardinality]
-            found = self._callables[method.path] = factory(method.path, **_KWARGS)
-        return found
-
-    def _options(
-        self, method: Method[Any, Any], timeout: float | None, metadata: Metadata | None
-    ) -> dict[str, Any]:
-        chosen = self.metadata if metadata is None else check_metadata(metadata)
-        if self.attachments and _attachments.negotiates(method):
-            chosen = (*(chosen or ()), _attachments.ANNOUNCEMENT)
-        return {"timeout": self.timeout if timeout is None else timeout, "metadata": chosen}
-
-    def _learns(self, method: Method[Any, Any]) -> bool:
-        """Whether this call should look for the server's announcement of frames."""
-        return self.attachments and not self._peer_reads_frames and _attachments.negotiates(method)
-
-    def _learn(self, trailing_metadata: MetadataTuple) -> None:
-        self._peer_reads_frames = _attachments.announced(trailing_metadata)
-
-    def _request_encoder(self, method: Method[Any, Any]) -> Any:
-        codec = method.request_codec
-        return codec.encode_framed if self._peer_reads_frames else codec.encode
+    _insecure_channel = staticmethod(grpc.aio.insecure_channel)
+    _secure_channel = staticmethod(grpc.aio.secure_channel)
+    _multicallable_kwargs = multicallable_kwargs(grpc.aio.Channel.unary_unary)
 
     def _argument(self, method: Method[Any, Any], request: Any) -> tuple[RequestStream | None, Any]:
         """The requests of a client stream (else ``None``) and what to hand grpcio."""

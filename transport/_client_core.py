@@ -1,0 +1,107 @@
+"""What the sync and asyncio clients share: their settings, channel and per-call plumbing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, TypeVar
+
+import grpc
+
+from . import _attachments
+from ._calls import MetadataTuple, check_metadata
+from .context import Metadata
+from .options import grpc_options
+from .service import Method
+
+ChannelT = TypeVar("ChannelT")
+ClientT = TypeVar("ClientT", bound="ClientCore[Any]")
+
+
+class ClientCore(Generic[ChannelT]):
+    """Settings, the channel and the cached multicallables of a client."""
+
+    # How each kind of client opens its channels, and the extra keywords its
+    # channel's multicallable factories take (set by the subclasses).
+    _insecure_channel: ClassVar[Callable[..., Any]]
+    _secure_channel: ClassVar[Callable[..., Any]]
+    _multicallable_kwargs: ClassVar[dict[str, Any]]
+
+    def __init__(
+        self,
+        channel: ChannelT,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        owns_channel: bool = False,
+        attachments: bool = True,
+    ) -> None:
+        self.channel = channel
+        self.timeout = timeout
+        self.metadata = check_metadata(metadata)
+        self._owns_channel = owns_channel
+        self._callables: dict[str, Any] = {}
+        # Calls whose messages carry arrays or bytes announce attachment frames
+        # (unless ``attachments`` is False); requests go framed once a server
+        # has announced them back in its trailing metadata.
+        self.attachments = attachments
+        self._peer_reads_frames = False
+
+    @classmethod
+    def connect(
+        cls: type[ClientT],
+        target: str,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        max_send_message_bytes: int | None = None,
+        max_receive_message_bytes: int | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        attachments: bool = True,
+    ) -> ClientT:
+        """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
+        check_metadata(metadata)  # refuse bad metadata before a channel exists to leak
+        options = grpc_options(
+            max_send_message_bytes=max_send_message_bytes,
+            max_receive_message_bytes=max_receive_message_bytes,
+        )
+        channel = (
+            cls._secure_channel(target, credentials, options=options)
+            if credentials is not None
+            else cls._insecure_channel(target, options=options)
+        )
+        return cls(
+            channel, timeout=timeout, metadata=metadata, owns_channel=True, attachments=attachments
+        )
+
+    def _multicallable(self, method: Method[Any, Any]) -> Any:
+        found = self._callables.get(method.path)
+        if found is None:
+            streams = method.cardinality
+            kind = (
+                f"{'stream' if streams.client_streaming else 'unary'}_"
+                f"{'stream' if streams.server_streaming else 'unary'}"
+            )
+            factory = getattr(self.channel, kind)
+            found = self._callables[method.path] = factory(
+                method.path, **self._multicallable_kwargs
+            )
+        return found
+
+    def _options(
+        self, method: Method[Any, Any], timeout: float | None, metadata: Metadata | None
+    ) -> dict[str, Any]:
+        chosen = self.metadata if metadata is None else check_metadata(metadata)
+        if self.attachments and _attachments.negotiates(method):
+            chosen = (*(chosen or ()), _attachments.ANNOUNCEMENT)
+        return {"timeout": self.timeout if timeout is None else timeout, "metadata": chosen}
+
+    def _learns(self, method: Method[Any, Any]) -> bool:
+        """Whether this call should look for the server's announcement of frames."""
+        return self.attachments and not self._peer_reads_frames and _attachments.negotiates(method)
+
+    def _learn(self, trailing_metadata: MetadataTuple) -> None:
+        self._peer_reads_frames = _attachments.announced(trailing_metadata)
+
+    def _request_encoder(self, method: Method[Any, Any]) -> Any:
+        codec = method.request_codec
+        return codec.encode_framed if self._peer_reads_frames else codec.encode
