@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-# Registered methods skip grpcio's per-call method lookup (grpcio >= 1.63).
-REGISTERED: dict[str, Any] = {"_registered_method": True}
+from transport._calls import multicallable_kwargs
+
+# Registered methods skip grpcio's per-call method lookup (grpcio >= 1.63; older ones lack it).
+REGISTERED: dict[str, Any] = multicallable_kwargs(
+    importlib.import_module("grpc._channel").Channel.unary_unary
+)
 # The ndarray scenario sends up to 64 MiB in one message.
 LIMITS: dict[str, Any] = {"max_send_message_bytes": -1, "max_receive_message_bytes": -1}
 

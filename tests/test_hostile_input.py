@@ -29,7 +29,7 @@ from transport import (
 )
 from transport._attachments import MAGIC
 from transport._demo import Summary, Telemetry, TelemetryServer
-from transport.codec import MAX_JSON_DEPTH
+from transport.codec import MAX_JSON_DEPTH, NOT_UTF8
 from transport.testing import AsyncTestServer, TestServer, serve
 
 
@@ -178,18 +178,43 @@ def test_hostile_request_is_invalid_argument_and_the_server_answers_the_next_cal
 
 
 def test_the_error_names_the_problem(probes: TestServer) -> None:
+    # The project's words, and the field path; never a dependency's sentence.
     echo = _raw(probes, "Echo")
     expected = {
-        "deep arrays in an Any field": "nested too deeply",
-        "int32 above range": "Expected `int` <= 2147483647 - at `$.small`",
-        "NaN literal": "malformed JSON",
-        "invalid UTF-8 byte": "a string is not UTF-8",
-        "truncated string": "truncated",
+        "deep arrays in an Any field": "request does not decode: JSON is nested too deeply",
+        "int32 above range": "at `$.small`",
+        "NaN literal": "request does not decode: malformed JSON: ",
+        "invalid UTF-8 byte": "request does not decode: malformed JSON: a string is not UTF-8 (",
+        "truncated string": "request does not decode: malformed JSON: ",
+        "frame, invalid UTF-8": "malformed attachment frame: a string is not UTF-8 (",
     }
     for name, text in expected.items():
         with pytest.raises(grpc.RpcError) as failed:
             echo(HOSTILE[name], timeout=10)
+        assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
         assert text in (failed.value.details() or ""), name
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        (b'{"name": "\xff"}', "invalid start byte at byte 10"),
+        (b'{"tags": ["ok", "ab\xc3"]}', "invalid continuation byte at byte 19"),
+        (b'{"extra": "\xed\xa0\x80"}', "invalid continuation byte at byte 11"),
+        (b'{"name": "ab\xc3', "unexpected end of data at the end"),
+    ],
+)
+def test_invalid_utf8_reads_the_same_on_every_msgspec(payload: bytes, where: str) -> None:
+    # msgspec up to 0.22 raises UnicodeDecodeError, 0.23 a DecodeError of its own.
+    with pytest.raises(DecodeError) as failed:
+        JsonCodec(Probe).decode(payload)
+    assert str(failed.value) == f"malformed JSON: {NOT_UTF8} ({where})"
+
+
+def test_a_long_message_names_the_byte_past_the_first_chunk() -> None:
+    payload = b'{"name": "' + b"a" * 200_000 + b'\xff"}'
+    with pytest.raises(DecodeError, match=f"{NOT_UTF8} \\(invalid start byte at byte 200010\\)"):
+        JsonCodec(Probe).decode(payload)
 
 
 def test_duplicate_keys_the_last_one_wins(probes: TestServer) -> None:
@@ -209,7 +234,7 @@ def test_plain_int_is_arbitrary_precision_and_int64_is_bounded() -> None:
 
     codec = JsonCodec(Sizes)
     assert codec.decode(b'{"anySize": 18446744073709551616}').any_size == 2**64
-    with pytest.raises(DecodeError, match="Integer value out of range"):
+    with pytest.raises(DecodeError, match=r"- at `\$\.anySize`$"):
         codec.decode(b'{"anySize": 1' + b"0" * 5000 + b"}")
 
 

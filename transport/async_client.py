@@ -63,10 +63,16 @@ class AsyncResponseStream(Generic[Res]):
     async def __anext__(self) -> Res:
         if self._cancelled:
             raise _cancelled_locally()
+        by_caller: list[bool] = []  # Python 3.10 cannot tell a cancel of the reader otherwise
+
+        def cancel_by_caller() -> None:
+            by_caller.append(True)
+            self.cancel()
+
         if self._iterator is None:
             self._iterator = self._call.__aiter__()
             # The first read also waits for grpc.aio's task that starts the call.
-            read: Awaitable[bytes] = _keeping_cancel(self._iterator.__anext__(), self.cancel)
+            read: Awaitable[bytes] = _keeping_cancel(self._iterator.__anext__(), cancel_by_caller)
         else:
             read = self._iterator.__anext__()
         try:
@@ -83,7 +89,7 @@ class AsyncResponseStream(Generic[Res]):
             # grpc.aio ends a read with CancelledError when the call is cancelled;
             # that is this call's status, not a cancel of the reading task.
             _raise_request_error(self._sending)
-            if self._cancelled and not _task_cancelling():
+            if self._cancelled and not (by_caller or _task_cancelling()):
                 raise _cancelled_locally() from None
             self._cancelled = True  # a cancel of the reader cancels the call
             raise

@@ -8,6 +8,7 @@ INVALID_ARGUMENT with a message that names the field.
 
 from __future__ import annotations
 
+import codecs
 import sys
 import typing
 from typing import Any, Generic, TypeVar, cast
@@ -18,7 +19,7 @@ import numpy as np
 from . import _attachments
 from .ndarray import check_declared_dtype, decode_ndarray, encode_ndarray
 
-__all__ = ["MAX_JSON_DEPTH", "DecodeError", "FrozenMessage", "JsonCodec", "Message"]
+__all__ = ["MAX_JSON_DEPTH", "NOT_UTF8", "DecodeError", "FrozenMessage", "JsonCodec", "Message"]
 
 T = TypeVar("T")
 
@@ -83,6 +84,40 @@ def _check_depth(data: bytes | memoryview) -> None:
         raise DecodeError("JSON is nested too deeply")
 
 
+#: What a message that does not decode because a string is not UTF-8 says,
+#: whichever msgspec release decoded it (some raise UnicodeDecodeError, later
+#: ones a DecodeError of their own wording).
+NOT_UTF8 = "a string is not UTF-8"
+_UTF8_CHUNK = 1 << 16
+
+
+def _utf8_error(data: bytes | memoryview) -> str | None:
+    """Where and why ``data`` is not UTF-8, or ``None`` if it is.
+
+    Linear, and in bounded steps so a large message is never copied whole.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    for start in range(0, len(view), _UTF8_CHUNK):
+        try:
+            decoder.decode(view[start : start + _UTF8_CHUNK])
+        except UnicodeDecodeError as exc:
+            return f"{exc.reason} at byte {start + exc.start}"
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        return f"{exc.reason} at the end"
+    return None
+
+
+def _malformed(what: str, data: bytes | memoryview, exc: Exception) -> DecodeError:
+    """The error for JSON msgspec could not parse: invalid UTF-8 in the project's words."""
+    reason = _utf8_error(data)
+    if reason is not None:
+        return DecodeError(f"{what}: {NOT_UTF8} ({reason})")
+    return DecodeError(f"{what}: {exc}")
+
+
 def _enc_hook(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return encode_ndarray(obj)
@@ -133,14 +168,11 @@ class JsonCodec(Generic[T]):
             return cast(T, _attachments.decode_framed(data, self.type, _dec_hook))
         except msgspec.ValidationError as exc:
             raise DecodeError(str(exc)) from None
-        except msgspec.DecodeError as exc:
-            raise DecodeError(f"malformed attachment frame: {exc}") from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            header = memoryview(data)[8 : 8 + int.from_bytes(data[4:8], "little")]
+            raise _malformed("malformed attachment frame", header, exc) from None
         except RecursionError:
             raise DecodeError("JSON is nested too deeply") from None
-        except UnicodeDecodeError as exc:  # msgspec lets these through as they are
-            raise DecodeError(
-                f"malformed attachment frame: a string is not UTF-8 ({exc.reason})"
-            ) from None
 
     def decode(self, data: bytes) -> T:
         """Return the message in ``data``; raise :class:`DecodeError` naming the field path."""
@@ -154,9 +186,7 @@ class JsonCodec(Generic[T]):
             return self._decoder.decode(data)
         except msgspec.ValidationError as exc:
             raise DecodeError(str(exc)) from None
-        except msgspec.DecodeError as exc:
-            raise DecodeError(f"malformed JSON: {exc}") from None
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise _malformed("malformed JSON", data, exc) from None
         except RecursionError:
             raise DecodeError("JSON is nested too deeply") from None
-        except UnicodeDecodeError as exc:  # msgspec lets these through as they are
-            raise DecodeError(f"malformed JSON: a string is not UTF-8 ({exc.reason})") from None

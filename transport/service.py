@@ -26,7 +26,7 @@ import inspect
 import sys
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, overload
 
 import msgspec
 
@@ -277,7 +277,35 @@ def _named(name: str, fn: Callable[..., Any]) -> Method[Any, Any]:
 rpc: _Declare = _rpc
 
 
-class Service(Protocol):
+if TYPE_CHECKING:
+    from abc import ABCMeta as _ProtocolMeta
+else:
+    _ProtocolMeta = type(Protocol)
+
+
+class _ServiceMeta(_ProtocolMeta):
+    """Takes a declaration's ``name=`` before ``Protocol``'s metaclass sees it.
+
+    On Python 3.10 ``ABCMeta.__new__`` has its own ``name`` parameter (not
+    positional-only), so ``class X(Service, Protocol, name=...)`` would bind
+    ``name`` twice. The service name travels in the class namespace instead.
+    """
+
+    def __new__(
+        mcls,
+        cls_name: str,
+        bases: tuple[type, ...],
+        namespace: dict[str, Any],
+        /,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> _ServiceMeta:
+        if name is not None:
+            namespace = {**namespace, "__service_name__": name}
+        return super().__new__(mcls, cls_name, bases, namespace, **kwargs)
+
+
+class Service(Protocol, metaclass=_ServiceMeta):
     """Base of a service declaration; subclass with ``name="package.Service"``.
 
     A declaration is an interface: list ``Protocol`` among its bases too
