@@ -23,6 +23,7 @@ from .ndarray import QuantizedArray as QuantizedArray
 from .ndarray import quantize as quantize
 from .options import DEFAULT_MAX_MESSAGE_BYTES as DEFAULT_MAX_MESSAGE_BYTES
 from .options import grpc_options as grpc_options
+from .options import server_options as server_options
 from .server import Binding as Binding
 from .server import bind as bind
 from .service import Cardinality as Cardinality
@@ -110,4 +111,5 @@ __all__ = [
     "one_of",
     "quantize",
     "rpc",
+    "server_options",
 ]

