@@ -11,14 +11,14 @@ from collections.abc import Callable
 
 import pytest
 
-from transport import Client, RpcError, StatusCode, bind
-from transport.interop import AsyncTestServiceServer, TestService
+from transport import AsyncClient, Client, RpcError, StatusCode, bind
+from transport.interop import AsyncTestServiceServer, TestService, TestServiceServer
 from transport.interop.messages import SimpleRequest
 from transport.options import SERVER_PROTECTIONS, grpc_options, server_options
 from transport.runtime import NoneBackend, running
 from transport.runtime.process import DaemonProcess
 from transport.runtime.wire import HealthRequest, Runtime
-from transport.testing import serve_async
+from transport.testing import serve, serve_async
 
 from .http2_attacker import rapid_reset
 
@@ -129,14 +129,13 @@ def _burst(call: Callable[[], object], count: int) -> Counter[StatusCode]:
     return codes
 
 
-async def _async_burst(server_options_extra: list[tuple[str, object]]) -> Counter[str]:
-    async with serve_async(
-        bind(TestService, AsyncTestServiceServer()), options=server_options_extra
-    ) as server:
-        client = server.client
-        await client.call(TestService.UnaryCall, SimpleRequest(), timeout=30)  # connected
+async def _calls(client: AsyncClient, count: int, at_once: int) -> Counter[str]:
+    """``count`` unary calls on the client's one channel, at most ``at_once`` in flight."""
+    await client.call(TestService.UnaryCall, SimpleRequest(), timeout=30)  # connected
+    gate = asyncio.Semaphore(at_once)
 
-        async def one() -> str:
+    async def one() -> str:
+        async with gate:
             try:
                 await client.call(TestService.UnaryCall, SimpleRequest(response_size=8), timeout=60)
             except RpcError as exc:
@@ -144,7 +143,24 @@ async def _async_burst(server_options_extra: list[tuple[str, object]]) -> Counte
                 return f"{exc.code.name}{refused}"
             return "OK"
 
-        return Counter(await asyncio.gather(*(one() for _ in range(2_000))))
+    return Counter(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def _async_burst(server_options_extra: list[tuple[str, object]]) -> Counter[str]:
+    async with serve_async(
+        bind(TestService, AsyncTestServiceServer()), options=server_options_extra
+    ) as server:
+        return await _calls(server.client, 2_000, 2_000)
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_up_to_32_calls_at_once_on_one_channel_are_never_refused() -> None:
+    async with serve_async(bind(TestService, AsyncTestServiceServer())) as server:
+        assert await _calls(server.client, 1_000, 32) == {"OK": 1_000}
+    with serve(bind(TestService, TestServiceServer()), max_workers=16) as sync_server:
+        async with AsyncClient.connect(sync_server.address) as client:
+            assert await _calls(client, 1_000, 32) == {"OK": 1_000}
 
 
 @pytest.mark.slow
