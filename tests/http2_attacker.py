@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 import h2.config
@@ -101,3 +102,44 @@ def rapid_reset(
                 replies += connection.data_to_send()
         writer.join(timeout)
     return outcome
+
+
+@dataclass
+class Goaway:
+    """How the server ended a connection: the GOAWAY it sent, or ``None`` if it only closed it."""
+
+    error_code: int | None
+    debug: bytes
+    after: float  # seconds after the connection was opened
+
+
+def until_closed(address: str, *, pings: int = 0, timeout: float = 10.0) -> Goaway:
+    """Open a connection (the preface, then ``pings`` PINGs and no call) and wait until it ends."""
+    host, _, port = address.rpartition(":")
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    connection.initiate_connection()
+    for i in range(pings):
+        connection.ping(i.to_bytes(8, "big"))
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(connection.data_to_send())
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return Goaway(None, b"", time.monotonic() - started)
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.ConnectionTerminated):
+                    return Goaway(
+                        event.error_code, event.additional_data or b"", time.monotonic() - started
+                    )
+            sock.sendall(connection.data_to_send())
+
+
+def silent_connection_lifetime(address: str, *, timeout: float = 10.0) -> float:
+    """Seconds until the server closes a TCP connection on which the client never speaks."""
+    host, _, port = address.rpartition(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        while sock.recv(65536):
+            pass
+    return time.monotonic() - started

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
+from h2.errors import ErrorCodes
 
 from transport import AsyncClient, Client, RpcError, StatusCode, bind
 from transport.interop import AsyncTestServiceServer, TestService, TestServiceServer
@@ -20,7 +21,7 @@ from transport.runtime.process import DaemonProcess
 from transport.runtime.wire import HealthRequest, Runtime
 from transport.testing import serve, serve_async
 
-from .http2_attacker import rapid_reset
+from .http2_attacker import rapid_reset, silent_connection_lifetime, until_closed
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -183,3 +184,47 @@ async def test_running_refuses_a_concurrent_call_limit_below_one() -> None:
     with pytest.raises(ValueError, match="max_concurrent_calls must be at least 1"):
         async with running(NoneBackend(), max_concurrent_calls=0):
             pass
+
+
+# --- what each protection does, each made short enough to see here
+
+QUICK = [("grpc.server_handshake_timeout_ms", 300), ("grpc.max_connection_idle_ms", 500)]
+
+
+@pytest.mark.anyio
+async def test_silent_idle_and_pinging_connections_are_closed() -> None:
+    async with serve_async(bind(TestService, AsyncTestServiceServer()), options=QUICK) as server:
+        # Slowloris: a connection that never sends the HTTP/2 preface.
+        assert 0.2 < await asyncio.to_thread(silent_connection_lifetime, server.address) < 5
+        # An idle connection: GOAWAY, after which clients reconnect on their next call.
+        idle = await asyncio.to_thread(until_closed, server.address)
+        assert idle.error_code is not None and 0.4 < idle.after < 5
+        # A PING flood: pings without data are strikes; after two, GOAWAY.
+        flood = await asyncio.to_thread(until_closed, server.address, pings=10)
+        assert (flood.error_code, flood.debug) == (ErrorCodes.ENHANCE_YOUR_CALM, b"too_many_pings")
+        assert flood.after < 0.4  # long before the idle timeout
+        # Well-behaved clients go on being served.
+        await server.client.call(TestService.UnaryCall, SimpleRequest(), timeout=10)
+
+
+@pytest.mark.slow
+def test_header_lists_past_8_kib_may_and_past_16_kib_are_refused() -> None:
+    with serve(bind(TestService, TestServiceServer())) as server:
+
+        def codes(size: int) -> set[StatusCode]:
+            seen = set()
+            for _ in range(8):
+                try:
+                    server.client.call(
+                        TestService.UnaryCall, SimpleRequest(), metadata=[("x-big", "a" * size)]
+                    )
+                    seen.add(StatusCode.OK)
+                except RpcError as exc:
+                    seen.add(exc.code)
+            return seen
+
+        assert codes(6_000) == {StatusCode.OK}
+        assert codes(12_000) <= {StatusCode.OK, StatusCode.RESOURCE_EXHAUSTED}
+        # Past the hard limit every call fails; the server may close the connection too.
+        hard = codes(20_000)
+        assert StatusCode.RESOURCE_EXHAUSTED in hard and StatusCode.OK not in hard
