@@ -143,3 +143,48 @@ def silent_connection_lifetime(address: str, *, timeout: float = 10.0) -> float:
         while sock.recv(65536):
             pass
     return time.monotonic() - started
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class IdleStreams:
+    """Streams opened (HEADERS without END_STREAM) and left waiting, over several connections."""
+
+    def __init__(self, address: str, path: str, *, connections: int, per_connection: int) -> None:
+        host, _, port = address.rpartition(":")
+        self.statuses: list[str] = []  # grpc-status of each stream the server ended
+        self._links: list[tuple[socket.socket, h2.connection.H2Connection]] = []
+        for _ in range(connections):
+            config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+            connection = h2.connection.H2Connection(config=config)
+            connection.initiate_connection()
+            for _ in range(per_connection):
+                stream_id = connection.get_next_available_stream_id()
+                connection.send_headers(stream_id, _headers(address, path))
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            sock.sendall(connection.data_to_send())
+            sock.setblocking(False)
+            self._links.append((sock, connection))
+
+    def read(self) -> None:
+        """Take in what the server has sent so far (statuses of ended streams)."""
+        for sock, connection in self._links:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                continue
+            for event in connection.receive_data(data):
+                if isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+                    for name, value in event.headers or ():
+                        if _text(name) == "grpc-status":
+                            self.statuses.append(_text(value))
+            pending = connection.data_to_send()
+            if pending:
+                sock.sendall(pending)
+
+    def close(self) -> None:
+        """Close every connection."""
+        for sock, _ in self._links:
+            sock.close()

@@ -21,7 +21,7 @@ from transport.runtime.process import DaemonProcess
 from transport.runtime.wire import HealthRequest, Runtime
 from transport.testing import serve, serve_async
 
-from .http2_attacker import rapid_reset, silent_connection_lifetime, until_closed
+from .http2_attacker import IdleStreams, rapid_reset, silent_connection_lifetime, until_closed
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -231,3 +231,35 @@ def test_header_lists_past_8_kib_may_and_past_16_kib_are_refused() -> None:
         # Past the hard limit every call fails; the server may close the connection too.
         hard = codes(20_000)
         assert StatusCode.RESOURCE_EXHAUSTED in hard and StatusCode.OK not in hard
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+def test_idle_streams_beyond_the_default_call_limit_are_resource_exhausted() -> None:
+    # 5 connections of 60 streams that never send their request: 300 calls
+    # waiting, 256 of them served (the default limit), 44 refused at once.
+    with DaemonProcess("--instance-id", "") as daemon:
+        daemon.wait_ready()
+        before = _rss_mib(daemon.pid)
+        idle = IdleStreams(
+            daemon.endpoint, "/transport.v1.Runtime/Health", connections=5, per_connection=60
+        )
+        try:
+            deadline = time.monotonic() + 15
+            while len(idle.statuses) < 44 and time.monotonic() < deadline:
+                idle.read()
+                time.sleep(0.01)
+            assert idle.statuses == ["8"] * 44  # RESOURCE_EXHAUSTED
+            grown = _rss_mib(daemon.pid) - before
+            assert grown < 30, f"300 idle streams grew the daemon by {grown:.0f} MiB"
+        finally:
+            idle.close()
+        # The limit counts every call, Health too; closing the connections frees it.
+        daemon.wait_ready(timeout=10)
