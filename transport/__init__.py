@@ -23,6 +23,9 @@ from .ndarray import QuantizedArray as QuantizedArray
 from .ndarray import quantize as quantize
 from .options import DEFAULT_MAX_MESSAGE_BYTES as DEFAULT_MAX_MESSAGE_BYTES
 from .options import grpc_options as grpc_options
+from .options import server_options as server_options
+from .peer import ClientCertificate as ClientCertificate
+from .peer import PeerIdentity as PeerIdentity
 from .server import Binding as Binding
 from .server import bind as bind
 from .service import Cardinality as Cardinality
@@ -69,6 +72,7 @@ __all__ = [
     "CallInfo",
     "Cardinality",
     "Client",
+    "ClientCertificate",
     "Context",
     "DeclarationError",
     "DecodeError",
@@ -86,6 +90,7 @@ __all__ = [
     "Message",
     "Metadata",
     "Method",
+    "PeerIdentity",
     "ProtoEnum",
     "QuantizedArray",
     "ResponseStream",
@@ -110,4 +115,5 @@ __all__ = [
     "one_of",
     "quantize",
     "rpc",
+    "server_options",
 ]

@@ -1,4 +1,4 @@
-"""What a handler sees of its call: deadline, metadata, cancellation, and a way to fail."""
+"""What a handler sees of its call: deadline, metadata, cancellation, its caller, a way to fail."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import grpc.aio
 
 from ._calls import user_metadata
 from .errors import RpcError
+from .peer import PeerIdentity, peer_identity
 from .status import StatusCode
 
 __all__ = ["AsyncContext", "Context", "Metadata"]
@@ -51,6 +52,15 @@ class _ContextBase:
     def peer(self) -> str:
         """The client's address as grpcio reports it (``ipv4:127.0.0.1:port``)."""
         return str(self._grpc.peer())
+
+    def peer_identity(self) -> PeerIdentity:
+        """Who is calling, as the server verified it: TLS, client certificate, token principal.
+
+        ``certificate`` is set only under mutual TLS (a server with
+        ``client_ca``), ``token_principal`` only where a token interceptor
+        admitted the call; see :class:`~transport.peer.PeerIdentity`.
+        """
+        return peer_identity(self._grpc)
 
     def set_trailing_metadata(self, metadata: Metadata) -> None:
         """Send ``metadata`` to the client when the call ends (replaces earlier calls)."""

@@ -1,15 +1,62 @@
-"""Channel and server options shared by clients, servers and the test helpers."""
+"""Channel and server options: the message limits, and the protections of every server.
+
+:func:`grpc_options` is for channels and servers alike (the message limits).
+:func:`server_options` adds :data:`SERVER_PROTECTIONS`, the HTTP/2 and queueing
+bounds that every server this library builds starts with: the daemon, the
+``serve`` commands of the examples and of interop, and the test helpers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "grpc_options"]
+__all__ = [
+    "DEFAULT_MAX_CONCURRENT_CALLS",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "SERVER_PROTECTIONS",
+    "grpc_options",
+    "server_options",
+]
 
 #: Default limit on one message, sent or received, by clients and servers: 4 MiB,
 #: grpcio's own default for receiving. Larger messages end RESOURCE_EXHAUSTED.
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+#: Default bound on the calls a daemon serves at once (``maximum_concurrent_rpcs``);
+#: calls beyond it end RESOURCE_EXHAUSTED at once.
+DEFAULT_MAX_CONCURRENT_CALLS = 256
+
+#: The grpc-core arguments every server the library builds sets, and why.
+#: Each is overridable: ``server_options(extra=[(name, value)])``.
+SERVER_PROTECTIONS: Mapping[str, int] = {
+    # Rapid reset (streams opened and reset at once, CVE-2023-44487), and one
+    # connection holding unbounded streams: at most 64 open per connection
+    # (SETTINGS_MAX_CONCURRENT_STREAMS); a client queues calls beyond it. With
+    # overload protection a stream counts until the server has freed it, so a
+    # flood of reset streams is refused (REFUSED_STREAM) instead of served; a
+    # client running at the limit may see the same refusal as UNAVAILABLE.
+    "grpc.max_concurrent_streams": 64,
+    "grpc.http.overload_protection": 1,
+    # Oversized or HPACK-inflated header lists: past 8 KiB some calls are
+    # refused, past 16 KiB every call (RESOURCE_EXHAUSTED).
+    "grpc.max_metadata_size": 8 * 1024,
+    "grpc.absolute_max_metadata_size": 16 * 1024,
+    # PING floods: pings without data more often than every 5 minutes are
+    # strikes; after 2, the server closes the connection (GOAWAY ENHANCE_YOUR_CALM).
+    "grpc.http2.min_ping_interval_without_data_ms": 5 * 60 * 1000,
+    "grpc.http2.max_ping_strikes": 2,
+    # Slowloris: a connection must finish its handshake (TLS and HTTP/2
+    # preface) within 20 s, and one without calls is closed after 10 minutes
+    # (GOAWAY; clients reconnect on their next call).
+    "grpc.server_handshake_timeout_ms": 20 * 1000,
+    "grpc.max_connection_idle_ms": 10 * 60 * 1000,
+    # Bursts: grpc-core drops calls it cannot hand to the application quickly
+    # enough once 1,000 wait (as CANCELLED, which clients do not retry); a
+    # deeper queue lets a burst be served or refused by the concurrency limit.
+    "grpc.server.max_pending_requests": 10_000,
+    "grpc.server.max_pending_requests_hard_limit": 20_000,
+}
 
 
 def grpc_options(
@@ -33,3 +80,25 @@ def grpc_options(
         ("grpc.max_receive_message_length", receive),
         *extra,
     ]
+
+
+def server_options(
+    *,
+    max_send_message_bytes: int | None = None,
+    max_receive_message_bytes: int | None = None,
+    extra: Sequence[tuple[str, Any]] = (),
+) -> list[tuple[str, Any]]:
+    """Grpcio server options: :func:`grpc_options` and :data:`SERVER_PROTECTIONS`.
+
+    An entry of ``extra`` replaces the protection of the same name, so each
+    can be changed; each name appears once in the result.
+    """
+    options = dict(
+        grpc_options(
+            max_send_message_bytes=max_send_message_bytes,
+            max_receive_message_bytes=max_receive_message_bytes,
+        )
+    )
+    options.update(SERVER_PROTECTIONS)
+    options.update(extra)
+    return list(options.items())

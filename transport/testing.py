@@ -21,7 +21,7 @@ import grpc.aio
 
 from .async_client import AsyncClient
 from .client import Client
-from .options import grpc_options
+from .options import server_options
 
 __all__ = ["AsyncTestServer", "Mountable", "TestServer", "serve", "serve_async"]
 
@@ -93,16 +93,22 @@ def serve(
     credentials: grpc.ServerCredentials | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     client_options: dict[str, Any] | None = None,
+    options: Sequence[tuple[str, Any]] = (),
 ) -> Iterator[TestServer]:
-    """Serve ``bindings`` on ``grpc.server`` at 127.0.0.1:<ephemeral>; yield it with a client."""
-    options = grpc_options(
+    """Serve ``bindings`` on ``grpc.server`` at 127.0.0.1:<ephemeral>; yield it with a client.
+
+    The server has the library's protections (:func:`~transport.options.server_options`);
+    ``options`` are grpc-core arguments that replace or add to them.
+    """
+    server_args = server_options(
         max_send_message_bytes=max_send_message_bytes,
         max_receive_message_bytes=max_receive_message_bytes,
+        extra=options,
     )
     executor = futures.ThreadPoolExecutor(max_workers=max_workers)
     server = grpc.server(
         executor,
-        options=options,
+        options=server_args,
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         interceptors=list(interceptors),
     )
@@ -128,14 +134,19 @@ async def serve_async(
     credentials: grpc.ServerCredentials | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     client_options: dict[str, Any] | None = None,
+    options: Sequence[tuple[str, Any]] = (),
 ) -> AsyncIterator[AsyncTestServer]:
-    """Serve ``bindings`` on ``grpc.aio.server`` at 127.0.0.1:<ephemeral>, with a client."""
-    options = grpc_options(
+    """Serve ``bindings`` on ``grpc.aio.server`` at 127.0.0.1:<ephemeral>, with a client.
+
+    Options as for :func:`serve`.
+    """
+    server_args = server_options(
         max_send_message_bytes=max_send_message_bytes,
         max_receive_message_bytes=max_receive_message_bytes,
+        extra=options,
     )
     server = grpc.aio.server(
-        options=options,
+        options=server_args,
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         interceptors=list(interceptors),
     )

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import grpc
 
-from ..options import grpc_options
+from ..options import server_options
 from ..server import Binding
 
 
@@ -19,7 +19,7 @@ from ..server import Binding
 def running(bindings: Sequence[Binding], port: int = 0, *, max_workers: int = 16) -> Iterator[int]:
     """Serve ``bindings`` on ``grpc.server`` at 127.0.0.1:``port``; yield the bound port."""
     executor = futures.ThreadPoolExecutor(max_workers=max_workers)
-    server = grpc.server(executor, options=grpc_options())
+    server = grpc.server(executor, options=server_options())
     for binding in bindings:
         binding.add_to(server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")

@@ -22,7 +22,7 @@ import grpc.aio
 
 from ..async_client import AsyncClient
 from ..health import Health
-from ..options import grpc_options
+from ..options import server_options
 from ..server import bind
 from .cases import CASES, CaseResult, run_cases
 from .server import AsyncTestServiceServer, TestServiceServer
@@ -42,7 +42,7 @@ def _serve_sync(host: str, port: int) -> None:
     health = Health()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=32),
-        options=grpc_options(),
+        options=server_options(),
         interceptors=[health.interceptor()],
     )
     bind(TestService, TestServiceServer()).add_to(server)
@@ -60,7 +60,7 @@ def _serve_sync(host: str, port: int) -> None:
 
 async def _serve_async(host: str, port: int) -> None:
     health = Health()
-    server = grpc.aio.server(options=grpc_options(), interceptors=[health.async_interceptor()])
+    server = grpc.aio.server(options=server_options(), interceptors=[health.async_interceptor()])
     bind(TestService, AsyncTestServiceServer()).add_to(server)
     health.add_to(server)
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -13,6 +13,7 @@ from typing import Any
 from ..client import Client as RpcClient
 from ..codec import JsonCodec
 from ..errors import RpcError
+from ..options import DEFAULT_MAX_CONCURRENT_CALLS
 from .backend_none import NoneBackend
 from .contract import HealthStatus, Service
 from .daemon import Serving, running
@@ -56,6 +57,12 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--advertise", help="endpoint written to the lease (default: listen)")
     serve.add_argument("--max-sessions", type=int, default=DEFAULT_MAX_SESSIONS)
     serve.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT)
+    serve.add_argument(
+        "--max-concurrent-calls",
+        type=_concurrent_calls,
+        default=DEFAULT_MAX_CONCURRENT_CALLS,
+        help="calls served at once; more end RESOURCE_EXHAUSTED (0: no limit)",
+    )
     serve.set_defaults(run=run_serve)
 
     health = commands.add_parser("health", help="probe a daemon; exit 0 when it is ready")
@@ -64,6 +71,13 @@ def add_commands(commands: Any) -> None:
     target.add_argument("--lease", help="probe the owner named in this lease file")
     health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
     health.set_defaults(run=run_health)
+
+
+def _concurrent_calls(text: str) -> int | None:
+    count = int(text)
+    if count < 0:
+        raise argparse.ArgumentTypeError("must be 0 (no limit) or more")
+    return count or None
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -88,6 +102,7 @@ async def _serve(args: argparse.Namespace) -> None:
         advertise=args.advertise,
         max_sessions=args.max_sessions,
         idle_timeout=args.idle_timeout,
+        max_concurrent_calls=args.max_concurrent_calls,
     ) as serving:
         _say(f"listening on {serving.endpoint}")
         fencing = (

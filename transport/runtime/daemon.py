@@ -13,14 +13,14 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import grpc.aio
 
-from ..options import grpc_options
+from ..options import DEFAULT_MAX_CONCURRENT_CALLS, server_options
 from .adapter import DEFAULT_MAX_WORKERS
 from .contract import Service
 from .lease import FileLeaseStore, LeaseError, LeaseStore
@@ -82,6 +82,8 @@ async def running(
     max_workers: int = DEFAULT_MAX_WORKERS,
     grace: float = DEFAULT_GRACE,
     mount: Callable[[grpc.aio.Server, Server], None] | None = None,
+    max_concurrent_calls: int | None = DEFAULT_MAX_CONCURRENT_CALLS,
+    options: Sequence[tuple[str, Any]] = (),
 ) -> AsyncIterator[Serving]:
     """Serve ``service`` on ``listen`` (``HOST:PORT``, port 0 for any) while the block runs.
 
@@ -92,7 +94,14 @@ async def running(
     in-flight calls get ``grace`` seconds, then sessions are closed and the
     lease is released. ``mount(grpc_server, server)`` runs before the server
     starts: mount more services there, or subscribe to lease changes.
+
+    At most ``max_concurrent_calls`` calls are served at once (``None``: no
+    limit); more end RESOURCE_EXHAUSTED at once. The server has the library's
+    protections (:func:`~transport.options.server_options`); ``options`` are
+    grpc-core arguments that replace or add to them.
     """
+    if max_concurrent_calls is not None and max_concurrent_calls < 1:
+        raise ValueError(f"max_concurrent_calls must be at least 1, not {max_concurrent_calls}")
     if instance_id is None:
         instance_id = new_instance_id()
     if lease is not None and not instance_id:
@@ -105,7 +114,9 @@ async def running(
         idle_timeout=idle_timeout,
         max_workers=max_workers,
     )
-    grpc_server = grpc.aio.server(options=grpc_options())
+    grpc_server = grpc.aio.server(
+        options=server_options(extra=options), maximum_concurrent_rpcs=max_concurrent_calls
+    )
     server.register(grpc_server)
     port = grpc_server.add_insecure_port(listen)
     if not port:
