@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
+import anyio
 import msgspec
 import pytest
 
@@ -17,7 +21,17 @@ from tests.etcd_cluster import EtcdCluster, free_port, needs_etcd
 from transport import Client as RpcClient
 from transport import RpcError, StatusCode
 from transport.health import ServingStatus, check
-from transport.runtime import Client, LeaseError, OpenSessionRequest, dial_leader, etcd
+from transport.runtime import (
+    Client,
+    LeaseError,
+    NoneBackend,
+    OpenSessionRequest,
+    Serving,
+    dial_leader,
+    dial_leader_async,
+    etcd,
+    running,
+)
 from transport.runtime.etcd_lease import EtcdLeaseStore, parse_etcd_url
 from transport.runtime.process import DaemonProcess, wait_for
 
@@ -399,3 +413,91 @@ def _answers(client: Client) -> bool:
     except RpcError:
         return False
     return True
+
+
+@needs_etcd
+@pytest.mark.slow
+def test_no_two_owners_while_the_etcd_leader_is_paused_then_killed(
+    three: EtcdCluster, fleet: Fleet
+) -> None:
+    _owner(fleet.daemons)
+    prober = Prober(fleet.daemons)
+    leader = three.leader()
+    three.members[leader].pause()
+    try:
+        # The other two elect a leader; the owner's requests fail over to them.
+        wait_for(lambda: three.leader() != leader, 20, "a new etcd leader")
+        _owner(fleet.daemons)
+    finally:
+        three.members[leader].resume()
+    three.wait_healthy()
+    leader = three.leader()
+    three.members[leader].kill()
+    try:
+        wait_for(lambda: three.leader() != leader, 20, "a new etcd leader")
+        _owner(fleet.daemons)
+    finally:
+        three.restart(leader)
+        three.wait_healthy()
+    owner = _owner(fleet.daemons)
+    answers = prober.stop()  # and no two owners answered at once
+    assert owner.name in {answer.daemon for answer in answers}
+
+
+@needs_etcd
+@pytest.mark.slow
+def test_an_owner_stops_serving_while_etcd_is_down_and_serves_again(tmp_path: Path) -> None:
+    with EtcdCluster(tmp_path, size=1) as cluster:
+        url = cluster.url("down-and-back")
+        first, second = _daemons(url, 2)
+        with first, second:
+            owner = _owner([first, second])
+            before = time.monotonic()
+            cluster.members[0].kill()
+            # Renewals fail: the owner stops serving at its own deadline (< TTL).
+            owner.wait_ready(ready=False, timeout=TTL + 5)
+            print(f"owner not serving {time.monotonic() - before:.2f} s after etcd went down")
+            assert _fenced_refusal(owner) is StatusCode.UNAVAILABLE
+            with ThreadPoolExecutor(1) as pool:
+                # A daemon started meanwhile waits for etcd when asked to.
+                args = ("--listen", "127.0.0.1:0", "--lease", url, "--lease-ttl", str(TTL))
+                waiting = pool.submit(DaemonProcess, *args, "--wait-for-etcd", name="late")
+                cluster.restart(0)
+                cluster.wait_healthy()
+                late = waiting.result(timeout=30)
+            with late:
+                # etcd kept the lease (a restart only extends leases): one owner again.
+                again = _owner([first, second, late])
+                print(f"an owner serves again: {again.name}")
+                assert late.wait_ready(ready=False).instance_id != again.name
+
+
+@needs_etcd
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_the_python_api_takes_an_etcd_url_and_clients_follow(three: EtcdCluster) -> None:
+    url = three.url("python-api")
+
+    def daemon(instance_id: str) -> contextlib.AbstractAsyncContextManager[Serving]:
+        return running(NoneBackend(), instance_id=instance_id, lease=url, lease_ttl=TTL)
+
+    async with AsyncExitStack() as owner_a:
+        a = await owner_a.enter_async_context(daemon("owner-a"))
+        with anyio.fail_after(10):
+            while not a.server.holds_lease:
+                await anyio.sleep(0.01)
+        async with (
+            daemon("owner-b") as b,
+            await dial_leader_async(lease=url, timeout=5) as client,
+        ):
+            assert (client.expected_owner, client.endpoint) == ("owner-a", a.endpoint)
+            await owner_a.aclose()  # revokes the lease: owner-b takes the key at once
+            with anyio.fail_after(5):
+                while not b.server.holds_lease:
+                    await anyio.sleep(0.01)
+                while client.expected_owner != "owner-b":
+                    with contextlib.suppress(RpcError):
+                        await client.describe(ECHO)  # no retry: the watch re-targets
+                    await anyio.sleep(0.01)
+            assert client.endpoint == b.endpoint
+            assert (await client.describe(ECHO)).type == "echo"
