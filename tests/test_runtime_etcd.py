@@ -78,7 +78,7 @@ def test_serve_refuses_a_malformed_url_and_an_unreachable_etcd() -> None:
     malformed = serve("etcd://127.0.0.1:1/only-a-name")
     assert malformed.returncode == 2 and "must end in /PREFIX/NAME" in malformed.stderr
     started = time.monotonic()
-    unreachable = serve(f"etcd://127.0.0.1:{free_port()}/transport-test/model")
+    unreachable = serve(f"etcd://127.0.0.1:{free_port()}/transport/model")
     assert unreachable.returncode == 2, unreachable.stderr
     assert "etcd did not answer" in unreachable.stderr
     assert "--wait-for-etcd" in unreachable.stderr
@@ -126,7 +126,7 @@ def test_one_owner_at_a_time_and_each_term_larger(one: EtcdCluster) -> None:
     assert a.acquire("owner-a", "127.0.0.1:3", TTL) is None  # one id, one owner
 
     # The record at the key: JSON with the term, which is the key's create revision.
-    kv, _, _ = etcd.get(a.gateway, b"/transport-test/terms")
+    kv, _, _ = etcd.get(a.gateway, b"/transport/terms")
     assert kv is not None and int(kv.lease) != 0
     stored = msgspec.json.decode(kv.value)
     assert stored["instanceId"] == "owner-a" and stored["endpoint"] == "127.0.0.1:1"
@@ -149,7 +149,7 @@ def test_a_lease_etcd_dropped_is_not_renewed(one: EtcdCluster) -> None:
     store = _store(one, "dropped")
     held = store.acquire("owner-a", "127.0.0.1:1", TTL)
     assert held is not None
-    kv, _, _ = etcd.get(store.gateway, b"/transport-test/dropped")
+    kv, _, _ = etcd.get(store.gateway, b"/transport/dropped")
     assert kv is not None
     etcd.revoke(store.gateway, int(kv.lease))  # what expiry does
     assert store.renew(held, TTL) is None
@@ -183,8 +183,8 @@ def test_a_renewal_counts_only_if_the_read_confirms_it(
 def test_a_malformed_record_is_named(one: EtcdCluster) -> None:
     store = _store(one, "garbage")
     lease, _ = etcd.grant(store.gateway, 5)
-    assert etcd.create(store.gateway, b"/transport-test/garbage", b"{not json", lease)[0]
-    with pytest.raises(LeaseError, match="/transport-test/garbage does not hold an owner record"):
+    assert etcd.create(store.gateway, b"/transport/garbage", b"{not json", lease)[0]
+    with pytest.raises(LeaseError, match="/transport/garbage does not hold an owner record"):
         store.read()
     health = subprocess.run(
         [sys.executable, "-m", "transport", "health", "--lease", one.url("garbage")],
@@ -199,11 +199,11 @@ def test_a_malformed_record_is_named(one: EtcdCluster) -> None:
 @needs_etcd
 def test_requests_fail_over_to_a_member_that_answers(one: EtcdCluster) -> None:
     dead = f"127.0.0.1:{free_port()}"
-    store = _open(f"etcd://{dead},{one.endpoints}/transport-test/failover")
+    store = _open(f"etcd://{dead},{one.endpoints}/transport/failover")
     held = store.acquire("owner-a", "127.0.0.1:1", TTL)
     assert held is not None and store.renew(held, TTL) is not None
     store.release(held)
-    nobody = _open(f"etcd://{dead}/transport-test/failover")
+    nobody = _open(f"etcd://{dead}/transport/failover")
     with pytest.raises(etcd.EtcdUnavailableError, match=f"etcd did not answer.*{dead}"):
         nobody.read()
 
@@ -501,3 +501,24 @@ async def test_the_python_api_takes_an_etcd_url_and_clients_follow(three: EtcdCl
                     await anyio.sleep(0.01)
             assert client.endpoint == b.endpoint
             assert (await client.describe(ECHO)).type == "echo"
+
+
+@needs_etcd
+@pytest.mark.slow
+def test_the_demo_tells_the_owner_story_on_etcd() -> None:
+    command = [sys.executable, "-m", "transport", "demo", "--etcd"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for story in (
+        "etcd key /transport/model: owner-a at 127.0.0.1:",
+        "Infer       -> float32",
+        "[owner-b] owner: serving, term",
+        "-> ABORTED (x-owner-instance: owner-b)",
+        "owner-a's handle on owner-b        -> NOT_FOUND",
+        "client followed the key to owner owner-b",
+        "etcd key /transport/model: none (no owner)",
+        "owner story done",
+    ):
+        assert story in out
+    assert "unary-unary" not in out  # the owner story only
