@@ -452,6 +452,7 @@ def test_an_owner_stops_serving_while_etcd_is_down_and_serves_again(tmp_path: Pa
         first, second = _daemons(url, 2)
         with first, second:
             owner = _owner([first, second])
+            record = _open(url).read()
             before = time.monotonic()
             cluster.members[0].kill()
             # Renewals fail: the owner stops serving at its own deadline (< TTL).
@@ -461,15 +462,19 @@ def test_an_owner_stops_serving_while_etcd_is_down_and_serves_again(tmp_path: Pa
             with ThreadPoolExecutor(1) as pool:
                 # A daemon started meanwhile waits for etcd when asked to.
                 args = ("--listen", "127.0.0.1:0", "--lease", url, "--lease-ttl", str(TTL))
-                waiting = pool.submit(DaemonProcess, *args, "--wait-for-etcd", name="late")
+                waiting = pool.submit(
+                    DaemonProcess, *args, "--wait-for-etcd", "--instance-id", "late", name="late"
+                )
                 cluster.restart(0)
                 cluster.wait_healthy()
                 late = waiting.result(timeout=30)
             with late:
-                # etcd kept the lease (a restart only extends leases): one owner again.
-                again = _owner([first, second, late])
-                print(f"an owner serves again: {again.name}")
-                assert late.wait_ready(ready=False).instance_id != again.name
+                # etcd kept the lease (a restart only extends leases): the same owner again.
+                assert _owner([first, second, late]) is owner
+                again = _open(url).read()
+                assert again is not None and record is not None
+                assert again.same_term(record) and again.endpoint == record.endpoint
+                assert late.wait_ready(ready=False).instance_id == "late"
 
 
 @needs_etcd
@@ -522,3 +527,13 @@ def test_the_demo_tells_the_owner_story_on_etcd() -> None:
     ):
         assert story in out
     assert "unary-unary" not in out  # the owner story only
+
+
+@needs_etcd
+@pytest.mark.slow
+def test_the_takeover_benchmark_runs() -> None:
+    command = [sys.executable, "benchmarks/takeover_etcd.py", "--rounds", "1"]
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "after SIGKILL: median" in done.stdout and "after SIGTERM: median" in done.stdout

@@ -154,11 +154,18 @@ class EtcdLeaseStore:
         delete it (a release, an expiry) and then try.
         """
         kv, header, _ = etcd.get(self.gateway, self._key)
-        if kv is not None and not self._freed(etcd.number(header.revision, "a revision"), ttl):
-            return None
+        revision = etcd.number(header.revision, "a revision")
+        if kv is not None:
+            freed = self._freed(revision, ttl)
+            if freed is None:
+                return None
+            revision = freed
         lease, granted = etcd.grant(self.gateway, max(1, math.ceil(ttl)))
         try:
-            predicted = etcd.number(header.revision, "a revision") + 1
+            if granted < ttl:
+                raise EtcdError(f"etcd granted a lease of {granted} s, asked for {ttl} s")
+            # The key's create revision will be the term: most likely the next revision.
+            predicted = revision + 1
             value = self._value(instance_id, endpoint, predicted, ttl)
             created, txn = etcd.create(self.gateway, self._key, value, lease)
             if not created:
@@ -267,16 +274,19 @@ class EtcdLeaseStore:
         """Close the connections to etcd."""
         self.gateway.close()
 
-    def _freed(self, revision: int, ttl: float) -> bool:
+    def _freed(self, revision: int, ttl: float) -> int | None:
+        """Watch the held key for up to ``ttl / 10`` (at most 1 s): the revision deleting it."""
+        wait = min(1.0, ttl / 10)
+        deadline = time.monotonic() + wait
         try:
-            for _, events in self.gateway.watch(
-                self._key, revision + 1, idle_timeout=min(1.0, ttl / 10)
-            ):
+            for batch, events in self.gateway.watch(self._key, revision + 1, idle_timeout=wait):
                 if any(event.type == "DELETE" for event in events):
-                    return True
+                    return etcd.number(batch.revision, "a revision")
+                if time.monotonic() >= deadline:
+                    break
         except LeaseError:
-            pass  # the next round reads again
-        return False
+            time.sleep(wait)  # the next round reads again; no busy loop meanwhile
+        return None
 
     def _value(self, instance_id: str, endpoint: str, term: int, ttl: float) -> bytes:
         return _encoder.encode(OwnerValue(instance_id, endpoint, term, ttl))
