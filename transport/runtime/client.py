@@ -302,7 +302,8 @@ def dial_leader(
     """Connect to an owner's endpoint, fencing every call with ``expected_owner``.
 
     Leave out ``endpoint`` and ``expected_owner`` to read both from ``lease``
-    (a :class:`~.lease.LeaseStore` or a lease file path), waiting up to
+    (a :class:`~.lease.LeaseStore`, a lease file path or an
+    ``etcd://HOST:PORT[,...]/PREFIX/NAME`` URL), waiting up to
     ``resolve_timeout`` seconds for an owner. ``timeout`` is the default
     deadline of each call.
     """
