@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import subprocess
 import sys
 import threading
@@ -83,6 +84,60 @@ def test_serve_refuses_a_malformed_url_and_an_unreachable_etcd() -> None:
     assert "etcd did not answer" in unreachable.stderr
     assert "--wait-for-etcd" in unreachable.stderr
     assert time.monotonic() - started < 15
+
+
+class _Member(http.server.BaseHTTPRequestHandler):
+    """A fake etcd member answering every POST with the server's ``answer``."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        status, body = self.server.answer  # type: ignore[attr-defined]
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_member() -> Iterator[http.server.ThreadingHTTPServer]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Member)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("answer", "complaint"),
+    [
+        ((200, b'{"kvs": "nope"}'), "answered /v3/kv/range unexpectedly: Expected `array`"),
+        ((200, b"[" * 100), "answered /v3/kv/range unexpectedly"),
+        ((200, b" " * (2 << 20)), "answered /v3/kv/range with over 1 MiB"),
+        ((400, b'{"message": "bad key", "code": 3}'), "refused /v3/kv/range: HTTP 400: bad key"),
+        ((503, b"busy"), "etcd did not answer /v3/kv/range: 127.0.0.1:[0-9]+: HTTP 503: busy"),
+    ],
+)
+def test_a_bad_answer_from_etcd_is_a_clear_lease_error(
+    fake_member: http.server.ThreadingHTTPServer, answer: tuple[int, bytes], complaint: str
+) -> None:
+    fake_member.answer = answer  # type: ignore[attr-defined]
+    store = _open(f"etcd://127.0.0.1:{fake_member.server_address[1]}/transport/model")
+    with pytest.raises(LeaseError, match=complaint):
+        store.read()
+
+
+def test_numbers_from_etcd_are_checked(fake_member: http.server.ThreadingHTTPServer) -> None:
+    fake_member.answer = (200, b'{"ID": "12abc", "TTL": "2"}')  # type: ignore[attr-defined]
+    store = _open(f"etcd://127.0.0.1:{fake_member.server_address[1]}/transport/model")
+    with pytest.raises(LeaseError, match="etcd answered a lease id '12abc', not a number"):
+        etcd.grant(store.gateway, 2)
 
 
 # --- the store on one member
