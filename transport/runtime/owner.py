@@ -37,7 +37,9 @@ class Owner:
 
     Defaults: renew every ``ttl / 3``, stop serving ``ttl / 5`` before the
     lease could expire (``safety_margin``), poll a held lease every ``ttl / 10``
-    (between 20 ms and 1 s) while standby.
+    (between 20 ms and 1 s) while standby, and retry after a store error as
+    often. A store with a ``poll_interval`` attribute (etcd, which waits for the
+    lease to be freed inside ``acquire``) sets the standby's pause itself.
     """
 
     def __init__(
