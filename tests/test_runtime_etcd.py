@@ -388,6 +388,14 @@ def test_three_daemons_elect_one_owner_and_probes_follow(fleet: Fleet) -> None:
         if daemon is not owner:
             assert daemon.wait_ready(ready=False).instance_id == daemon.name
     wait_for(lambda: f"owner: serving, term {record.term}" in owner.lines, 5, "the report")
+    health = subprocess.run(
+        [sys.executable, "-m", "transport", "health", "--lease", fleet.url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert health.returncode == 0, health.stderr
+    assert msgspec.json.decode(health.stdout)["instanceId"] == owner.name
 
 
 def _fenced_refusal(daemon: DaemonProcess) -> StatusCode:
