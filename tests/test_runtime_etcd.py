@@ -480,6 +480,30 @@ def _answers(client: Client) -> bool:
 
 @needs_etcd
 @pytest.mark.slow
+def test_renewals_move_to_another_member_when_one_stops_answering(three: EtcdCluster) -> None:
+    store = _open(three.url("member-paused"))
+    held = store.acquire("owner-a", "127.0.0.1:1", TTL)
+    assert held is not None
+    three.members[0].pause()  # the first member of the URL: the one asked first
+    try:
+        renewed: list[object] = []
+
+        def renews() -> bool:
+            with contextlib.suppress(LeaseError):
+                renewed.append(store.renew(held, TTL))
+            return bool(renewed)
+
+        wait_for(renews, 15, "a renewal through another member")
+        assert renewed[0] is not None  # the lease survived: renewed, not lost
+        assert store.gateway.member != three.members[0].endpoint
+    finally:
+        three.members[0].resume()
+    three.wait_healthy()
+    store.release(held)
+
+
+@needs_etcd
+@pytest.mark.slow
 def test_no_two_owners_while_the_etcd_leader_is_paused_then_killed(
     three: EtcdCluster, fleet: Fleet
 ) -> None:

@@ -214,6 +214,11 @@ class Gateway:
     def __repr__(self) -> str:
         return "Gateway(" + ",".join(f"{host}:{port}" for host, port in self.endpoints) + ")"
 
+    @property
+    def member(self) -> str:
+        """``HOST:PORT`` of the member asked first: the one that answered last."""
+        return self._name(self._current)
+
     def call(
         self, path: str, body: object, reply: type[T], *, member: int | None = None
     ) -> tuple[T, int]:
