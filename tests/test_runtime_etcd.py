@@ -177,7 +177,7 @@ def test_one_owner_at_a_time_and_each_term_larger(one: EtcdCluster) -> None:
     assert held is not None and held.instance_id == "owner-a"
     started = time.monotonic()
     assert b.acquire("owner-b", "127.0.0.1:2", TTL) is None  # held: waits ttl/10, then no
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0  # waits ttl/10 (0.2 s) plus the requests
     assert a.acquire("owner-a", "127.0.0.1:3", TTL) is None  # one id, one owner
 
     # The record at the key: JSON with the term, which is the key's create revision.
@@ -456,13 +456,15 @@ def test_a_graceful_stop_hands_over_at_once(fleet: Fleet) -> None:
     prober = Prober(fleet.daemons)
     stopping = time.monotonic()
     assert owner.stop() == 0
+    # The daemon revoked its etcd lease before exiting: the key is gone (or already
+    # a successor's), not left to expire in TTL seconds.
+    right_after = fleet.store().read()
+    assert right_after is None or right_after.instance_id != owner.name
     successor = _owner([d for d in fleet.daemons if d is not owner], timeout=5)
-    took = time.monotonic() - stopping
-    print(f"takeover after a graceful stop: {took:.2f} s")
-    assert took < 3.0  # well under the lease TTL: the lease was revoked, not left to expire
+    print(f"takeover after a graceful stop: {time.monotonic() - stopping:.2f} s")
     after = fleet.store().read()
     assert after is not None and after.term > before.term
-    # The client watched the key: its next call goes to the successor without a refusal.
+    # The client watched the key: with neither retry nor resolve() it moves to the successor.
     wait_for(lambda: _answers(client), 5, "the client following the new owner")
     assert (client.expected_owner, client.endpoint) == (successor.name, successor.endpoint)
     client.close()
