@@ -152,7 +152,7 @@ def run_health(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return UNREACHABLE
         if record is None:
-            print(f"no owner ever held the lease {args.lease}", file=sys.stderr)
+            print(f"no owner holds the lease {args.lease}", file=sys.stderr)
             return UNREACHABLE
         endpoint, owner = record.endpoint, record.instance_id
     with RpcClient.connect(endpoint, timeout=args.timeout) as client:
