@@ -13,19 +13,24 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="every call kind over loopback, then the owner story")
     demo.add_argument("--core", action="store_true", help="only the core demo (every call kind)")
     demo.add_argument("--owner", action="store_true", help="only the owner story (takeover)")
+    demo.add_argument(
+        "--etcd",
+        action="store_true",
+        help="the owner story on a three-member etcd cluster it starts (needs etcd installed)",
+    )
     from .runtime.cli import add_commands
 
     add_commands(commands)  # serve, health
     args = parser.parse_args(argv)
     if args.command == "demo":
-        if not args.owner:
+        if not (args.owner or args.etcd):
             from ._demo import run
 
             run()
         if not args.core:
             from .runtime.demo import run as run_owner_story
 
-            run_owner_story()
+            run_owner_story(etcd=args.etcd)
         return 0
     return int(args.run(args))
 

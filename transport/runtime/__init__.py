@@ -24,6 +24,7 @@ from .contract import TensorSpec as TensorSpec
 from .daemon import Serving as Serving
 from .daemon import running as running
 from .daemon import serve as serve
+from .etcd_lease import EtcdLeaseStore as EtcdLeaseStore
 from .fence import OWNER_METADATA_KEY as OWNER_METADATA_KEY
 from .fence import Fence as Fence
 from .fence import FencedError as FencedError
@@ -51,6 +52,7 @@ __all__ = [
     "AsyncClient",
     "AsyncRemoteSession",
     "Client",
+    "EtcdLeaseStore",
     "Fence",
     "FencedError",
     "FileLeaseStore",

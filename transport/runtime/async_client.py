@@ -18,12 +18,14 @@ from .client import (
     GONE_CODES,
     RETRY_CODES,
     Backoff,
+    OwnerWatch,
     as_store,
     current_owner,
     fence_metadata,
     no_owner,
 )
 from .contract import HealthStatus, ModelInfo, OpenSessionRequest
+from .etcd_lease import close_store
 from .lease import LeaseRecord, LeaseStore
 from .wire import CloseSessionRequest, GenerateRequest, HealthRequest, InferRequest, Runtime
 
@@ -70,6 +72,7 @@ class AsyncRemoteSession:
         Closing the generator early (``aclose()``) cancels the call.
         """
         request = GenerateRequest(handle=self.handle, prompt=prompt, max_tokens=max_tokens)
+        await self.client._follow()
         async with self.client._rpc.call(Runtime.Generate, request, timeout=timeout) as stream:
             async for token in stream:
                 yield token.text
@@ -122,19 +125,28 @@ class AsyncClient:
         self.expected_owner = expected_owner
         self._rpc = AsyncRpcClient.connect(endpoint, timeout=timeout)
         self._rpc.metadata = fence_metadata(expected_owner) or None
+        self._watch = OwnerWatch(lease)
+        self._owns_lease = False  # True when made from a URL here: closed with the client
 
     async def resolve(self) -> LeaseRecord:
         """Read the owner and its endpoint from the lease store, waiting for one."""
         if self.lease is None:
             raise ValueError("this client has no lease store to resolve the owner from")
         record = await wait_for_owner_async(self.lease, self.resolve_timeout)
+        await self._target(record)
+        return record
+
+    async def _follow(self) -> None:
+        if (record := self._watch.take()) is not None:
+            await self._target(record)
+
+    async def _target(self, record: LeaseRecord) -> None:
         if record.endpoint != self.endpoint:
             await self._rpc.close()
             self._rpc = AsyncRpcClient.connect(record.endpoint, timeout=self.timeout)
             self.endpoint = record.endpoint
         self.expected_owner = record.instance_id
         self._rpc.metadata = fence_metadata(record.instance_id) or None
-        return record
 
     async def _call(
         self,
@@ -146,6 +158,7 @@ class AsyncClient:
     ) -> Res:
         backoff = Backoff(self.resolve_timeout) if retry and self.lease is not None else None
         while True:
+            await self._follow()
             try:
                 return await self._rpc.call(method, request, timeout=timeout)
             except RpcError as exc:
@@ -176,7 +189,10 @@ class AsyncClient:
 
     async def close(self) -> None:
         """Close the connection."""
+        self._watch.close()
         await self._rpc.close()
+        if self._owns_lease:
+            close_store(self.lease)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -200,11 +216,20 @@ async def dial_leader_async(
 ) -> AsyncClient:
     """Like :func:`~.client.dial_leader`, for asyncio."""
     store = as_store(lease)
-    if endpoint is None or expected_owner is None:
-        if store is None:
-            raise ValueError("give endpoint and expected_owner, or a lease to resolve them from")
-        record = await wait_for_owner_async(store, resolve_timeout)
-        endpoint, expected_owner = record.endpoint, record.instance_id
-    return AsyncClient(
+    try:
+        if endpoint is None or expected_owner is None:
+            if store is None:
+                raise ValueError(
+                    "give endpoint and expected_owner, or a lease to resolve them from"
+                )
+            record = await wait_for_owner_async(store, resolve_timeout)
+            endpoint, expected_owner = record.endpoint, record.instance_id
+    except BaseException:
+        if store is not lease:
+            close_store(store)
+        raise
+    client = AsyncClient(
         endpoint, expected_owner, lease=store, timeout=timeout, resolve_timeout=resolve_timeout
     )
+    client._owns_lease = store is not lease
+    return client

@@ -10,15 +10,20 @@ import signal
 import sys
 from typing import Any
 
+import grpc.aio
+
 from ..client import Client as RpcClient
 from ..codec import JsonCodec
 from ..errors import RpcError
+from ..health import Health
 from ..options import DEFAULT_MAX_CONCURRENT_CALLS
 from .backend_none import NoneBackend
 from .contract import HealthStatus, Service
-from .daemon import Serving, running
-from .lease import FileLeaseStore, LeaseError
+from .daemon import Serving, lease_store, running
+from .etcd_lease import check_etcd_lease, is_etcd_url
+from .lease import LeaseError
 from .owner import DEFAULT_LEASE_TTL
+from .server import Server
 from .sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
 from .wire import HealthRequest, Runtime
 
@@ -48,7 +53,16 @@ def add_commands(commands: Any) -> None:
     """Add ``serve`` and ``health`` to the subcommands of ``python -m transport``."""
     serve = commands.add_parser("serve", help="run a model daemon that owns a lease")
     serve.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0: any)")
-    serve.add_argument("--lease", help="the lease file; without it, serve as the instance now")
+    serve.add_argument(
+        "--lease",
+        help="the lease file, or etcd://HOST:PORT[,HOST:PORT...]/PREFIX/NAME; without it, "
+        "serve as the instance now",
+    )
+    serve.add_argument(
+        "--wait-for-etcd",
+        action="store_true",
+        help="with an etcd lease: wait for etcd at start instead of exiting when unreachable",
+    )
     serve.add_argument(
         "--lease-ttl", type=float, default=DEFAULT_LEASE_TTL, help="lease lifetime in seconds"
     )
@@ -83,6 +97,12 @@ def _concurrent_calls(text: str) -> int | None:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    if is_etcd_url(args.lease):
+        try:
+            args.lease = check_etcd_lease(args.lease, wait=args.wait_for_etcd)
+        except (ValueError, LeaseError) as exc:
+            print(f"serve: {exc}", file=sys.stderr)
+            return UNREACHABLE
     asyncio.run(_serve(args))
     return 0
 
@@ -103,6 +123,7 @@ async def _serve(args: argparse.Namespace) -> None:
         max_sessions=args.max_sessions,
         idle_timeout=args.idle_timeout,
         max_concurrent_calls=args.max_concurrent_calls,
+        mount=mount_health,
     ) as serving:
         _say(f"listening on {serving.endpoint}")
         fencing = (
@@ -114,6 +135,13 @@ async def _serve(args: argparse.Namespace) -> None:
             serving.server.subscribe(lambda holding: _report(serving, holding))
         await stop.wait()
     _say("stopped")
+
+
+def mount_health(grpc_server: grpc.aio.Server, server: Server) -> None:
+    """Mount ``grpc.health.v1``, SERVING only while the daemon holds its lease (for probes)."""
+    probe = Health()
+    probe.add_to(grpc_server)
+    probe.follow(server)
 
 
 def _report(serving: Serving, holding: bool) -> None:
@@ -134,12 +162,12 @@ def run_health(args: argparse.Namespace) -> int:
     endpoint = args.endpoint
     if args.lease is not None:
         try:
-            record = FileLeaseStore(args.lease).read()
-        except LeaseError as exc:
+            record = lease_store(args.lease).read()
+        except (ValueError, LeaseError) as exc:
             print(exc, file=sys.stderr)
             return UNREACHABLE
         if record is None:
-            print(f"no owner ever held the lease {args.lease}", file=sys.stderr)
+            print(f"no owner holds the lease {args.lease}", file=sys.stderr)
             return UNREACHABLE
         endpoint, owner = record.endpoint, record.instance_id
     with RpcClient.connect(endpoint, timeout=args.timeout) as client:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from ..errors import RpcError
 from ..service import UnaryUnary
 from ..status import StatusCode
 from .contract import HealthStatus, ModelInfo, OpenSessionRequest
+from .etcd_lease import EtcdLeaseStore, close_store, is_etcd_url
 from .fence import OWNER_METADATA_KEY
 from .lease import FileLeaseStore, LeaseRecord, LeaseStore, utc_now
 from .wire import (
@@ -57,15 +58,44 @@ def current_owner(store: LeaseStore) -> LeaseRecord | None:
 
 
 def as_store(lease: LeaseStore | str | os.PathLike[str] | None) -> LeaseStore | None:
-    """A lease store from a store, a lease file path, or ``None``."""
+    """A lease store from a store, an ``etcd://`` URL, a lease file path, or ``None``."""
     if lease is None or not isinstance(lease, (str, os.PathLike)):
         return lease
+    if is_etcd_url(lease):
+        return EtcdLeaseStore.from_url(str(lease))
     return FileLeaseStore(lease)
 
 
 def fence_metadata(owner: str) -> tuple[tuple[str, str | bytes], ...]:
     """The request metadata that fences a call on ``owner`` (none for an unfenced server)."""
     return ((OWNER_METADATA_KEY, owner),) if owner else ()
+
+
+class OwnerWatch:
+    """The latest owner record a lease store that can watch reports (etcd; a file cannot).
+
+    Clients take it before each call and re-target at once after a takeover,
+    instead of waiting to be refused; every call stays fenced on the server.
+    """
+
+    def __init__(self, lease: LeaseStore | None) -> None:
+        self._latest: LeaseRecord | None = None
+        follow = getattr(lease, "follow", None)
+        self._stop: Callable[[], None] | None = follow(self._changed) if callable(follow) else None
+
+    def _changed(self, record: LeaseRecord | None) -> None:
+        if record is not None:
+            self._latest = record
+
+    def take(self) -> LeaseRecord | None:
+        """The record reported since the last call, if any."""
+        latest, self._latest = self._latest, None
+        return latest
+
+    def close(self) -> None:
+        """Stop watching."""
+        if self._stop is not None:
+            self._stop()
 
 
 class Backoff:
@@ -117,6 +147,7 @@ class RemoteSession:
         Closing the generator early cancels the call.
         """
         request = GenerateRequest(handle=self.handle, prompt=prompt, max_tokens=max_tokens)
+        self.client._follow()
         with self.client._rpc.call(Runtime.Generate, request, timeout=timeout) as stream:
             for token in stream:
                 yield token.text
@@ -151,6 +182,8 @@ class Client:
 
     Make one with :func:`dial_leader`. ``endpoint`` and ``expected_owner`` are
     the current target; :meth:`resolve` reads them again from the lease store.
+    With a store that watches (etcd), each call first moves to the owner the
+    watch last reported.
     """
 
     def __init__(
@@ -169,6 +202,12 @@ class Client:
         self.expected_owner = expected_owner
         self._rpc = RpcClient.connect(endpoint, timeout=timeout)
         self._rpc.metadata = fence_metadata(expected_owner) or None
+        self._watch = OwnerWatch(lease)
+        self._owns_lease = False  # True when made from a URL here: closed with the client
+
+    def _follow(self) -> None:
+        if (record := self._watch.take()) is not None:
+            self._target(record.endpoint, record.instance_id)
 
     def _target(self, endpoint: str, owner: str) -> None:
         if endpoint != self.endpoint:
@@ -199,6 +238,7 @@ class Client:
     ) -> Res:
         backoff = Backoff(self.resolve_timeout) if retry and self.lease is not None else None
         while True:
+            self._follow()
             try:
                 return self._rpc.call(method, request, timeout=timeout)
             except RpcError as exc:
@@ -234,7 +274,10 @@ class Client:
 
     def close(self) -> None:
         """Close the connection (open sessions stay until closed or idle)."""
+        self._watch.close()
         self._rpc.close()
+        if self._owns_lease:
+            close_store(self.lease)
 
     def __enter__(self) -> Client:
         return self
@@ -259,25 +302,29 @@ def dial_leader(
     """Connect to an owner's endpoint, fencing every call with ``expected_owner``.
 
     Leave out ``endpoint`` and ``expected_owner`` to read both from ``lease``
-    (a :class:`~.lease.LeaseStore` or a lease file path), waiting up to
+    (a :class:`~.lease.LeaseStore`, a lease file path or an
+    ``etcd://HOST:PORT[,...]/PREFIX/NAME`` URL), waiting up to
     ``resolve_timeout`` seconds for an owner. ``timeout`` is the default
     deadline of each call.
     """
     store = as_store(lease)
-    if endpoint is not None and expected_owner is not None:
-        return Client(
-            endpoint, expected_owner, lease=store, timeout=timeout, resolve_timeout=resolve_timeout
-        )
-    if store is None:
-        raise ValueError("give endpoint and expected_owner, or a lease to resolve them from")
-    record = wait_for_owner(store, resolve_timeout)
-    return Client(
-        record.endpoint,
-        record.instance_id,
-        lease=store,
-        timeout=timeout,
-        resolve_timeout=resolve_timeout,
+    try:
+        if endpoint is None or expected_owner is None:
+            if store is None:
+                raise ValueError(
+                    "give endpoint and expected_owner, or a lease to resolve them from"
+                )
+            record = wait_for_owner(store, resolve_timeout)
+            endpoint, expected_owner = record.endpoint, record.instance_id
+    except BaseException:
+        if store is not lease:
+            close_store(store)
+        raise
+    client = Client(
+        endpoint, expected_owner, lease=store, timeout=timeout, resolve_timeout=resolve_timeout
     )
+    client._owns_lease = store is not lease
+    return client
 
 
 def wait_for_owner(store: LeaseStore, timeout: float) -> LeaseRecord:

@@ -23,6 +23,7 @@ import grpc.aio
 from ..options import DEFAULT_MAX_CONCURRENT_CALLS, server_options
 from .adapter import DEFAULT_MAX_WORKERS
 from .contract import Service
+from .etcd_lease import EtcdLeaseStore, close_store, is_etcd_url
 from .lease import FileLeaseStore, LeaseError, LeaseStore
 from .owner import DEFAULT_LEASE_TTL, Owner
 from .server import Server
@@ -53,7 +54,9 @@ def _endpoint(listen: str, port: int, advertise: str | None) -> str:
 
 
 def lease_store(lease: LeaseStore | str | os.PathLike[str]) -> LeaseStore:
-    """A store from a store or a lease file path."""
+    """A store from a store, an ``etcd://`` URL or a lease file path."""
+    if is_etcd_url(lease):
+        return EtcdLeaseStore.from_url(str(lease))
     return FileLeaseStore(lease) if isinstance(lease, (str, os.PathLike)) else lease
 
 
@@ -87,7 +90,7 @@ async def running(
 ) -> AsyncIterator[Serving]:
     """Serve ``service`` on ``listen`` (``HOST:PORT``, port 0 for any) while the block runs.
 
-    With a ``lease`` (a store or a lease file path) the daemon serves fenced
+    With a ``lease`` (a store, an ``etcd://`` URL or a lease file path) the daemon serves fenced
     calls only while it owns the lease, and waits as standby otherwise. Without
     one it serves as ``instance_id`` from the start; ``instance_id=""`` turns
     fencing off. A new id is drawn when ``instance_id`` is ``None``. On exit:
@@ -155,6 +158,8 @@ async def running(
                 await anyio.to_thread.run_sync(owner.release)
             except LeaseError as exc:
                 log.warning("could not release the lease: %s", exc)
+            if owner.store is not lease:
+                close_store(owner.store)
 
 
 async def serve(

@@ -37,7 +37,9 @@ class Owner:
 
     Defaults: renew every ``ttl / 3``, stop serving ``ttl / 5`` before the
     lease could expire (``safety_margin``), poll a held lease every ``ttl / 10``
-    (between 20 ms and 1 s) while standby.
+    (between 20 ms and 1 s) while standby, and retry after a store error as
+    often. A store with a ``poll_interval`` attribute (etcd, which waits for the
+    lease to be freed inside ``acquire``) sets the standby's pause itself.
     """
 
     def __init__(
@@ -66,7 +68,11 @@ class Owner:
                 f"renew_interval {self.renew_interval} must be positive and below ttl - "
                 f"safety_margin = {ttl - self.safety_margin}"
             )
-        self.poll_interval = min(1.0, max(0.02, ttl / 10))
+        #: Seconds between retries after a store error.
+        self.retry_interval = min(1.0, max(0.02, ttl / 10))
+        # A store that waits for the lease to be freed inside acquire (etcd
+        # watches its key) names its own, shorter, pause between a standby's polls.
+        self.poll_interval: float = getattr(store, "poll_interval", self.retry_interval)
         self.record: LeaseRecord | None = None
         self._on_acquired = on_acquired
         self._on_lost = on_lost
@@ -136,7 +142,7 @@ class Owner:
                 result = await anyio.to_thread.run_sync(self.attempt)
             except LeaseError as exc:
                 log.warning("%s: lease store error: %s", self.instance_id, exc)
-                delay = self.poll_interval
+                delay = self.retry_interval
             else:
                 delay = self.settle(result, started)
             left = self.fence.time_left()
