@@ -51,9 +51,10 @@ class AsyncResponseStream(Generic[Res]):
     # The client's own stream of requests, whose failure ends the call.
     _sending: RequestStream | None = None
 
-    def __init__(self, call: Any, codec: JsonCodec[Res]) -> None:
+    def __init__(self, call: Any, codec: JsonCodec[Res], *, frames: bool = False) -> None:
         self._call = call
         self._codec = codec
+        self._frames = frames
         self._iterator: AsyncIterator[bytes] | None = None
         self._cancelled = False
 
@@ -88,7 +89,7 @@ class AsyncResponseStream(Generic[Res]):
             self._cancelled = True  # a cancel of the reader cancels the call
             raise
         try:
-            return decode_response(self._codec, data)  # type: ignore[no-any-return]
+            return decode_response(self._codec, data, frames=self._frames)  # type: ignore[no-any-return]
         except RpcError:
             self._call.cancel()
             raise
@@ -257,7 +258,9 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         options = self._options(method, timeout, metadata)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **options)
-            stream = AsyncResponseStream(call, method.response_codec)
+            stream = AsyncResponseStream(
+                call, method.response_codec, frames=self._reads_frames(method)
+            )
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
@@ -278,7 +281,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         except asyncio.CancelledError:
             _raise_request_error(requests)
             raise
-        return decode_response(method.response_codec, data)
+        return decode_response(method.response_codec, data, frames=self._reads_frames(method))
 
     @overload
     async def with_call(
@@ -325,7 +328,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
             raise
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(info.trailing_metadata)
-        return decode_response(method.response_codec, data), info
+        return decode_response(method.response_codec, data, frames=self._reads_frames(method)), info
 
     def open(
         self,

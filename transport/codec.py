@@ -142,12 +142,19 @@ class JsonCodec(Generic[T]):
                 f"malformed attachment frame: a string is not UTF-8 ({exc.reason})"
             ) from None
 
-    def decode(self, data: bytes) -> T:
-        """Return the message in ``data``; raise :class:`DecodeError` naming the field path."""
+    def decode_framed(self, data: bytes) -> T:
+        """Like :meth:`decode`, and read an attachment frame too: for a peer that announced them."""
         if self.contents.buffers and data[:4] == _attachments.MAGIC:
             # Only the frame's JSON header nests; the buffers after it are raw bytes.
             _check_depth(memoryview(data)[8 : 8 + int.from_bytes(data[4:8], "little")])
             return self._decode_frame(data)
+        return self.decode(data)
+
+    def decode(self, data: bytes) -> T:
+        """Return the message in JSON ``data``; raise :class:`DecodeError` naming the field path.
+
+        An attachment frame is not JSON: only :meth:`decode_framed` reads one.
+        """
         if len(data) > MAX_JSON_DEPTH:  # a shorter document cannot nest deeper
             _check_depth(data)
         try:
@@ -155,6 +162,8 @@ class JsonCodec(Generic[T]):
         except msgspec.ValidationError as exc:
             raise DecodeError(str(exc)) from None
         except msgspec.DecodeError as exc:
+            if data[:4] == _attachments.MAGIC:
+                raise DecodeError("an attachment frame, but frames were not negotiated") from None
             raise DecodeError(f"malformed JSON: {exc}") from None
         except RecursionError:
             raise DecodeError("JSON is nested too deeply") from None

@@ -82,18 +82,25 @@ def _expired(grpc_context: Any) -> bool:
 # turn to deliver a pending cancel of the handler's task).
 
 
-def _decoded(requests: Iterator[bytes], codec: JsonCodec[Any], grpc_context: Any) -> Iterator[Any]:
+def _decoder(codec: JsonCodec[Any], negotiates: bool, grpc_context: Any) -> Callable[[bytes], Any]:
+    """The request decoder: attachment frames only from a client that announced them."""
+    return codec.decode_framed if _framed(negotiates, grpc_context) else codec.decode
+
+
+def _decoded(
+    requests: Iterator[bytes], decode: Callable[[bytes], Any], grpc_context: Any
+) -> Iterator[Any]:
     for data in requests:
-        yield codec.decode(data)
+        yield decode(data)
     if _expired(grpc_context):
         raise RpcError(StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
 
 
 async def _decoded_async(
-    requests: AsyncIterator[bytes], codec: JsonCodec[Any], grpc_context: Any
+    requests: AsyncIterator[bytes], decode: Callable[[bytes], Any], grpc_context: Any
 ) -> AsyncIterator[Any]:
     async for data in requests:
-        yield codec.decode(data)
+        yield decode(data)
     await asyncio.sleep(0)
     if _expired(grpc_context):
         raise asyncio.CancelledError("the deadline passed")
@@ -112,7 +119,6 @@ def _encode_framed(method: Method[Any, Any], grpc_context: Any, context: Any, re
 
 def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     path = method.path
-    decode = method.request_codec.decode
     encode = method.response_codec.encode
     request_codec = method.request_codec
     negotiates = _attachments.negotiates(method)
@@ -122,7 +128,8 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         def unary_unary(data: bytes, grpc_context: grpc.ServicerContext) -> bytes | None:
             context = Context(grpc_context)
             try:
-                reply = _check(method, fn(decode(data), context))
+                request = _decoder(request_codec, negotiates, grpc_context)(data)
+                reply = _check(method, fn(request, context))
                 if _framed(negotiates, grpc_context):
                     return _encode_framed(method, grpc_context, context, reply)
                 return encode(reply)
@@ -139,7 +146,8 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         ) -> bytes | None:
             context = Context(grpc_context)
             try:
-                reply = _check(method, fn(_decoded(requests, request_codec, grpc_context), context))
+                decode = _decoder(request_codec, negotiates, grpc_context)
+                reply = _check(method, fn(_decoded(requests, decode, grpc_context), context))
                 if _framed(negotiates, grpc_context):
                     return _encode_framed(method, grpc_context, context, reply)
                 return encode(reply)
@@ -153,11 +161,10 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
 
     def streaming(request: Any, grpc_context: grpc.ServicerContext) -> Iterator[bytes]:
         context = Context(grpc_context)
+        decode = _decoder(request_codec, negotiates, grpc_context)
         try:
             argument = (
-                _decoded(request, request_codec, grpc_context)
-                if client_streaming
-                else decode(request)
+                _decoded(request, decode, grpc_context) if client_streaming else decode(request)
             )
             framed = _framed(negotiates, grpc_context)
             write = method.response_codec.encode_framed if framed else encode
@@ -173,7 +180,6 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
 
 def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     path = method.path
-    decode = method.request_codec.decode
     encode = method.response_codec.encode
     request_codec = method.request_codec
     client_streaming = method.cardinality.client_streaming
@@ -185,9 +191,10 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
             request: Any, grpc_context: grpc.aio.ServicerContext[Any, Any]
         ) -> bytes | None:
             context = AsyncContext(grpc_context)
+            decode = _decoder(request_codec, negotiates, grpc_context)
             try:
                 argument = (
-                    _decoded_async(request, request_codec, grpc_context)
+                    _decoded_async(request, decode, grpc_context)
                     if client_streaming
                     else decode(request)
                 )
@@ -205,9 +212,10 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         request: Any, grpc_context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         context = AsyncContext(grpc_context)
+        decode = _decoder(request_codec, negotiates, grpc_context)
         try:
             argument = (
-                _decoded_async(request, request_codec, grpc_context)
+                _decoded_async(request, decode, grpc_context)
                 if client_streaming
                 else decode(request)
             )
