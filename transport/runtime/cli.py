@@ -27,6 +27,8 @@ __all__ = ["add_commands", "load_backend"]
 NOT_READY = 1
 #: Exit status of ``health`` when nothing answers (or no owner holds the lease).
 UNREACHABLE = 2
+#: Exit status of ``serve`` when it cannot lock or write its lease file.
+UNUSABLE_LEASE = 3
 
 _health_codec = JsonCodec(HealthStatus)
 
@@ -69,6 +71,12 @@ def add_commands(commands: Any) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    if args.lease is not None:
+        try:
+            FileLeaseStore(args.lease).check()
+        except LeaseError as exc:
+            print(f"serve: {exc}", file=sys.stderr)
+            return UNUSABLE_LEASE
     asyncio.run(_serve(args))
     return 0
 
