@@ -28,6 +28,8 @@ DETAILS_KEY = "transport-error-details-bin"
 _TO_GRPC = {StatusCode(code.value[0]): code for code in grpc.StatusCode}
 _FROM_GRPC = {code: StatusCode(code.value[0]) for code in grpc.StatusCode}
 _details_encoder = msgspec.json.Encoder()
+#: Error details larger than this are dropped, not decoded (grpc-core caps metadata anyway).
+MAX_DETAILS_BYTES = 64 * 1024
 
 
 class ResponseTypeError(TypeError):
@@ -80,10 +82,7 @@ def error_of(exc: grpc.RpcError) -> RpcError:
     details: Any = None
     for key, value in trailing:
         if key == DETAILS_KEY and isinstance(value, bytes):
-            try:
-                details = msgspec.json.decode(value)
-            except msgspec.DecodeError:
-                details = None
+            details = _details(value)
     return RpcError(
         code,
         message,
@@ -91,6 +90,16 @@ def error_of(exc: grpc.RpcError) -> RpcError:
         initial_metadata=initial,
         trailing_metadata=[(k, v) for k, v in trailing if k != DETAILS_KEY],
     )
+
+
+def _details(value: bytes) -> Any:
+    """A server's JSON error details, or ``None`` when they do not decode (a broken server's)."""
+    if len(value) > MAX_DETAILS_BYTES:
+        return None
+    try:
+        return msgspec.json.decode(value)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None
 
 
 def _call(exc: grpc.RpcError, name: str) -> Sequence[Any] | None:
