@@ -41,6 +41,7 @@ __all__ = [
     "Contents",
     "announce",
     "announced",
+    "carries",
     "contents",
     "decode_framed",
     "encode_framed",
@@ -244,6 +245,32 @@ def decode_framed(data: bytes, type_: Any, hook: Callable[[type, Any], Any]) -> 
         buffer = buffers[reference.offset : reference.offset + reference.length]
         _place(header.message, reference.path, buffer)
     return msgspec.convert(header.message, type_, dec_hook=hook)
+
+
+def carries(message: Any, nbytes: int, *, visits: int = 256) -> bool:
+    """Whether ``message`` holds arrays and buffers of at least ``nbytes`` in all.
+
+    A bounded look (at most ``visits`` values): an answer of False may miss
+    buffers deep in a large message, which then merely encodes where it is.
+    """
+    total = 0
+    pending = [message]
+    while pending and visits > 0:
+        visits -= 1
+        node = pending.pop()
+        if isinstance(node, np.ndarray):
+            total += node.nbytes
+        elif isinstance(node, _BUFFERS):
+            total += memoryview(node).nbytes
+        elif isinstance(node, msgspec.Struct):
+            pending.extend(getattr(node, name) for name in node.__struct_fields__)
+        elif isinstance(node, dict):
+            pending.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            pending.extend(node[:visits])
+        if total >= nbytes:
+            return True
+    return False
 
 
 # -- negotiation ------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import _attachments
 from ._status_map import DETAILS_KEY
-from .codec import DecodeError, JsonCodec
+from .codec import DecodeError, DecodeLimitError, JsonCodec
 from .errors import RpcError
 from .service import Method
 from .status import StatusCode
@@ -125,6 +125,10 @@ def decode_response(codec: JsonCodec[Any], data: bytes, *, frames: bool = False)
     """
     try:
         return codec.decode_framed(data) if frames else codec.decode(data)
+    except DecodeLimitError as exc:
+        raise RpcError(
+            StatusCode.RESOURCE_EXHAUSTED, f"response is too large to decode: {exc}"
+        ) from None
     except DecodeError as exc:
         raise RpcError(StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}") from None
 

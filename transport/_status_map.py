@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import msgspec
 
-from .codec import DecodeError
+from .codec import DecodeError, DecodeLimitError
 from .errors import RpcError
 from .status import StatusCode
 
@@ -54,6 +54,8 @@ def status_of(exc: BaseException, method: str) -> tuple[StatusCode, str, bytes |
             except (TypeError, msgspec.EncodeError):
                 log.error("%s: error details are not JSON-serialisable: %r", method, exc.details)
         return exc.code, exc.message, details
+    if isinstance(exc, DecodeLimitError):
+        return StatusCode.RESOURCE_EXHAUSTED, f"request is too large to decode: {exc}", None
     if isinstance(exc, DecodeError):
         return StatusCode.INVALID_ARGUMENT, f"request does not decode: {exc}", None
     if isinstance(exc, grpc.RpcError):

@@ -96,11 +96,29 @@ def _decoded(
         raise RpcError(StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
 
 
+#: An asyncio server decodes a request at least this large on a worker thread,
+#: so that one large request never holds the event loop (and every other call).
+OFF_LOOP_BYTES = 64 * 1024
+
+
+async def _decode_async(decode: Callable[[bytes], Any], data: bytes) -> Any:
+    if len(data) < OFF_LOOP_BYTES:
+        return decode(data)
+    return await asyncio.to_thread(decode, data)
+
+
+async def _encode_async(encode: Callable[[Any], bytes], reply: Any, large: bool) -> bytes:
+    """``encode(reply)``, on a worker thread when it carries large arrays or buffers."""
+    if large and _attachments.carries(reply, OFF_LOOP_BYTES):
+        return await asyncio.to_thread(encode, reply)
+    return encode(reply)
+
+
 async def _decoded_async(
     requests: AsyncIterator[bytes], decode: Callable[[bytes], Any], grpc_context: Any
 ) -> AsyncIterator[Any]:
     async for data in requests:
-        yield decode(data)
+        yield await _decode_async(decode, data)
     await asyncio.sleep(0)
     if _expired(grpc_context):
         raise asyncio.CancelledError("the deadline passed")
@@ -184,6 +202,8 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     request_codec = method.request_codec
     client_streaming = method.cardinality.client_streaming
     negotiates = _attachments.negotiates(method)
+    response_codec = method.response_codec
+    carrying = response_codec.contents.buffers  # replies that may be large to encode
 
     if not method.cardinality.server_streaming:
 
@@ -196,12 +216,13 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
                 argument = (
                     _decoded_async(request, decode, grpc_context)
                     if client_streaming
-                    else decode(request)
+                    else await _decode_async(decode, request)
                 )
                 reply = _check(method, await fn(argument, context))
                 if _framed(negotiates, grpc_context):
-                    return _encode_framed(method, grpc_context, context, reply)
-                return encode(reply)
+                    _attachments.announce(grpc_context, context.trailing_metadata)
+                    return await _encode_async(response_codec.encode_framed, reply, carrying)
+                return await _encode_async(encode, reply, carrying)
             except Exception as exc:
                 await _abort_async(grpc_context, context, exc, path)
                 return None
@@ -217,12 +238,12 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
             argument = (
                 _decoded_async(request, decode, grpc_context)
                 if client_streaming
-                else decode(request)
+                else await _decode_async(decode, request)
             )
             framed = _framed(negotiates, grpc_context)
             write = method.response_codec.encode_framed if framed else encode
             async for reply in fn(argument, context):
-                yield write(_check(method, reply))
+                yield await _encode_async(write, _check(method, reply), carrying)
             if framed:
                 _attachments.announce(grpc_context, context.trailing_metadata)
         except Exception as exc:
