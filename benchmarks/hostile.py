@@ -56,7 +56,7 @@ def _quantized(handle: str, size: int, **fields: object) -> bytes:
 
 
 def _overlapping_frame(handle: str, size: int) -> bytes:
-    length = max(16, (size - 4096) // 16 * 16)
+    length = max(16, (size - 16384) // 16 * 16)
     names = [f"x{i}" for i in range(48)]
     header = json.dumps(
         {

@@ -76,20 +76,24 @@ class DecodeLimitError(DecodeError):
     """Raised when a message holds more arrays and objects than its size allows."""
 
 
-def _steps(data: bytes) -> Any:
-    """+1 at each opening bracket or brace outside strings, -1 at each closing one, else 0.
+def _outside_strings(data: bytes) -> tuple[Any, Any]:
+    """Masks of the opening and closing brackets and braces of ``data`` outside strings.
 
-    Linear and vectorised: escaped backslashes and quotes go first, then all
-    but brackets and quotes; numpy marks what lies between quotes. Past the
-    first error msgspec would report the marks may be off, which only changes
-    which error is reported.
+    Linear and vectorised, one byte per byte of input for each mask: escaped
+    backslashes and quotes go first, then numpy marks what lies between
+    quotes. Past the first error msgspec would report the masks may be off,
+    which only changes which error is reported.
     """
     unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
     marks = np.frombuffer(unescaped.translate(_AS_BRACKETS, _NOT_STRUCTURE), np.uint8)
-    quote = marks == ord('"')
-    in_string = (np.cumsum(quote, dtype=np.int32) & 1).astype(bool)
-    # "[" is 91 and "]" is 93: one level in, one level out.
-    return np.where(quote | in_string, 0, 92 - marks.astype(np.int32))
+    outside = ~np.bitwise_xor.accumulate(marks == ord('"'))
+    return (marks == ord("[")) & outside, (marks == ord("]")) & outside
+
+
+def _depth(opens: Any, closes: Any) -> int:
+    """The deepest nesting of brackets given by the masks of :func:`_outside_strings`."""
+    steps = opens.view(np.int8) - closes.view(np.int8)
+    return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
 
 
 def _too_deep(data: bytes | memoryview) -> bool:
@@ -97,7 +101,7 @@ def _too_deep(data: bytes | memoryview) -> bool:
     data = bytes(data)
     if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
         return False
-    return bool(np.cumsum(_steps(data)).max(initial=0) > MAX_JSON_DEPTH)
+    return _depth(*_outside_strings(data)) > MAX_JSON_DEPTH
 
 
 def _check_containers(data: bytes | memoryview) -> None:
@@ -110,15 +114,16 @@ def _check_containers(data: bytes | memoryview) -> None:
     allowed = CONTAINER_ALLOWANCE + len(data) // BYTES_PER_CONTAINER
     if data.count(b"[") + data.count(b"{") <= allowed:
         return
-    steps = _steps(data)
-    if np.cumsum(steps).max(initial=0) > MAX_JSON_DEPTH:
+    opens, closes = _outside_strings(data)
+    found = int(np.count_nonzero(opens))
+    if found <= allowed:
+        return
+    if _depth(opens, closes) > MAX_JSON_DEPTH:
         raise DecodeError("JSON is nested too deeply")
-    found = int(np.count_nonzero(steps == 1))
-    if found > allowed:
-        raise DecodeLimitError(
-            f"{found} JSON arrays and objects in {len(data)} bytes: at most {allowed} "
-            f"({CONTAINER_ALLOWANCE} and one per {BYTES_PER_CONTAINER} bytes)"
-        )
+    raise DecodeLimitError(
+        f"{found} JSON arrays and objects in {len(data)} bytes: at most {allowed} "
+        f"({CONTAINER_ALLOWANCE} and one per {BYTES_PER_CONTAINER} bytes)"
+    )
 
 
 def _check_depth(data: bytes | memoryview) -> None:
