@@ -220,14 +220,14 @@ def decode_framed(data: bytes, type_: Any, hook: Callable[[type, Any], Any]) -> 
     if len(data) < 8:
         raise msgspec.ValidationError("attachment frame is truncated")
     length = int.from_bytes(view[4:8], "little")
-    start = _aligned(8 + length)
-    if start > len(data):
-        raise msgspec.ValidationError("attachment frame header is truncated")
     if length > MAX_HEADER_BYTES:
         # The header is decoded without its type: keep what it can build small.
         raise msgspec.ValidationError(
             f"attachment frame header of {length} bytes is over {MAX_HEADER_BYTES}"
         )
+    start = _aligned(8 + length)
+    if start > len(data):
+        raise msgspec.ValidationError("attachment frame header is truncated")
     header = _HEADER_DECODER.decode(view[8 : 8 + length])
     buffers = view[start:]
     end = 0  # each buffer lies inside the frame, after the one before: none overlap
