@@ -84,3 +84,8 @@ def test_hostile_requests_at_the_limit_keep_the_lease_and_health(tmp_path: Path)
         assert (record["instanceId"], record["term"]) == (OWNER, 1)
         assert not any("not serving" in line for line in daemon.lines)
         assert daemon.health() is not None
+        # The fence is checked before decoding: a call for another owner costs none.
+        with grpc.insecure_channel(daemon.endpoint) as channel:
+            garbage = ("Infer", b"\xff not json", False)
+            assert send(channel, garbage, "owner-b") == grpc.StatusCode.ABORTED
+            assert send(channel, garbage, OWNER) == grpc.StatusCode.INVALID_ARGUMENT
