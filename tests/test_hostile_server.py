@@ -130,6 +130,11 @@ def _check(caught: RpcError, case: str) -> None:
         assert caught.details is None  # dropped, not decoded at any cost
 
 
+def _check_received(received: list[str], case: str) -> None:
+    # Trailers over grpc-core's limit end the stream at once, maybe before its first message.
+    assert received == ["first"] or (case == "huge details" and received == [])
+
+
 @pytest.mark.parametrize("case", sorted(ANSWERS))
 def test_the_sync_client_raises_a_clear_rpc_error(endpoint: str, case: str) -> None:
     # Without attachments the client never announced frames, so it accepts none.
@@ -138,11 +143,12 @@ def test_the_sync_client_raises_a_clear_rpc_error(endpoint: str, case: str) -> N
         with pytest.raises(RpcError) as caught:
             client.call(Blobs.Get, Blob(), metadata=[("case", case)])
         _check(caught.value, case)
-        stream = client.call(Blobs.Watch, Blob(), metadata=[("case", case)])
-        assert next(stream).name == "first"
+        received: list[str] = []
         with pytest.raises(RpcError) as caught:
-            next(stream)
+            for reply in client.call(Blobs.Watch, Blob(), metadata=[("case", case)]):
+                received.append(reply.name)
         _check(caught.value, case)
+        _check_received(received, case)
 
 
 @pytest.mark.anyio
@@ -153,11 +159,12 @@ async def test_the_asyncio_client_raises_a_clear_rpc_error(endpoint: str, case: 
         with pytest.raises(RpcError) as caught:
             await client.call(Blobs.Get, Blob(), metadata=[("case", case)])
         _check(caught.value, case)
-        stream = client.call(Blobs.Watch, Blob(), metadata=[("case", case)])
-        assert (await anext(stream)).name == "first"
+        received: list[str] = []
         with pytest.raises(RpcError) as caught:
-            await anext(stream)
+            async for reply in client.call(Blobs.Watch, Blob(), metadata=[("case", case)]):
+                received.append(reply.name)
         _check(caught.value, case)
+        _check_received(received, case)
 
 
 def test_a_frame_is_read_when_the_client_announced_it(endpoint: str) -> None:

@@ -47,6 +47,7 @@ _SAFE_RECURSION_LIMIT = 1000
 # What the depth scan keeps: brackets (braces count as brackets) and quotes.
 _AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
 _NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
+_SCAN_CHUNK = 1 << 20
 
 
 class Message(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -76,24 +77,30 @@ class DecodeLimitError(DecodeError):
     """Raised when a message holds more arrays and objects than its size allows."""
 
 
-def _outside_strings(data: bytes) -> tuple[Any, Any]:
-    """Masks of the opening and closing brackets and braces of ``data`` outside strings.
+def _scan(data: bytes) -> tuple[int, int]:
+    """The arrays and objects of ``data`` outside strings, and their deepest nesting.
 
-    Linear and vectorised, one byte per byte of input for each mask: escaped
-    backslashes and quotes go first, then numpy marks what lies between
-    quotes. Past the first error msgspec would report the masks may be off,
-    which only changes which error is reported.
+    Linear and vectorised, a megabyte at a time (the temporaries stay small):
+    escaped backslashes and quotes go first, then all but brackets and quotes;
+    numpy marks what lies between quotes. Past the first error msgspec would
+    report the counts may be off, which only changes which error is reported.
     """
-    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in data else data
     marks = np.frombuffer(unescaped.translate(_AS_BRACKETS, _NOT_STRUCTURE), np.uint8)
-    outside = ~np.bitwise_xor.accumulate(marks == ord('"'))
-    return (marks == ord("[")) & outside, (marks == ord("]")) & outside
-
-
-def _depth(opens: Any, closes: Any) -> int:
-    """The deepest nesting of brackets given by the masks of :func:`_outside_strings`."""
-    steps = opens.view(np.int8) - closes.view(np.int8)
-    return int(np.cumsum(steps, dtype=np.int32).max(initial=0))
+    containers = deepest = depth = 0
+    in_string = False
+    for start in range(0, marks.size, _SCAN_CHUNK):
+        chunk = marks[start : start + _SCAN_CHUNK]
+        inside = np.bitwise_xor.accumulate(chunk == ord('"')) ^ in_string
+        in_string = bool(inside[-1])
+        # "[" is one level in, "]" one level out; nothing counts inside a string.
+        steps = (chunk == ord("[")).view(np.int8) - (chunk == ord("]")).view(np.int8)
+        steps[inside] = 0
+        containers += int(np.count_nonzero(steps == 1))
+        levels = np.cumsum(steps, dtype=np.int32)
+        deepest = max(deepest, depth + int(levels.max()))
+        depth += int(levels[-1])
+    return containers, deepest
 
 
 def _too_deep(data: bytes | memoryview) -> bool:
@@ -101,7 +108,7 @@ def _too_deep(data: bytes | memoryview) -> bool:
     data = bytes(data)
     if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
         return False
-    return _depth(*_outside_strings(data)) > MAX_JSON_DEPTH
+    return _scan(data)[1] > MAX_JSON_DEPTH
 
 
 def _check_containers(data: bytes | memoryview) -> None:
@@ -114,11 +121,10 @@ def _check_containers(data: bytes | memoryview) -> None:
     allowed = CONTAINER_ALLOWANCE + len(data) // BYTES_PER_CONTAINER
     if data.count(b"[") + data.count(b"{") <= allowed:
         return
-    opens, closes = _outside_strings(data)
-    found = int(np.count_nonzero(opens))
+    found, deepest = _scan(data)
     if found <= allowed:
         return
-    if _depth(opens, closes) > MAX_JSON_DEPTH:
+    if deepest > MAX_JSON_DEPTH:
         raise DecodeError("JSON is nested too deeply")
     raise DecodeLimitError(
         f"{found} JSON arrays and objects in {len(data)} bytes: at most {allowed} "
