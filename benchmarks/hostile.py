@@ -3,20 +3,26 @@
 ``python -m benchmarks.hostile`` starts an owner daemon with a 1 s lease for
 each case (the ``none`` backend; ``--bad-handle`` to stop at the handle check,
 after decoding), sends the case's request a few times, and prints per case: the
-daemon's worst event-loop lag meanwhile (a task that sleeps 1 ms and measures
-how late it wakes), its peak RSS growth divided by the request's size, and
-whether it ever lost the lease. ``tests/test_hostile_daemon.py`` sends the same
-requests and asserts that the lease is kept and Health answers.
+CPU time and traced peak memory (tracemalloc, over the request's size) of
+decoding it in this process; the daemon's worst event-loop lag meanwhile (a
+task that sleeps 1 ms and measures how late it wakes: scheduler delays on a
+busy machine count too); its peak RSS growth over the request's size (grpc-core
+buffers and memory the allocator keeps count too); whether it lost the lease.
+``tests/test_hostile_daemon.py`` sends the same requests and asserts that the
+lease is kept and Health answers.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import base64
 import json
 import subprocess
 import sys
 import tempfile
+import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +30,7 @@ import grpc
 
 from transport import DEFAULT_MAX_MESSAGE_BYTES, Client
 from transport._attachments import ANNOUNCEMENT, MAGIC
+from transport.codec import DecodeError
 from transport.runtime import OpenSessionRequest
 from transport.runtime.fence import OWNER_METADATA_KEY
 from transport.runtime.wire import Runtime
@@ -245,8 +252,25 @@ def _status(pid: int, key: str) -> int:
     return 0
 
 
+def decoding(payload: Payload) -> tuple[float, float]:
+    """In this process: the CPU seconds of decoding ``payload``, and its traced peak / size."""
+    method, data, announce = payload
+    request = getattr(Runtime, method).request_codec
+    decode = request.decode_framed if announce else request.decode
+    started = time.thread_time()
+    with contextlib.suppress(DecodeError):
+        decode(data)
+    spent = time.thread_time() - started
+    tracemalloc.start()  # a second time: tracing slows allocation down
+    with contextlib.suppress(DecodeError):
+        decode(data)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return spent, peak / len(data)
+
+
 def measure(case: str, repeat: int, handle_valid: bool) -> str:
-    """One row: the case's statuses, worst loop lag, peak RSS growth / request size, lease."""
+    """One row: statuses, decode CPU and memory, worst loop lag, peak RSS growth, lease."""
     with tempfile.TemporaryDirectory() as folder:
         daemon = Daemon(str(Path(folder) / "lease"))
         try:
@@ -263,8 +287,10 @@ def measure(case: str, repeat: int, handle_valid: bool) -> str:
         finally:
             daemon.close()
     held = "lost" if lost else "kept"
+    spent, traced = decoding(payload) if case != "baseline" else (0.0, 0.0)
     return (
-        f"| {case} | {','.join(sorted(codes))} | {worst * 1000:.0f} ms | {growth:.1f}x | {held} |"
+        f"| {case} | {','.join(sorted(codes))} | {spent * 1000:.0f} ms | {traced:.1f}x "
+        f"| {worst * 1000:.0f} ms | {growth:.1f}x | {held} |"
     )
 
 
@@ -280,8 +306,11 @@ def main() -> None:
 
         asyncio.run(_serve(args.serve))
         return
-    print("| case | status | worst loop lag | peak RSS growth / request | lease |")
-    print("|---|---|---|---|---|")
+    print(
+        "| case | status | decode CPU | decode peak / size | worst loop lag "
+        "| daemon peak RSS growth / size | lease |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for case in ["baseline", *payloads("x", 1000)]:
         print(measure(case, args.repeat, not args.bad_handle), flush=True)
 
