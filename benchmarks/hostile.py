@@ -15,8 +15,8 @@ lease is kept and Health answers.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import base64
+import contextlib
 import json
 import subprocess
 import sys
