@@ -155,8 +155,8 @@ def _cancelled_locally() -> RpcError:
 class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
     """A bidirectional call whose requests are written one by one with :meth:`write`."""
 
-    def __init__(self, method: Method[Req, Res], call: Any) -> None:
-        super().__init__(call, method.response_codec)
+    def __init__(self, method: Method[Req, Res], call: Any, *, frames: bool = False) -> None:
+        super().__init__(call, method.response_codec, frames=frames)
         self._method = method
 
     async def write(self, request: Req) -> None:
@@ -341,7 +341,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
         call = self._multicallable(method)(**self._options(method, timeout, metadata))
-        return AsyncBidiStream(method, call)
+        return AsyncBidiStream(method, call, frames=self._reads_frames(method))
 
     async def close(self) -> None:
         """Close the channel if this client opened it."""

@@ -109,11 +109,14 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
     first, say). Call :meth:`done_writing` to half-close.
     """
 
-    def __init__(self, method: Method[Req, Res], multicallable: Any, **call_options: Any) -> None:
+    def __init__(
+        self, method: Method[Req, Res], multicallable: Any, frames: bool, **call_options: Any
+    ) -> None:
         self._method = method
         self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = threading.Event()
-        super().__init__(multicallable(self._requests(), **call_options), method.response_codec)
+        call = multicallable(self._requests(), **call_options)
+        super().__init__(call, method.response_codec, frames=frames)
 
     def _requests(self) -> Iterator[bytes]:
         while True:
@@ -300,7 +303,10 @@ class Client(ClientCore[grpc.Channel]):
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
         return BidiStream(
-            method, self._multicallable(method), **self._options(method, timeout, metadata)
+            method,
+            self._multicallable(method),
+            self._reads_frames(method),
+            **self._options(method, timeout, metadata),
         )
 
     def close(self) -> None:
