@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from transport import Context, JsonCodec, Message, Service, bind, quantize, rpc
 from transport import _attachments as attachments
 from transport._status_map import status_of
+from transport.chunks import Chunk, ChunkError, join_array
 from transport.codec import DecodeError, _dec_hook, _enc_hook
 from transport.examples.jina import (
     MAX_SPARSE_ELEMENTS,
@@ -336,3 +337,23 @@ def test_any_array_header_is_ok_or_refused_with_bounded_memory(payload: tuple[by
         tracemalloc.stop()
     assert code in (StatusCode.OK, StatusCode.INVALID_ARGUMENT, StatusCode.RESOURCE_EXHAUSTED)
     assert peak <= QUANTIZED_GROWTH * len(data) + 64 * 1024
+
+
+# -- chunked arrays -------------------------------------------------------------------
+
+
+def test_an_announced_total_is_not_an_allocation() -> None:
+    first = Chunk(data=bytes(16), total=2**40, dtype="uint8", shape=[2**40])
+    tracemalloc.start()
+    try:
+        with pytest.raises(ChunkError, match="stop at byte 16 of 1099511627776") as caught:
+            join_array([first])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024
+    assert status_of(caught.value, "/x")[0] is StatusCode.INVALID_ARGUMENT
+    with pytest.raises(ChunkError, match="a total of -1 bytes"):
+        join_array([Chunk(data=b"x", total=-1)])
+    with pytest.raises(ChunkError, match="do not make an array: dtype 'float128'"):
+        join_array([Chunk(data=bytes(16), total=16, dtype="float128", shape=[1])])
