@@ -183,11 +183,19 @@ class _FenceFirst(grpc.GenericRpcHandler):
     def __init__(self, inner: grpc.GenericRpcHandler, handlers: _Handlers) -> None:
         self._inner = inner
         self._handlers = handlers
+        self._fenced: dict[str, Any] = {}  # method path -> its fenced handler, made once
 
     def service(self, details: grpc.HandlerCallDetails) -> Any:
         """The method handler for ``details``, fenced first unless it is Health."""
-        handler: Any = self._inner.service(details)
         method: str = details.method
+        found = self._fenced.get(method)
+        if found is None:
+            found = self._fence(method, self._inner.service(details))
+            if found is not None:  # never a path a peer made up: the cache stays small
+                self._fenced[method] = found
+        return found
+
+    def _fence(self, method: str, handler: Any) -> Any:
         if handler is None or method.endswith("/Health") or handler.request_streaming:
             return handler
         admit = self._handlers._admit
