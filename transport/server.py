@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -99,18 +100,31 @@ def _decoded(
 #: An asyncio server decodes a request at least this large on a worker thread,
 #: so that one large request never holds the event loop (and every other call).
 OFF_LOOP_BYTES = 64 * 1024
+#: The worker threads for that, shared by every asyncio server of the process:
+#: few, so that few large messages are decoded at once (and few allocator
+#: arenas keep their memory).
+CODEC_THREADS = 2
+_codec_threads: ThreadPoolExecutor | None = None
+
+
+def _off_loop(work: Callable[[Any], Any], argument: Any) -> asyncio.Future[Any]:
+    global _codec_threads
+    if _codec_threads is None:
+        _codec_threads = ThreadPoolExecutor(CODEC_THREADS, thread_name_prefix="transport-codec")
+    return asyncio.get_running_loop().run_in_executor(_codec_threads, work, argument)
 
 
 async def _decode_async(decode: Callable[[bytes], Any], data: bytes) -> Any:
     if len(data) < OFF_LOOP_BYTES:
         return decode(data)
-    return await asyncio.to_thread(decode, data)
+    return await _off_loop(decode, data)
 
 
 async def _encode_async(encode: Callable[[Any], bytes], reply: Any, large: bool) -> bytes:
     """``encode(reply)``, on a worker thread when it carries large arrays or buffers."""
     if large and _attachments.carries(reply, OFF_LOOP_BYTES):
-        return await asyncio.to_thread(encode, reply)
+        encoded: bytes = await _off_loop(encode, reply)
+        return encoded
     return encode(reply)
 
 
