@@ -233,12 +233,23 @@ def test_a_broken_frame_is_invalid_argument_and_the_server_keeps_serving() -> No
     frame = attachments.encode_framed(_big(), _enc_hook)
     with serve(bind(Arrays, SyncArrays())) as server:
         raw: Any = server.client.channel.unary_unary("/test.v1.Arrays/Echo")
+        announcing = [attachments.ANNOUNCEMENT]
         with pytest.raises(grpc.RpcError) as caught:
-            raw(frame[:-100])
+            raw(frame[:-100], metadata=announcing)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "after the frame" in str(caught.value.details())
-        assert raw(frame).startswith(b"{")
+        assert raw(frame, metadata=announcing).startswith(attachments.MAGIC)
         assert server.client.call(Arrays.Echo, _big()).name == "t"
+
+
+def test_a_frame_from_a_client_that_never_announced_frames_is_refused() -> None:
+    frame = attachments.encode_framed(_big(), _enc_hook)
+    with serve(bind(Arrays, SyncArrays())) as server:
+        raw: Any = server.client.channel.unary_unary("/test.v1.Arrays/Echo")
+        with pytest.raises(grpc.RpcError) as caught:
+            raw(frame)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "frames were not negotiated" in str(caught.value.details())
 
 
 @pytest.mark.anyio

@@ -203,7 +203,7 @@ def test_a_stream_of_requests_is_answered_in_order(server: TestServer) -> None:
         (
             b'{"index": {"docs": [{"id": "a", "embedding": {"dense": {"buffer": "AAE=", '
             b'"shape": [2], "dtype": "uint8", "quantization": 2, "originalDtype": "object"}}}]}}',
-            "index.docs[0].embedding: dtype 'object' is not a numeric dtype",
+            "index.docs[0].embedding: originalDtype 'object' is not a numeric dtype",
         ),
         (
             b'{"index": {"docs": [{"id": "a", "embedding": {"dense": '

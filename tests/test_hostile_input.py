@@ -24,6 +24,7 @@ from transport import (
     JsonCodec,
     Message,
     Service,
+    _attachments,
     bind,
     rpc,
 )
@@ -189,8 +190,10 @@ def test_the_error_names_the_problem(probes: TestServer) -> None:
         "frame, invalid UTF-8": "malformed attachment frame: a string is not UTF-8 (",
     }
     for name, text in expected.items():
+        # A frame is read only from a client that announced frames.
+        metadata = (_attachments.ANNOUNCEMENT,) if name.startswith("frame") else None
         with pytest.raises(grpc.RpcError) as failed:
-            echo(HOSTILE[name], timeout=10)
+            echo(HOSTILE[name], timeout=10, metadata=metadata)
         assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
         assert text in (failed.value.details() or ""), name
 

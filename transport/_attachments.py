@@ -37,9 +37,11 @@ __all__ = [
     "ANNOUNCEMENT",
     "KEY",
     "MAGIC",
+    "MAX_HEADER_BYTES",
     "Contents",
     "announce",
     "announced",
+    "carries",
     "contents",
     "decode_framed",
     "encode_framed",
@@ -53,6 +55,10 @@ ANNOUNCEMENT = (KEY, "1")
 MAGIC = b"\x00tA1"
 # Buffers below this many bytes stay inline as base64: a reference costs more.
 THRESHOLD = 1024
+#: The largest frame header read. A header is decoded before its type applies
+#: (unknown fields included), so it is kept small; a message whose JSON beside
+#: its buffers is larger goes as plain JSON instead.
+MAX_HEADER_BYTES = 256 * 1024
 _ALIGN = 16
 _PADDING = bytes(_ALIGN)
 # A placeholder no real string collides with: JSON-safe, random per process.
@@ -180,6 +186,8 @@ def encode_framed(message: Any, hook: Hook) -> bytes:
         pieces += (buffer, _PADDING[: _aligned(length) - length])
         offset = _aligned(offset + length)
     header = msgspec.json.encode({"message": tree, "attachments": references})
+    if len(header) > MAX_HEADER_BYTES:
+        return encode_spliced(message, hook)
     start = 8 + len(header)
     lead = [MAGIC, len(header).to_bytes(4, "little"), header, _PADDING[: _aligned(start) - start]]
     return b"".join(lead + pieces)
@@ -212,19 +220,57 @@ def decode_framed(data: bytes, type_: Any, hook: Callable[[type, Any], Any]) -> 
     if len(data) < 8:
         raise msgspec.ValidationError("attachment frame is truncated")
     length = int.from_bytes(view[4:8], "little")
+    if length > MAX_HEADER_BYTES:
+        # The header is decoded without its type: keep what it can build small.
+        raise msgspec.ValidationError(
+            f"attachment frame header of {length} bytes is over {MAX_HEADER_BYTES}"
+        )
     start = _aligned(8 + length)
     if start > len(data):
         raise msgspec.ValidationError("attachment frame header is truncated")
     header = _HEADER_DECODER.decode(view[8 : 8 + length])
     buffers = view[start:]
-    for reference in header.attachments:
+    end = 0  # each buffer lies inside the frame, after the one before: none overlap
+    for reference in sorted(header.attachments, key=lambda r: r.offset):
+        if reference.offset < end:
+            raise msgspec.ValidationError(
+                f"attachment at {reference.path} overlaps the one before it"
+            )
         end = reference.offset + reference.length
         if end > len(buffers):
             raise msgspec.ValidationError(
                 f"attachment at {reference.path} ends at byte {end}, after the frame"
             )
-        _place(header.message, reference.path, buffers[reference.offset : end])
+    for reference in header.attachments:
+        buffer = buffers[reference.offset : reference.offset + reference.length]
+        _place(header.message, reference.path, buffer)
     return msgspec.convert(header.message, type_, dec_hook=hook)
+
+
+def carries(message: Any, nbytes: int, *, visits: int = 256) -> bool:
+    """Whether ``message`` holds arrays and buffers of at least ``nbytes`` in all.
+
+    A bounded look (at most ``visits`` values): an answer of False may miss
+    buffers deep in a large message, which then merely encodes where it is.
+    """
+    total = 0
+    pending = [message]
+    while pending and visits > 0:
+        visits -= 1
+        node = pending.pop()
+        if isinstance(node, np.ndarray):
+            total += node.nbytes
+        elif isinstance(node, _BUFFERS):
+            total += memoryview(node).nbytes
+        elif isinstance(node, msgspec.Struct):
+            pending.extend(getattr(node, name) for name in node.__struct_fields__)
+        elif isinstance(node, dict):
+            pending.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            pending.extend(node[:visits])
+        if total >= nbytes:
+            return True
+    return False
 
 
 # -- negotiation ------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import _attachments
 from ._status_map import DETAILS_KEY
-from .codec import DecodeError, JsonCodec
+from .codec import DecodeError, DecodeLimitError, JsonCodec
 from .errors import RpcError
 from .service import Method
 from .status import StatusCode
@@ -118,10 +118,17 @@ class RequestStream:
             raise self.error from None
 
 
-def decode_response(codec: JsonCodec[Any], data: bytes) -> Any:
-    """Decode a response; a payload that does not decode is INVALID_ARGUMENT with the path."""
+def decode_response(codec: JsonCodec[Any], data: bytes, *, frames: bool = False) -> Any:
+    """Decode a response; a payload that does not decode is INVALID_ARGUMENT with the path.
+
+    An attachment frame is read only with ``frames`` (the call announced that it reads them).
+    """
     try:
-        return codec.decode(data)
+        return codec.decode_framed(data) if frames else codec.decode(data)
+    except DecodeLimitError as exc:
+        raise RpcError(
+            StatusCode.RESOURCE_EXHAUSTED, f"response is too large to decode: {exc}"
+        ) from None
     except DecodeError as exc:
         raise RpcError(StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}") from None
 

@@ -95,6 +95,10 @@ class ClientCore(Generic[ChannelT]):
             chosen = (*(chosen or ()), _attachments.ANNOUNCEMENT)
         return {"timeout": self.timeout if timeout is None else timeout, "metadata": chosen}
 
+    def _reads_frames(self, method: Method[Any, Any]) -> bool:
+        """Whether this call announced that it reads frames (and so accepts them back)."""
+        return self.attachments and _attachments.negotiates(method)
+
     def _learns(self, method: Method[Any, Any]) -> bool:
         """Whether this call should look for the server's announcement of frames."""
         return self.attachments and not self._peer_reads_frames and _attachments.negotiates(method)

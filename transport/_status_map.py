@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import msgspec
 
-from .codec import DecodeError
+from .codec import DecodeError, DecodeLimitError
 from .errors import RpcError
 from .status import StatusCode
 
@@ -28,6 +28,8 @@ DETAILS_KEY = "transport-error-details-bin"
 _TO_GRPC = {StatusCode(code.value[0]): code for code in grpc.StatusCode}
 _FROM_GRPC = {code: StatusCode(code.value[0]) for code in grpc.StatusCode}
 _details_encoder = msgspec.json.Encoder()
+#: Error details larger than this are dropped, not decoded (grpc-core caps metadata anyway).
+MAX_DETAILS_BYTES = 64 * 1024
 
 
 class ResponseTypeError(TypeError):
@@ -52,6 +54,8 @@ def status_of(exc: BaseException, method: str) -> tuple[StatusCode, str, bytes |
             except (TypeError, msgspec.EncodeError):
                 log.error("%s: error details are not JSON-serialisable: %r", method, exc.details)
         return exc.code, exc.message, details
+    if isinstance(exc, DecodeLimitError):
+        return StatusCode.RESOURCE_EXHAUSTED, f"request is too large to decode: {exc}", None
     if isinstance(exc, DecodeError):
         return StatusCode.INVALID_ARGUMENT, f"request does not decode: {exc}", None
     if isinstance(exc, grpc.RpcError):
@@ -80,10 +84,7 @@ def error_of(exc: grpc.RpcError) -> RpcError:
     details: Any = None
     for key, value in trailing:
         if key == DETAILS_KEY and isinstance(value, bytes):
-            try:
-                details = msgspec.json.decode(value)
-            except msgspec.DecodeError:
-                details = None
+            details = _details(value)
     return RpcError(
         code,
         message,
@@ -91,6 +92,16 @@ def error_of(exc: grpc.RpcError) -> RpcError:
         initial_metadata=initial,
         trailing_metadata=[(k, v) for k, v in trailing if k != DETAILS_KEY],
     )
+
+
+def _details(value: bytes) -> Any:
+    """A server's JSON error details, or ``None`` when they do not decode (a broken server's)."""
+    if len(value) > MAX_DETAILS_BYTES:
+        return None
+    try:
+        return msgspec.json.decode(value)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None
 
 
 def _call(exc: grpc.RpcError, name: str) -> Sequence[Any] | None:

@@ -51,9 +51,10 @@ class AsyncResponseStream(Generic[Res]):
     # The client's own stream of requests, whose failure ends the call.
     _sending: RequestStream | None = None
 
-    def __init__(self, call: Any, codec: JsonCodec[Res]) -> None:
+    def __init__(self, call: Any, codec: JsonCodec[Res], *, frames: bool = False) -> None:
         self._call = call
         self._codec = codec
+        self._frames = frames
         self._iterator: AsyncIterator[bytes] | None = None
         self._cancelled = False
 
@@ -94,7 +95,7 @@ class AsyncResponseStream(Generic[Res]):
             self._cancelled = True  # a cancel of the reader cancels the call
             raise
         try:
-            return decode_response(self._codec, data)  # type: ignore[no-any-return]
+            return decode_response(self._codec, data, frames=self._frames)  # type: ignore[no-any-return]
         except RpcError:
             self._call.cancel()
             raise
@@ -160,8 +161,8 @@ def _cancelled_locally() -> RpcError:
 class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
     """A bidirectional call whose requests are written one by one with :meth:`write`."""
 
-    def __init__(self, method: Method[Req, Res], call: Any) -> None:
-        super().__init__(call, method.response_codec)
+    def __init__(self, method: Method[Req, Res], call: Any, *, frames: bool = False) -> None:
+        super().__init__(call, method.response_codec, frames=frames)
         self._method = method
 
     async def write(self, request: Req) -> None:
@@ -263,7 +264,9 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         options = self._options(method, timeout, metadata)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **options)
-            stream = AsyncResponseStream(call, method.response_codec)
+            stream = AsyncResponseStream(
+                call, method.response_codec, frames=self._reads_frames(method)
+            )
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
@@ -284,7 +287,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         except asyncio.CancelledError:
             _raise_request_error(requests)
             raise
-        return decode_response(method.response_codec, data)
+        return decode_response(method.response_codec, data, frames=self._reads_frames(method))
 
     @overload
     async def with_call(
@@ -331,7 +334,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
             raise
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(info.trailing_metadata)
-        return decode_response(method.response_codec, data), info
+        return decode_response(method.response_codec, data, frames=self._reads_frames(method)), info
 
     def open(
         self,
@@ -344,7 +347,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
         call = self._multicallable(method)(**self._options(method, timeout, metadata))
-        return AsyncBidiStream(method, call)
+        return AsyncBidiStream(method, call, frames=self._reads_frames(method))
 
     async def close(self) -> None:
         """Close the channel if this client opened it."""

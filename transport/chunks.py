@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .codec import Message
+from .codec import DecodeError, Message
 from .ndarray import decode_ndarray, encode_ndarray
 from .options import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -55,8 +55,8 @@ class Chunk(Message):
     shape: list[int] = []
 
 
-class ChunkError(ValueError):
-    """Raised when chunks do not add up to the whole they announce."""
+class ChunkError(DecodeError):
+    """Raised when chunks do not add up to the whole they announce (INVALID_ARGUMENT)."""
 
 
 def _pieces(view: memoryview, chunk_bytes: int, first: dict[str, Any]) -> Iterator[Chunk]:
@@ -122,8 +122,12 @@ class _Assembly:
     def add(self, chunk: Chunk) -> None:
         if self.count == 0:
             self.total, self.dtype, self.shape = chunk.total, chunk.dtype, list(chunk.shape)
+            if self.total < 0:
+                raise ChunkError(f"a total of {self.total} bytes")
             if self.total:
-                self.buffer = bytearray(self.total)
+                # Grown as chunks arrive, never to an announced size: a peer's
+                # word is not an allocation.
+                self.buffer = bytearray()
         elif chunk.dtype or chunk.shape:
             raise ChunkError("only the first chunk may carry a dtype and shape")
         self.count += 1
@@ -137,7 +141,7 @@ class _Assembly:
         else:
             if chunk.total != self.total or end > self.total:
                 raise ChunkError(f"chunks overrun the announced {self.total} bytes")
-            self.buffer[self.filled : end] = chunk.data
+            self.buffer += chunk.data
         self.filled = end
 
     def data(self) -> bytes | bytearray:
@@ -153,7 +157,12 @@ class _Assembly:
         data = self.data()
         if not self.dtype:
             raise ChunkError("the first chunk names no dtype: these are bytes, not an array")
-        return decode_ndarray({"dtype": self.dtype, "shape": self.shape, "data": memoryview(data)})
+        try:
+            return decode_ndarray(
+                {"dtype": self.dtype, "shape": self.shape, "data": memoryview(data)}
+            )
+        except ValueError as exc:
+            raise ChunkError(f"the chunks do not make an array: {exc}") from None
 
 
 def join_bytes(chunks: Iterable[Chunk]) -> bytes | bytearray:

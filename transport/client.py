@@ -48,9 +48,10 @@ class ResponseStream(Generic[Res]):
     # The client's own stream of requests, whose failure ends the call.
     _sending: RequestStream | None = None
 
-    def __init__(self, call: Any, codec: JsonCodec[Res]) -> None:
+    def __init__(self, call: Any, codec: JsonCodec[Res], *, frames: bool = False) -> None:
         self._call = call
         self._codec = codec
+        self._frames = frames
 
     def __iter__(self) -> Iterator[Res]:
         return self
@@ -67,7 +68,7 @@ class ResponseStream(Generic[Res]):
                 self._on_end(as_metadata(self._call.trailing_metadata()))
             raise
         try:
-            return decode_response(self._codec, data)  # type: ignore[no-any-return]
+            return decode_response(self._codec, data, frames=self._frames)  # type: ignore[no-any-return]
         except RpcError:
             self._call.cancel()
             raise
@@ -108,11 +109,14 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
     first, say). Call :meth:`done_writing` to half-close.
     """
 
-    def __init__(self, method: Method[Req, Res], multicallable: Any, **call_options: Any) -> None:
+    def __init__(
+        self, method: Method[Req, Res], multicallable: Any, frames: bool, **call_options: Any
+    ) -> None:
         self._method = method
         self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = threading.Event()
-        super().__init__(multicallable(self._requests(), **call_options), method.response_codec)
+        call = multicallable(self._requests(), **call_options)
+        super().__init__(call, method.response_codec, frames=frames)
 
     def _requests(self) -> Iterator[bytes]:
         while True:
@@ -221,7 +225,7 @@ class Client(ClientCore[grpc.Channel]):
         requests, argument = self._request_stream(method, request)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **self._options(method, timeout, metadata))
-            stream = ResponseStream(call, method.response_codec)
+            stream = ResponseStream(call, method.response_codec, frames=self._reads_frames(method))
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
@@ -237,7 +241,7 @@ class Client(ClientCore[grpc.Channel]):
             if requests is not None:
                 requests.raise_error()
             raise _status_map.error_of(exc) from None
-        return decode_response(method.response_codec, data)
+        return decode_response(method.response_codec, data, frames=self._reads_frames(method))
 
     def _encode_one(self, method: Method[Any, Any], request: Any) -> bytes:
         check_request(method, request)
@@ -286,7 +290,7 @@ class Client(ClientCore[grpc.Channel]):
         info = CallInfo(
             user_metadata(call.initial_metadata()), user_metadata(call.trailing_metadata())
         )
-        return decode_response(method.response_codec, data), info
+        return decode_response(method.response_codec, data, frames=self._reads_frames(method)), info
 
     def open(
         self,
@@ -299,7 +303,10 @@ class Client(ClientCore[grpc.Channel]):
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
         return BidiStream(
-            method, self._multicallable(method), **self._options(method, timeout, metadata)
+            method,
+            self._multicallable(method),
+            self._reads_frames(method),
+            **self._options(method, timeout, metadata),
         )
 
     def close(self) -> None:

@@ -19,12 +19,28 @@ import numpy as np
 from . import _attachments
 from .ndarray import check_declared_dtype, decode_ndarray, encode_ndarray
 
-__all__ = ["MAX_JSON_DEPTH", "NOT_UTF8", "DecodeError", "FrozenMessage", "JsonCodec", "Message"]
+__all__ = [
+    "BYTES_PER_CONTAINER",
+    "CONTAINER_ALLOWANCE",
+    "MAX_JSON_DEPTH",
+    "NOT_UTF8",
+    "DecodeError",
+    "DecodeLimitError",
+    "FrozenMessage",
+    "JsonCodec",
+    "Message",
+]
 
 T = TypeVar("T")
 
 #: JSON nested deeper than this many arrays and objects does not decode.
 MAX_JSON_DEPTH = 1000
+#: A message may hold this many JSON arrays and objects, plus one for every
+#: :data:`BYTES_PER_CONTAINER` bytes of it. Each becomes a Python object of up
+#: to a few hundred bytes that the garbage collector walks: ``[[],[],...]``
+#: would otherwise take 30x its size and seconds of collection.
+CONTAINER_ALLOWANCE = 16384
+BYTES_PER_CONTAINER = 32
 # msgspec recurses once per level and stops at the interpreter's recursion
 # check, which by default (a recursion limit of 1000 on CPython 3.11) keeps
 # the C stack safe. A program that raises the limit would let a deep document
@@ -33,6 +49,7 @@ _SAFE_RECURSION_LIMIT = 1000
 # What the depth scan keeps: brackets (braces count as brackets) and quotes.
 _AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
 _NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
+_SCAN_CHUNK = 1 << 20
 
 
 class Message(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
@@ -58,24 +75,63 @@ class DecodeError(ValueError):
     """Raised when bytes are not valid JSON or do not match the declared type."""
 
 
-def _too_deep(data: bytes | memoryview) -> bool:
-    """Whether ``data`` nests arrays and objects deeper than :data:`MAX_JSON_DEPTH`.
+class DecodeLimitError(DecodeError):
+    """Raised when a message holds more arrays and objects than its size allows."""
 
-    Linear and vectorised: escaped backslashes and quotes go first, then all
-    but brackets and quotes; numpy marks what lies between quotes and adds up
-    the depth of the brackets outside them. Past the first error msgspec would
-    report the count may be off, which only changes which error is reported.
+
+def _scan(data: bytes) -> tuple[int, int]:
+    """The arrays and objects of ``data`` outside strings, and their deepest nesting.
+
+    Linear and vectorised, a megabyte at a time (the temporaries stay small):
+    escaped backslashes and quotes go first, then all but brackets and quotes;
+    numpy marks what lies between quotes. Past the first error msgspec would
+    report the counts may be off, which only changes which error is reported.
     """
+    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in data else data
+    marks = np.frombuffer(unescaped.translate(_AS_BRACKETS, _NOT_STRUCTURE), np.uint8)
+    containers = deepest = depth = 0
+    in_string = False
+    for start in range(0, marks.size, _SCAN_CHUNK):
+        chunk = marks[start : start + _SCAN_CHUNK]
+        inside = np.bitwise_xor.accumulate(chunk == ord('"')) ^ in_string
+        in_string = bool(inside[-1])
+        # "[" is one level in, "]" one level out; nothing counts inside a string.
+        steps = (chunk == ord("[")).view(np.int8) - (chunk == ord("]")).view(np.int8)
+        steps[inside] = 0
+        containers += int(np.count_nonzero(steps == 1))
+        levels = np.cumsum(steps, dtype=np.int32)
+        deepest = max(deepest, depth + int(levels.max()))
+        depth += int(levels[-1])
+    return containers, deepest
+
+
+def _too_deep(data: bytes | memoryview) -> bool:
+    """Whether ``data`` nests arrays and objects deeper than :data:`MAX_JSON_DEPTH`."""
     data = bytes(data)
     if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
         return False
-    unescaped = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    marks = np.frombuffer(unescaped.translate(_AS_BRACKETS, _NOT_STRUCTURE), np.uint8)
-    quote = marks == ord('"')
-    in_string = (np.cumsum(quote, dtype=np.int32) & 1).astype(bool)
-    # "[" is 91 and "]" is 93: one level in, one level out.
-    steps = np.where(quote | in_string, 0, 92 - marks.astype(np.int32))
-    return bool(np.cumsum(steps).max(initial=0) > MAX_JSON_DEPTH)
+    return _scan(data)[1] > MAX_JSON_DEPTH
+
+
+def _check_containers(data: bytes | memoryview) -> None:
+    """Refuse more arrays and objects than :data:`CONTAINER_ALLOWANCE` allows for ``data``.
+
+    A count of brackets first (about a millisecond for 4 MiB); only when that
+    is over, the exact count outside strings.
+    """
+    data = bytes(data)
+    allowed = CONTAINER_ALLOWANCE + len(data) // BYTES_PER_CONTAINER
+    if data.count(b"[") + data.count(b"{") <= allowed:
+        return
+    found, deepest = _scan(data)
+    if found <= allowed:
+        return
+    if deepest > MAX_JSON_DEPTH:
+        raise DecodeError("JSON is nested too deeply")
+    raise DecodeLimitError(
+        f"{found} JSON arrays and objects in {len(data)} bytes: at most {allowed} "
+        f"({CONTAINER_ALLOWANCE} and one per {BYTES_PER_CONTAINER} bytes)"
+    )
 
 
 def _check_depth(data: bytes | memoryview) -> None:
@@ -174,19 +230,33 @@ class JsonCodec(Generic[T]):
         except RecursionError:
             raise DecodeError("JSON is nested too deeply") from None
 
-    def decode(self, data: bytes) -> T:
-        """Return the message in ``data``; raise :class:`DecodeError` naming the field path."""
+    def decode_framed(self, data: bytes) -> T:
+        """Like :meth:`decode`, and read an attachment frame too: for a peer that announced them."""
         if self.contents.buffers and data[:4] == _attachments.MAGIC:
             # Only the frame's JSON header nests; the buffers after it are raw bytes.
-            _check_depth(memoryview(data)[8 : 8 + int.from_bytes(data[4:8], "little")])
+            header = memoryview(data)[8 : 8 + int.from_bytes(data[4:8], "little")]
+            if len(header) > CONTAINER_ALLOWANCE:
+                _check_containers(header)
+            _check_depth(header)
             return self._decode_frame(data)
+        return self.decode(data)
+
+    def decode(self, data: bytes) -> T:
+        """Return the message in JSON ``data``; raise :class:`DecodeError` naming the field path.
+
+        An attachment frame is not JSON: only :meth:`decode_framed` reads one.
+        """
         if len(data) > MAX_JSON_DEPTH:  # a shorter document cannot nest deeper
             _check_depth(data)
+        if len(data) > CONTAINER_ALLOWANCE:  # nor hold more arrays and objects
+            _check_containers(data)
         try:
             return self._decoder.decode(data)
         except msgspec.ValidationError as exc:
             raise DecodeError(str(exc)) from None
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            if data[:4] == _attachments.MAGIC:
+                raise DecodeError("an attachment frame, but frames were not negotiated") from None
             raise _malformed("malformed JSON", data, exc) from None
         except RecursionError:
             raise DecodeError("JSON is nested too deeply") from None

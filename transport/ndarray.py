@@ -20,9 +20,12 @@ import numpy.typing as npt
 import pybase64
 
 __all__ = [
+    "MAX_DIMS",
+    "QUANTIZED_GROWTH",
     "Quantization",
     "QuantizedArray",
     "check_declared_dtype",
+    "check_shape",
     "decode_ndarray",
     "encode_ndarray",
     "quantize",
@@ -30,9 +33,54 @@ __all__ = [
 
 Quantization = Literal["NONE", "FP16", "UINT8"]
 
-# Numeric kinds only: bool, signed, unsigned, float, complex. Object, string,
-# void and datetime dtypes would let a peer make us build arbitrary objects.
-_KINDS = frozenset("biufc")
+#: The most dimensions an array may have on the wire (NumPy 1.x's own limit).
+MAX_DIMS = 32
+#: A dequantized array takes at most this many times its data's bytes
+#: (UINT8 codes become 8-byte values at most; FP16 values 4x at most).
+QUANTIZED_GROWTH = 8
+# NumPy indexes with int64: the product of the non-zero dimensions stays below,
+# for an empty array (a 0 among them) too.
+_MAX_EXTENT = 2**62
+# Dequantize this many elements at a time: no full float64 temporary.
+_CHUNK = 1 << 16
+
+# The dtypes that travel, as the README lists them. Nothing else decodes or
+# encodes: an extended-precision float or complex (float128, complex256) has
+# padding bytes in each element that no arithmetic initialises.
+_TRAVEL = [
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+]
+_TRAVELLING = frozenset(np.dtype(name) for name in _TRAVEL)
+_NAMES = ", ".join(_TRAVEL)
+
+
+def _spellings() -> dict[str, np.dtype[Any]]:
+    """Every accepted spelling of a dtype: its name and typestrings (``<f4``, ``>f4``, ``f4``)."""
+    table: dict[str, np.dtype[Any]] = {}
+    for name in _TRAVEL:
+        dtype = np.dtype(name)
+        code = f"{dtype.kind}{dtype.itemsize}"
+        little = dtype.newbyteorder("<")
+        table.update({name: little, code: little, f"<{code}": little, f"|{code}": little})
+        table[f"={code}"] = dtype.newbyteorder("=")
+        table[f">{code}"] = dtype.newbyteorder(">")
+    return table
+
+
+_SPELLINGS = _spellings()
 
 
 class _Wire(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -62,21 +110,21 @@ def quantize(array: npt.ArrayLike, mode: Quantization) -> QuantizedArray:
     return view
 
 
-def _dtype(name: str) -> np.dtype[Any]:
-    try:
-        dtype = np.dtype(name)
-    except TypeError:
-        raise ValueError(f"unknown dtype {name!r}") from None
-    if dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None:
-        raise ValueError(f"dtype {name!r} is not a numeric dtype")
-    # The wire is little-endian unless the dtype string says otherwise.
-    return dtype if dtype.byteorder == ">" else dtype.newbyteorder("<")
+def _dtype(name: str, field: str = "dtype") -> np.dtype[Any]:
+    """The dtype spelled ``name``, one of those that travel; ValueError naming ``field``."""
+    dtype = _SPELLINGS.get(name)
+    if dtype is None:
+        shown = name if len(name) <= 40 else name[:40] + "..."
+        raise ValueError(f"{field} {shown!r} is not a numeric dtype that travels (use {_NAMES})")
+    return dtype
 
 
 def _little_endian_bytes(array: np.ndarray[Any, Any]) -> memoryview:
     dtype = array.dtype
-    if dtype.kind not in _KINDS or dtype.fields is not None:
-        raise TypeError(f"cannot send an array of dtype {dtype}: only numeric dtypes travel")
+    if dtype.newbyteorder("=") not in _TRAVELLING:
+        raise TypeError(
+            f"cannot send an array of dtype {dtype}: only numeric dtypes travel ({_NAMES})"
+        )
     contiguous = np.ascontiguousarray(array, dtype=dtype.newbyteorder("<"))
     flat: Any = contiguous.reshape(-1).view(np.uint8)
     return memoryview(flat)
@@ -87,6 +135,8 @@ def encode_ndarray(array: np.ndarray[Any, Any]) -> dict[str, Any]:
     mode: Quantization = getattr(array, "quantization", "NONE")
     plain = np.asarray(array)
     wire: dict[str, Any] = {"dtype": plain.dtype.name, "shape": list(plain.shape)}
+    if mode != "NONE" and plain.dtype.newbyteorder("=") not in _REAL:
+        raise TypeError(f"cannot quantize an array of dtype {plain.dtype}: only real dtypes")
     if mode == "FP16":
         wire["dtype"] = "float16"
         wire["data"] = _little_endian_bytes(plain.astype(np.float16))
@@ -111,6 +161,10 @@ def encode_ndarray(array: np.ndarray[Any, Any]) -> dict[str, Any]:
     return wire
 
 
+# Quantization is of real numbers: complex originals would lose their imaginary part.
+_REAL = frozenset(dtype for dtype in _TRAVELLING if dtype.kind != "c")
+
+
 def _data(obj: dict[str, Any]) -> bytes | memoryview:
     data = obj.get("data")
     if isinstance(data, str):
@@ -123,40 +177,77 @@ def _data(obj: dict[str, Any]) -> bytes | memoryview:
     raise ValueError("data must be a base64 string")
 
 
+def check_shape(shape: list[int], dtype: np.dtype[Any], nbytes: int) -> int:
+    """The element count of ``shape``, checked against ``nbytes`` of data; else ValueError.
+
+    Linear in the number of dimensions, which is bounded first (:data:`MAX_DIMS`):
+    no product of a long list of huge integers is ever computed.
+    """
+    if len(shape) > MAX_DIMS:
+        raise ValueError(f"shape has {len(shape)} dimensions, more than {MAX_DIMS}")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"shape {shape} has a negative dimension")
+    extent = 1  # the product of the non-zero dimensions, with an early exit
+    for n in shape:
+        extent *= n or 1
+        if extent > _MAX_EXTENT:
+            raise ValueError(f"shape {shape} holds more than {_MAX_EXTENT} elements")
+    count = 0 if 0 in shape else extent
+    if count * dtype.itemsize != nbytes:
+        raise ValueError(
+            f"data holds {nbytes} bytes but dtype {dtype.name} x shape {shape} "
+            f"needs {count * dtype.itemsize}"
+        )
+    return count
+
+
 def decode_ndarray(obj: Any) -> np.ndarray[Any, Any]:
     """Build an array from its decoded JSON mapping; raise ValueError if it is inconsistent.
 
     The array is a read-only view over the decoded bytes (no copy); quantized
-    arrays are dequantized into a new, writable array of the original dtype.
+    arrays are dequantized into a new, writable array of the original dtype,
+    at most :data:`QUANTIZED_GROWTH` times the size of their data.
     """
+    shape = obj.get("shape") if isinstance(obj, dict) else None
+    if isinstance(shape, list) and len(shape) > MAX_DIMS:  # before converting a long list
+        raise ValueError(f"shape has {len(shape)} dimensions, more than {MAX_DIMS}")
     try:
         wire = msgspec.convert(obj, _Wire)
     except msgspec.ValidationError as exc:
         # msgspec adds the path of the array field; the path inside it becomes words.
         message, _, inner = str(exc).partition(" - at `$.")
         raise ValueError(f"{message} in `{inner}" if inner else message) from None
-    data = _data(obj)
     dtype = _dtype(wire.dtype)
-    if any(n < 0 for n in wire.shape):
-        raise ValueError(f"shape {wire.shape} has a negative dimension")
-    count = 1
-    for n in wire.shape:
-        count *= n
-    if count * dtype.itemsize != len(data):
-        raise ValueError(
-            f"data holds {len(data)} bytes but dtype {wire.dtype} x shape "
-            f"{wire.shape} needs {count * dtype.itemsize}"
-        )
+    original = None
+    if wire.quantization != "NONE":
+        original = _dtype(wire.original_dtype or "float32", "originalDtype")
+        if original.newbyteorder("=") not in _REAL:
+            raise ValueError(f"originalDtype {wire.original_dtype!r} is not a real dtype")
+        expected = "float16" if wire.quantization == "FP16" else "uint8"
+        if dtype.newbyteorder("=") != np.dtype(expected):
+            raise ValueError(f"{wire.quantization} quantization needs dtype {expected}")
+    data = _data(obj)
+    check_shape(wire.shape, dtype, len(data))
     array = np.frombuffer(data, dtype=dtype).reshape(wire.shape)
-    if wire.quantization == "NONE":
+    if original is None:
         return array
-    original = _dtype(wire.original_dtype or "float32")
     if wire.quantization == "FP16":
         return array.astype(original.newbyteorder("="))
     if wire.scale is None or wire.min_val is None:
         raise ValueError("UINT8 quantization needs scale and minVal")
-    restored = array.astype(np.float64) * wire.scale + wire.min_val
-    return restored.astype(original.newbyteorder("="))
+    return _dequantized(array, wire.scale, wire.min_val, original.newbyteorder("="))
+
+
+def _dequantized(
+    codes: np.ndarray[Any, Any], scale: float, low: float, original: np.dtype[Any]
+) -> np.ndarray[Any, Any]:
+    """``codes * scale + low`` in ``original``, computed in float64 a chunk at a time."""
+    out = np.empty(codes.shape, dtype=original)
+    flat_in, flat_out = codes.reshape(-1), out.reshape(-1)
+    for start in range(0, flat_in.size, _CHUNK):
+        chunk = flat_in[start : start + _CHUNK].astype(np.float64) * scale + low
+        flat_out[start : start + _CHUNK] = chunk.astype(original)
+    return out
 
 
 @functools.lru_cache(maxsize=256)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -82,18 +83,56 @@ def _expired(grpc_context: Any) -> bool:
 # turn to deliver a pending cancel of the handler's task).
 
 
-def _decoded(requests: Iterator[bytes], codec: JsonCodec[Any], grpc_context: Any) -> Iterator[Any]:
+def _decoder(codec: JsonCodec[Any], negotiates: bool, grpc_context: Any) -> Callable[[bytes], Any]:
+    """The request decoder: attachment frames only from a client that announced them."""
+    return codec.decode_framed if _framed(negotiates, grpc_context) else codec.decode
+
+
+def _decoded(
+    requests: Iterator[bytes], decode: Callable[[bytes], Any], grpc_context: Any
+) -> Iterator[Any]:
     for data in requests:
-        yield codec.decode(data)
+        yield decode(data)
     if _expired(grpc_context):
         raise RpcError(StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
 
 
+#: An asyncio server decodes a request at least this large on a worker thread,
+#: so that one large request never holds the event loop (and every other call).
+OFF_LOOP_BYTES = 64 * 1024
+#: The worker threads for that, shared by every asyncio server of the process:
+#: few, so that few large messages are decoded at once (and few allocator
+#: arenas keep their memory).
+CODEC_THREADS = 2
+_codec_threads: ThreadPoolExecutor | None = None
+
+
+def _off_loop(work: Callable[[Any], Any], argument: Any) -> asyncio.Future[Any]:
+    global _codec_threads
+    if _codec_threads is None:
+        _codec_threads = ThreadPoolExecutor(CODEC_THREADS, thread_name_prefix="transport-codec")
+    return asyncio.get_running_loop().run_in_executor(_codec_threads, work, argument)
+
+
+async def _decode_async(decode: Callable[[bytes], Any], data: bytes) -> Any:
+    if len(data) < OFF_LOOP_BYTES:
+        return decode(data)
+    return await _off_loop(decode, data)
+
+
+async def _encode_async(encode: Callable[[Any], bytes], reply: Any, large: bool) -> bytes:
+    """``encode(reply)``, on a worker thread when it carries large arrays or buffers."""
+    if large and _attachments.carries(reply, OFF_LOOP_BYTES):
+        encoded: bytes = await _off_loop(encode, reply)
+        return encoded
+    return encode(reply)
+
+
 async def _decoded_async(
-    requests: AsyncIterator[bytes], codec: JsonCodec[Any], grpc_context: Any
+    requests: AsyncIterator[bytes], decode: Callable[[bytes], Any], grpc_context: Any
 ) -> AsyncIterator[Any]:
     async for data in requests:
-        yield codec.decode(data)
+        yield await _decode_async(decode, data)
     await asyncio.sleep(0)
     if _expired(grpc_context):
         raise asyncio.CancelledError("the deadline passed")
@@ -112,7 +151,6 @@ def _encode_framed(method: Method[Any, Any], grpc_context: Any, context: Any, re
 
 def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     path = method.path
-    decode = method.request_codec.decode
     encode = method.response_codec.encode
     request_codec = method.request_codec
     negotiates = _attachments.negotiates(method)
@@ -122,7 +160,8 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         def unary_unary(data: bytes, grpc_context: grpc.ServicerContext) -> bytes | None:
             context = Context(grpc_context)
             try:
-                reply = _check(method, fn(decode(data), context))
+                request = _decoder(request_codec, negotiates, grpc_context)(data)
+                reply = _check(method, fn(request, context))
                 if _framed(negotiates, grpc_context):
                     return _encode_framed(method, grpc_context, context, reply)
                 return encode(reply)
@@ -139,7 +178,8 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         ) -> bytes | None:
             context = Context(grpc_context)
             try:
-                reply = _check(method, fn(_decoded(requests, request_codec, grpc_context), context))
+                decode = _decoder(request_codec, negotiates, grpc_context)
+                reply = _check(method, fn(_decoded(requests, decode, grpc_context), context))
                 if _framed(negotiates, grpc_context):
                     return _encode_framed(method, grpc_context, context, reply)
                 return encode(reply)
@@ -153,11 +193,10 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
 
     def streaming(request: Any, grpc_context: grpc.ServicerContext) -> Iterator[bytes]:
         context = Context(grpc_context)
+        decode = _decoder(request_codec, negotiates, grpc_context)
         try:
             argument = (
-                _decoded(request, request_codec, grpc_context)
-                if client_streaming
-                else decode(request)
+                _decoded(request, decode, grpc_context) if client_streaming else decode(request)
             )
             framed = _framed(negotiates, grpc_context)
             write = method.response_codec.encode_framed if framed else encode
@@ -173,11 +212,12 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
 
 def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     path = method.path
-    decode = method.request_codec.decode
     encode = method.response_codec.encode
     request_codec = method.request_codec
     client_streaming = method.cardinality.client_streaming
     negotiates = _attachments.negotiates(method)
+    response_codec = method.response_codec
+    carrying = response_codec.contents.buffers  # replies that may be large to encode
 
     if not method.cardinality.server_streaming:
 
@@ -185,16 +225,18 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
             request: Any, grpc_context: grpc.aio.ServicerContext[Any, Any]
         ) -> bytes | None:
             context = AsyncContext(grpc_context)
+            decode = _decoder(request_codec, negotiates, grpc_context)
             try:
                 argument = (
-                    _decoded_async(request, request_codec, grpc_context)
+                    _decoded_async(request, decode, grpc_context)
                     if client_streaming
-                    else decode(request)
+                    else await _decode_async(decode, request)
                 )
                 reply = _check(method, await fn(argument, context))
                 if _framed(negotiates, grpc_context):
-                    return _encode_framed(method, grpc_context, context, reply)
-                return encode(reply)
+                    _attachments.announce(grpc_context, context.trailing_metadata)
+                    return await _encode_async(response_codec.encode_framed, reply, carrying)
+                return await _encode_async(encode, reply, carrying)
             except Exception as exc:
                 await _abort_async(grpc_context, context, exc, path)
                 return None
@@ -205,16 +247,17 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         request: Any, grpc_context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         context = AsyncContext(grpc_context)
+        decode = _decoder(request_codec, negotiates, grpc_context)
         try:
             argument = (
-                _decoded_async(request, request_codec, grpc_context)
+                _decoded_async(request, decode, grpc_context)
                 if client_streaming
-                else decode(request)
+                else await _decode_async(decode, request)
             )
             framed = _framed(negotiates, grpc_context)
             write = method.response_codec.encode_framed if framed else encode
             async for reply in fn(argument, context):
-                yield write(_check(method, reply))
+                yield await _encode_async(write, _check(method, reply), carrying)
             if framed:
                 _attachments.announce(grpc_context, context.trailing_metadata)
         except Exception as exc:

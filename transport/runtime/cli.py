@@ -21,7 +21,7 @@ from .backend_none import NoneBackend
 from .contract import HealthStatus, Service
 from .daemon import Serving, lease_store, running
 from .etcd_lease import check_etcd_lease, is_etcd_url
-from .lease import LeaseError
+from .lease import FileLeaseStore, LeaseError
 from .owner import DEFAULT_LEASE_TTL
 from .server import Server
 from .sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
@@ -33,6 +33,8 @@ __all__ = ["add_commands", "load_backend"]
 NOT_READY = 1
 #: Exit status of ``health`` when nothing answers (or no owner holds the lease).
 UNREACHABLE = 2
+#: Exit status of ``serve`` when it cannot lock or write its lease file.
+UNUSABLE_LEASE = 3
 
 _health_codec = JsonCodec(HealthStatus)
 
@@ -103,6 +105,12 @@ def run_serve(args: argparse.Namespace) -> int:
         except (ValueError, LeaseError) as exc:
             print(f"serve: {exc}", file=sys.stderr)
             return UNREACHABLE
+    elif args.lease is not None:
+        try:
+            FileLeaseStore(args.lease).check()
+        except LeaseError as exc:
+            print(f"serve: {exc}", file=sys.stderr)
+            return UNUSABLE_LEASE
     asyncio.run(_serve(args))
     return 0
 

@@ -25,7 +25,10 @@ import msgspec
 from ..codec import Message
 from ..errors import TransportError
 
-__all__ = ["FileLeaseStore", "LeaseError", "LeaseRecord", "LeaseStore", "utc_now"]
+__all__ = ["MAX_TERM", "FileLeaseStore", "LeaseError", "LeaseRecord", "LeaseStore", "utc_now"]
+
+#: The last term (int64's maximum): a lease store never grows the term past it.
+MAX_TERM = 2**63 - 1
 
 
 class LeaseError(TransportError):
@@ -42,7 +45,7 @@ class LeaseRecord(Message):
 
     instance_id: str
     endpoint: str
-    term: int
+    term: Annotated[int, msgspec.Meta(ge=0, le=MAX_TERM)]
     expires_at: Annotated[datetime, msgspec.Meta(tz=True)]
 
     def expired(self, now: datetime) -> bool:
@@ -80,6 +83,15 @@ class LeaseStore(Protocol):
     def release(self, held: LeaseRecord) -> None:
         """Expire ``held`` now, if it is still current, so a standby takes over at once."""
         ...
+
+
+def next_term(current: LeaseRecord | None, where: object) -> int:
+    """The term after ``current`` (1 for the first owner); LeaseError past :data:`MAX_TERM`."""
+    if current is None:
+        return 1
+    if current.term >= MAX_TERM:
+        raise LeaseError(f"the lease term in {where} reached {MAX_TERM}: reset the lease")
+    return current.term + 1
 
 
 _encoder = msgspec.json.Encoder()
@@ -124,6 +136,20 @@ class FileLeaseStore:
         except msgspec.DecodeError as exc:
             raise LeaseError(f"lease file {self.path} is not a lease record: {exc}") from None
 
+    def check(self) -> None:
+        """Raise :class:`LeaseError` now if this process cannot lock and replace the lease file.
+
+        ``serve`` calls it at start: a lease it could never write would leave
+        the daemon waiting as a standby forever.
+        """
+        with self._locked():
+            probe = self.path.with_name(f".{self.path.name}.{os.getpid()}.probe")
+            try:
+                probe.write_bytes(b"")
+                probe.unlink()
+            except OSError as exc:
+                raise LeaseError(f"cannot write next to lease file {self.path}: {exc}") from exc
+
     def acquire(self, instance_id: str, endpoint: str, ttl: float) -> LeaseRecord | None:
         """Take the lease if it is free or expired, in the next term; ``None`` if held."""
         with self._locked():
@@ -134,7 +160,7 @@ class FileLeaseStore:
             record = LeaseRecord(
                 instance_id=instance_id,
                 endpoint=endpoint,
-                term=current.term + 1 if current is not None else 1,
+                term=next_term(current, self.path),
                 expires_at=now + timedelta(seconds=ttl),
             )
             self._write(record)

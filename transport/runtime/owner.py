@@ -30,6 +30,8 @@ log = logging.getLogger("transport.runtime")
 
 #: Seconds a lease lasts unless configured otherwise.
 DEFAULT_LEASE_TTL = 10.0
+#: A store error that repeats is logged again at most this often (seconds).
+ERROR_REPORT_INTERVAL = 60.0
 
 
 class Owner:
@@ -79,6 +81,7 @@ class Owner:
         self._monotonic = monotonic
         self._stopped: anyio.Event | None = None
         self._stop_requested = False
+        self._reported: tuple[str, float] | None = None  # the last store error logged, when
 
     @property
     def instance_id(self) -> str:
@@ -141,9 +144,10 @@ class Owner:
             try:
                 result = await anyio.to_thread.run_sync(self.attempt)
             except LeaseError as exc:
-                log.warning("%s: lease store error: %s", self.instance_id, exc)
+                self._report(str(exc), started)
                 delay = self.retry_interval
             else:
+                self._reported = None
                 delay = self.settle(result, started)
             left = self.fence.time_left()
             if self.record is not None and left < delay:
@@ -152,6 +156,15 @@ class Owner:
                 self.fence.refresh()
                 delay -= left
             await self._pause(delay)
+
+    def _report(self, error: str, now: float) -> None:
+        """Log a store error once, then again only every :data:`ERROR_REPORT_INTERVAL` s."""
+        if self._reported is not None:
+            last, when = self._reported
+            if last == error and now - when < ERROR_REPORT_INTERVAL:
+                return
+        self._reported = (error, now)
+        log.warning("%s: lease store error: %s", self.instance_id, error)
 
     def stop(self) -> None:
         """Make :meth:`run` return after its current round (the lease stays held)."""

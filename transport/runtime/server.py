@@ -18,7 +18,8 @@ from typing import Any
 import grpc.aio
 
 from ..context import AsyncContext
-from ..server import Binding, bind
+from ..errors import DeclarationError
+from ..server import Binding, _abort_async, bind
 from .adapter import DEFAULT_MAX_WORKERS, OpenedSession, Workers
 from .contract import (
     HealthStatus,
@@ -77,7 +78,8 @@ class Server:
             max_sessions=max_sessions, idle_timeout=idle_timeout
         )
         self.workers = Workers(max_workers)
-        self.binding: Binding = bind(Runtime, _Handlers(self))
+        self._handlers = _Handlers(self)
+        self.binding: Binding = bind(Runtime, self._handlers)
         self._describe = self.workers.adapt(service.describe)
         self._open = self.workers.adapt(service.open_session)
         self._closed = False
@@ -116,8 +118,14 @@ class Server:
         )
 
     def register(self, server: grpc.aio.Server) -> None:
-        """Mount ``transport.v1.Runtime`` on a ``grpc.aio`` server."""
-        self.binding.add_to(server)
+        """Mount ``transport.v1.Runtime`` on a ``grpc.aio`` server.
+
+        Fenced calls are checked against the fence before their request is
+        decoded: a call for another owner costs no decoding at all.
+        """
+        if not isinstance(server, grpc.aio.Server):
+            raise DeclarationError("the runtime server must be served on grpc.aio.server")
+        server.add_generic_rpc_handlers((_FenceFirst(self.binding.handler, self._handlers),))
 
     async def close(self) -> None:
         """Refuse new sessions and close every open one (each backend session once)."""
@@ -163,6 +171,60 @@ class Server:
         closing = self.sessions.release(entry)
         if closing is not None:
             await self.close_sessions([closing])
+
+
+class _FenceFirst(grpc.GenericRpcHandler):
+    """The binding's handlers, each fenced call admitted before its request is decoded.
+
+    The handlers admit again after decoding (the fence may lapse meanwhile);
+    this first check only spares the decoding of calls that would be refused.
+    """
+
+    def __init__(self, inner: grpc.GenericRpcHandler, handlers: _Handlers) -> None:
+        self._inner = inner
+        self._handlers = handlers
+        self._fenced: dict[str, Any] = {}  # method path -> its fenced handler, made once
+
+    def service(self, details: grpc.HandlerCallDetails) -> Any:
+        """The method handler for ``details``, fenced first unless it is Health."""
+        method: str = details.method
+        found = self._fenced.get(method)
+        if found is None:
+            found = self._fence(method, self._inner.service(details))
+            if found is not None:  # never a path a peer made up: the cache stays small
+                self._fenced[method] = found
+        return found
+
+    def _fence(self, method: str, handler: Any) -> Any:
+        if handler is None or method.endswith("/Health") or handler.request_streaming:
+            return handler
+        admit = self._handlers._admit
+        if handler.response_streaming:
+            streaming = handler.unary_stream
+
+            async def fenced_stream(request: bytes, grpc_context: Any) -> AsyncIterator[bytes]:
+                await _admitted(admit, grpc_context, method)
+                async for reply in streaming(request, grpc_context):
+                    yield reply
+
+            return grpc.unary_stream_rpc_method_handler(fenced_stream)
+        unary = handler.unary_unary
+
+        async def fenced(request: bytes, grpc_context: Any) -> bytes | None:
+            await _admitted(admit, grpc_context, method)
+            reply: bytes | None = await unary(request, grpc_context)
+            return reply
+
+        return grpc.unary_unary_rpc_method_handler(fenced)
+
+
+async def _admitted(admit: Callable[[AsyncContext], None], grpc_context: Any, path: str) -> None:
+    """Run ``admit``; end the call with its status (and the serving owner) if it refuses."""
+    context = AsyncContext(grpc_context)
+    try:
+        admit(context)
+    except (FencedError, LeaseLapsedError) as exc:
+        await _abort_async(grpc_context, context, exc, path)
 
 
 class _Handlers:

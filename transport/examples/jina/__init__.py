@@ -8,6 +8,7 @@ and asks the pod's status through a :class:`JinaSession`.
 from __future__ import annotations
 
 from .arrays import MAX_SPARSE_ELEMENTS as MAX_SPARSE_ELEMENTS
+from .arrays import element_count as element_count
 from .arrays import from_numpy as from_numpy
 from .arrays import to_numpy as to_numpy
 from .client import JinaSession as JinaSession
@@ -24,6 +25,8 @@ from .protocol import RequestProto as RequestProto
 from .protocol import RouteProto as RouteProto
 from .protocol import SparseNdArrayProto as SparseNdArrayProto
 from .protocol import StatusProto as StatusProto
+from .server import MAX_INDEX_ELEMENTS as MAX_INDEX_ELEMENTS
+from .server import MAX_REQUEST_ELEMENTS as MAX_REQUEST_ELEMENTS
 from .server import TOP_K as TOP_K
 from .server import JinaServer as JinaServer
 

@@ -8,19 +8,20 @@ become ``code * scale + minVal`` in ``originalDtype``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from ...ndarray import Quantization, decode_ndarray, encode_ndarray, quantize
+from ...ndarray import MAX_DIMS, Quantization, decode_ndarray, encode_ndarray, quantize
 from .protocol import DenseNdArrayProto, NdArrayProto, SparseNdArrayProto
 
-__all__ = ["MAX_SPARSE_ELEMENTS", "from_numpy", "to_numpy"]
+__all__ = ["MAX_SPARSE_ELEMENTS", "element_count", "from_numpy", "to_numpy"]
 
 #: The most elements a sparse array may expand to (a peer must not make us allocate at will).
-MAX_SPARSE_ELEMENTS = 1 << 24
+MAX_SPARSE_ELEMENTS = 1 << 20
 
 Array = np.ndarray[Any, Any]
 
@@ -75,14 +76,42 @@ def _from_dense(dense: DenseNdArrayProto) -> Array:
     )
 
 
+def _sparse_count(dense_shape: list[int]) -> int:
+    """The elements of ``denseShape``, checked in bounded time (no product of a huge list)."""
+    if len(dense_shape) > MAX_DIMS or any(n < 0 for n in dense_shape):
+        raise ValueError(f"denseShape has over {MAX_DIMS} dimensions or a negative one")
+    count = 1
+    for n in dense_shape:
+        count *= n
+        if count > MAX_SPARSE_ELEMENTS:
+            raise ValueError(
+                f"denseShape {dense_shape} is larger than allowed ({MAX_SPARSE_ELEMENTS} elements)"
+            )
+    return count
+
+
+def element_count(array: NdArrayProto | DenseNdArrayProto) -> int:
+    """How many elements :func:`to_numpy` would build, found without building them.
+
+    Raises ValueError if a sparse ``denseShape`` is invalid or over :data:`MAX_SPARSE_ELEMENTS`.
+    """
+    if isinstance(array, NdArrayProto):
+        if array.sparse is not None:
+            return _sparse_count(array.sparse.dense_shape)
+        if array.dense is None:
+            return 0
+        array = array.dense
+    # A dense array's shape was checked against its buffer when it was decoded.
+    return math.prod(array.shape)
+
+
 def _from_sparse(sparse: SparseNdArrayProto) -> Array:
     if sparse.indices is None or sparse.values is None:
         raise ValueError("a sparse array needs indices and values")
+    _sparse_count(sparse.dense_shape)
     indices = _from_dense(sparse.indices)
     values = _from_dense(sparse.values)
     shape = tuple(sparse.dense_shape)
-    if any(n < 0 for n in shape) or int(np.prod(shape, dtype=np.float64)) > MAX_SPARSE_ELEMENTS:
-        raise ValueError(f"denseShape {list(shape)} is negative or larger than allowed")
     if indices.shape != (len(values), len(shape)) or values.ndim != 1:
         raise ValueError(
             f"indices of shape {list(indices.shape)} and values of shape {list(values.shape)} "

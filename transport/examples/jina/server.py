@@ -13,13 +13,18 @@ from ...context import Context
 from ...errors import RpcError
 from ...status import StatusCode
 from .._in_flight import CallsInFlight
-from .arrays import to_numpy
+from .arrays import element_count, to_numpy
 from .protocol import DocumentProto, NamedScoreProto, RequestProto, StatusProto
 
-__all__ = ["TOP_K", "JinaServer"]
+__all__ = ["MAX_INDEX_ELEMENTS", "MAX_REQUEST_ELEMENTS", "TOP_K", "JinaServer"]
 
 #: The most matches a search returns per query document.
 TOP_K = 10
+#: The most embedding values one request may decode to (sparse arrays as dense),
+#: counted before any is built: at most 16 bytes each while decoding, 8 once kept.
+MAX_REQUEST_ELEMENTS = 1 << 22
+#: The most embedding values the index keeps (8 bytes each: 256 MiB).
+MAX_INDEX_ELEMENTS = 1 << 25
 
 Code = StatusProto.StatusCode
 Command = RequestProto.ControlRequestProto.Command
@@ -30,16 +35,37 @@ def _invalid(message: str, field: str) -> RpcError:
     return RpcError(StatusCode.INVALID_ARGUMENT, f"{field}: {message}", {"field": field})
 
 
+def _over_budget(docs: list[DocumentProto], body: str) -> None:
+    """Refuse embeddings that would decode past :data:`MAX_REQUEST_ELEMENTS`, decoding none."""
+    total = 0
+    for i, doc in enumerate(docs):
+        if doc.embedding is None:
+            continue
+        try:
+            total += element_count(doc.embedding)
+        except ValueError as exc:
+            raise _invalid(str(exc), f"{body}.docs[{i}].embedding") from None
+        if total > MAX_REQUEST_ELEMENTS:
+            raise RpcError(
+                StatusCode.RESOURCE_EXHAUSTED,
+                f"{body}.docs: the embeddings hold over {MAX_REQUEST_ELEMENTS} values",
+            )
+
+
 class JinaServer:
     """Serves ``JinaRPC``: ``index``, ``search``, ``delete``, ``update`` and ``control``.
 
     Documents are kept by id with their embeddings (flattened to vectors, all
     of one length); a search answers each query document with the indexed
-    documents most similar to it by cosine, at most ``top_k``.
+    documents most similar to it by cosine, at most ``top_k``. The index keeps
+    at most ``max_elements`` embedding values; an index or update past it is
+    RESOURCE_EXHAUSTED.
     """
 
-    def __init__(self, *, top_k: int = TOP_K) -> None:
+    def __init__(self, *, top_k: int = TOP_K, max_elements: int = MAX_INDEX_ELEMENTS) -> None:
         self.top_k = top_k
+        self.max_elements = max_elements
+        self._elements = 0  # values held in _vectors
         self.calls = CallsInFlight()
         self._lock = threading.Lock()
         self.docs: dict[str, DocumentProto] = {}
@@ -62,6 +88,7 @@ class JinaServer:
         elif request.delete is not None:
             self._delete(request.delete.docs)
         elif request.search is not None:
+            _over_budget(request.search.docs, "search")
             docs = [
                 self._search(doc, f"search.docs[{i}]") for i, doc in enumerate(request.search.docs)
             ]
@@ -105,6 +132,7 @@ class JinaServer:
         return len(next(iter(self._vectors.values()))) if self._vectors else None
 
     def _store(self, docs: list[DocumentProto], body: str) -> None:
+        _over_budget(docs, body)
         vectors: list[Vector | None] = []
         for i, doc in enumerate(docs):
             if not doc.id:
@@ -121,19 +149,29 @@ class JinaServer:
                         f"{body}.docs[{i}].embedding",
                     )
                 length = len(vector)
-            for doc, vector in zip(docs, vectors, strict=True):
+            kept = {doc.id: vector for doc, vector in zip(docs, vectors, strict=True)}
+            freed = sum(len(self._vectors.get(key, ())) for key in kept)
+            added = sum(len(vector) for vector in kept.values() if vector is not None)
+            if self._elements - freed + added > self.max_elements:
+                raise RpcError(
+                    StatusCode.RESOURCE_EXHAUSTED,
+                    f"{body}: the index would hold over {self.max_elements} embedding values",
+                )
+            self._elements += added - freed
+            for doc in docs:
                 self.docs[doc.id] = doc
+            for key, vector in kept.items():
                 if vector is not None:
-                    self._vectors[doc.id] = vector
+                    self._vectors[key] = vector
                 else:
-                    self._vectors.pop(doc.id, None)
+                    self._vectors.pop(key, None)
             self._matrix = None
 
     def _delete(self, docs: list[DocumentProto]) -> None:
         with self._lock:
             for doc in docs:
                 self.docs.pop(doc.id, None)
-                self._vectors.pop(doc.id, None)
+                self._elements -= len(self._vectors.pop(doc.id, ()))
             self._matrix = None
 
     def _unit_rows(self) -> tuple[list[str], Vector]:
