@@ -89,6 +89,10 @@ def _call(server: TestServer, array: dict[str, Any]) -> grpc.RpcError:
         ({"dtype": "f16", "shape": [0]}, "dtype 'f16'"),
         ({"dtype": "(1000000000,)f4", "shape": [0]}, "dtype '(1000000000,)f4'"),
         ({"dtype": "float32", "quantization": "FP16"}, "FP16 quantization needs dtype float16"),
+        ({"dtype": "uint8", "shape": [8], "quantization": "UINT8", "scale": 2.1e36, "minVal": 0.0,
+          "originalDtype": "float32"}, "outside the range of float32"),
+        ({"dtype": "uint8", "shape": [8], "quantization": "UINT8", "scale": 1e306,
+          "minVal": 1.7e308, "originalDtype": "float64"}, "outside the range of float64"),
     ],
 )  # fmt: skip
 def test_only_documented_dtypes_decode(server: TestServer, fields: Any, field: str) -> None:

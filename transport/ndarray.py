@@ -11,6 +11,7 @@ decode.
 from __future__ import annotations
 
 import functools
+import math
 import typing
 from typing import Any, Literal
 
@@ -235,7 +236,18 @@ def decode_ndarray(obj: Any) -> np.ndarray[Any, Any]:
         return array.astype(original.newbyteorder("="))
     if wire.scale is None or wire.min_val is None:
         raise ValueError("UINT8 quantization needs scale and minVal")
+    _check_range(wire.scale, wire.min_val, original)
     return _dequantized(array, wire.scale, wire.min_val, original.newbyteorder("="))
+
+
+def _check_range(scale: float, low: float, original: np.dtype[Any]) -> None:
+    """Refuse ``scale`` and ``minVal`` whose codes would not fit ``original`` (no inf, no NaN)."""
+    limit = float(np.finfo(original).max)
+    high = low + 255.0 * scale
+    if not (math.isfinite(scale) and abs(low) <= limit and abs(high) <= limit):
+        raise ValueError(
+            f"scale {scale!r} and minVal {low!r} put values outside the range of {original}"
+        )
 
 
 def _dequantized(
