@@ -17,6 +17,7 @@ from .context import AsyncContext as AsyncContext
 from .context import Context as Context
 from .context import Metadata as Metadata
 from .errors import DeclarationError as DeclarationError
+from .errors import DeclarationWarning as DeclarationWarning
 from .errors import RpcError as RpcError
 from .errors import TransportError as TransportError
 from .ndarray import QuantizedArray as QuantizedArray
@@ -71,6 +72,7 @@ __all__ = [
     "Client",
     "Context",
     "DeclarationError",
+    "DeclarationWarning",
     "DecodeError",
     "DoubleValue",
     "Empty",
