@@ -153,8 +153,10 @@ class Client(ClientCore[grpc.Channel]):
     """Typed calls of declared methods on a ``grpc.Channel``.
 
     ``client.call(Greeter.SayHello, request)`` returns the declared response
-    type; streaming methods return an iterator of it. ``timeout`` and
-    ``metadata`` given here apply to every call unless a call overrides them.
+    type; streaming methods return an iterator of it. ``timeout``,
+    ``metadata`` and ``wait_for_ready`` given here apply to every call unless a
+    call overrides them; ``wait_for_ready=True`` makes a call wait (up to its
+    timeout) for an unreachable server instead of failing UNAVAILABLE at once.
     """
 
     _insecure_channel = staticmethod(grpc.insecure_channel)
@@ -178,6 +180,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> Res: ...
     @overload
     def call(
@@ -187,6 +190,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> ResponseStream[Res]: ...
     @overload
     def call(
@@ -196,6 +200,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> Res: ...
     @overload
     def call(
@@ -205,6 +210,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> ResponseStream[Res]: ...
     def call(
         self,
@@ -213,6 +219,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> Any:
         """Call ``method`` with ``request`` (an iterable of requests for client streams).
 
@@ -220,13 +227,15 @@ class Client(ClientCore[grpc.Channel]):
         """
         requests, argument = self._request_stream(method, request)
         if method.cardinality.server_streaming:
-            call = self._multicallable(method)(argument, **self._options(method, timeout, metadata))
+            call = self._multicallable(method)(
+                argument, **self._options(method, timeout, metadata, wait_for_ready)
+            )
             stream = ResponseStream(call, method.response_codec)
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
             return stream
-        options = self._options(method, timeout, metadata)
+        options = self._options(method, timeout, metadata, wait_for_ready)
         try:
             if self._learns(method):
                 data, call = self._multicallable(method).with_call(argument, **options)
@@ -251,6 +260,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> tuple[Res, CallInfo]: ...
     @overload
     def with_call(
@@ -260,6 +270,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> tuple[Res, CallInfo]: ...
     def with_call(
         self,
@@ -268,6 +279,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> tuple[Any, CallInfo]:
         """Like :meth:`call` for a unary response, also returning the call's metadata."""
         if method.cardinality.server_streaming:
@@ -275,7 +287,7 @@ class Client(ClientCore[grpc.Channel]):
         requests, argument = self._request_stream(method, request)
         try:
             data, call = self._multicallable(method).with_call(
-                argument, **self._options(method, timeout, metadata)
+                argument, **self._options(method, timeout, metadata, wait_for_ready)
             )
         except grpc.RpcError as exc:
             if requests is not None:
@@ -294,12 +306,15 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> BidiStream[Req, Res]:
         """Start a bidirectional call whose requests you :meth:`~BidiStream.send` one by one."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
         return BidiStream(
-            method, self._multicallable(method), **self._options(method, timeout, metadata)
+            method,
+            self._multicallable(method),
+            **self._options(method, timeout, metadata, wait_for_ready),
         )
 
     def close(self) -> None:
