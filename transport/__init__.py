@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# First: grpc reads the command line's log level (set by _quiet) when it is imported.
+from . import _quiet as _quiet
 from ._calls import CallInfo as CallInfo
 from .async_client import AsyncBidiStream as AsyncBidiStream
 from .async_client import AsyncClient as AsyncClient
