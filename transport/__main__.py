@@ -13,10 +13,16 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="every call kind over loopback, then the owner story")
     demo.add_argument("--core", action="store_true", help="only the core demo (every call kind)")
     demo.add_argument("--owner", action="store_true", help="only the owner story (takeover)")
+    from ._health_probe import add_command as add_health
+    from ._health_probe import usage_status
     from .runtime.cli import add_commands
 
-    add_commands(commands)  # serve, health
-    args = parser.parse_args(argv)
+    add_commands(commands)  # serve
+    add_health(commands)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error: health exits 1 for those, as grpc_health_probe
+        raise SystemExit(usage_status(argv, exc.code)) from None
     if args.command == "demo":
         if not args.owner:
             from ._demo import run

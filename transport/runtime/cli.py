@@ -1,4 +1,4 @@
-"""``python -m transport serve`` and ``python -m transport health``: the daemon and its probe."""
+"""``python -m transport serve`` and ``health --runtime``: the daemon and its own probe."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ import signal
 import sys
 from typing import Any
 
+import grpc.aio
+
 from ..client import Client as RpcClient
 from ..codec import JsonCodec
 from ..errors import RpcError
+from ..health import Health
 from .backend_none import NoneBackend
 from .contract import HealthStatus, Service
 from .daemon import Serving, running
 from .lease import FileLeaseStore, LeaseError
 from .owner import DEFAULT_LEASE_TTL
+from .server import Server as RuntimeServer
 from .sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
 from .wire import HealthRequest, Runtime
 
@@ -44,7 +48,7 @@ def load_backend(name: str) -> Service:
 
 
 def add_commands(commands: Any) -> None:
-    """Add ``serve`` and ``health`` to the subcommands of ``python -m transport``."""
+    """Add ``serve`` to the subcommands of ``python -m transport``."""
     serve = commands.add_parser("serve", help="run a model daemon that owns a lease")
     serve.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0: any)")
     serve.add_argument("--lease", help="the lease file; without it, serve as the instance now")
@@ -57,13 +61,7 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--max-sessions", type=int, default=DEFAULT_MAX_SESSIONS)
     serve.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT)
     serve.set_defaults(run=run_serve)
-
-    health = commands.add_parser("health", help="probe a daemon; exit 0 when it is ready")
-    target = health.add_mutually_exclusive_group(required=True)
-    target.add_argument("endpoint", nargs="?", help="HOST:PORT of the daemon")
-    target.add_argument("--lease", help="probe the owner named in this lease file")
-    health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
-    health.set_defaults(run=run_health)
+    # ``health`` is transport._health_probe's: grpc.health.v1, or run_health with --runtime.
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -88,6 +86,7 @@ async def _serve(args: argparse.Namespace) -> None:
         advertise=args.advertise,
         max_sessions=args.max_sessions,
         idle_timeout=args.idle_timeout,
+        mount=_mount_health,
     ) as serving:
         _say(f"listening on {serving.endpoint}")
         fencing = (
@@ -99,6 +98,13 @@ async def _serve(args: argparse.Namespace) -> None:
             serving.server.subscribe(lambda holding: _report(serving, holding))
         await stop.wait()
     _say("stopped")
+
+
+def _mount_health(grpc_server: grpc.aio.Server, server: RuntimeServer) -> None:
+    """Serve ``grpc.health.v1``: SERVING while this daemon holds its lease, for any probe."""
+    health = Health()
+    health.add_to(grpc_server)
+    health.follow(server)
 
 
 def _report(serving: Serving, holding: bool) -> None:
