@@ -15,10 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--owner", action="store_true", help="only the owner story (takeover)")
     from ._health_probe import add_command as add_health
     from ._health_probe import usage_status
+    from ._run import add_command as add_run
     from .runtime.cli import add_commands
 
     add_commands(commands)  # serve
     add_health(commands)
+    add_run(commands)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # a usage error: health exits 1 for those, as grpc_health_probe
