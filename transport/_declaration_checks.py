@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import sys
 import typing
 import warnings
 from collections.abc import Iterable
@@ -49,7 +50,8 @@ def check_message_fields(message_type: type[Any], where: str) -> None:
 
 def _walk(node: Any, path: str, where: str, seen: set[int]) -> None:
     if isinstance(node, mi.CustomType):
-        if not issubclass(node.cls, _CUSTOM_TYPES):
+        cls = typing.get_origin(node.cls) or node.cls  # numpy.typing.NDArray[...] -> ndarray
+        if not (isinstance(cls, type) and issubclass(cls, _CUSTOM_TYPES)):
             raise DeclarationError(
                 f"{where}: field {path} has type {node.cls.__qualname__}, which a message cannot "
                 f"carry; make {node.cls.__qualname__} a message too (subclass transport.Message) "
@@ -114,8 +116,22 @@ def check_declaration_class(cls: type[Any], method_type: type[Any]) -> None:
             "bodies of its stubs only in a Protocol (mypy otherwise reports a missing return "
             "statement and suggests abc.abstractmethod)",
             DeclarationWarning,
-            stacklevel=4,
+            stacklevel=_class_statement_level(),
         )
+
+
+# Frames between a class statement and the check: metaclasses and __init_subclass__.
+_DECLARING_MODULES = frozenset(
+    {"abc", "typing", "typing_extensions", __name__, "transport.service"}
+)
+
+
+def _class_statement_level() -> int:
+    """The ``stacklevel`` that makes a warning point at the user's class statement."""
+    level, frame = 2, sys._getframe(2)  # 1: the caller of this function
+    while frame.f_back is not None and frame.f_globals.get("__name__") in _DECLARING_MODULES:
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _public_callables(implementation: object) -> list[str]:
