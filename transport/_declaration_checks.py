@@ -27,7 +27,7 @@ __all__ = [
     "check_declaration_class",
     "check_implementation",
     "check_message_fields",
-    "response_hint_fix",
+    "stream_hint",
 ]
 
 logger = logging.getLogger("transport.server")
@@ -73,7 +73,7 @@ def _walk(node: Any, path: str, where: str, seen: set[int]) -> None:
                 _walk(child, path, where, seen)
 
 
-def response_hint_fix(hint: Any) -> str:
+def stream_hint(hint: Any) -> str:
     """A hint on how to declare a stream when ``hint`` is a collection of messages, else ``""``."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)

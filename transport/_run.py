@@ -7,9 +7,9 @@ standard health service mounted (SERVING for the server and each service). It
 prints ``listening on HOST:PORT`` once it serves; SIGTERM or SIGINT drains it:
 health turns NOT_SERVING, new calls are refused UNAVAILABLE (clients retry
 elsewhere) and the server stops once the calls in flight are done, or after
-``--grace`` seconds. ``--workers N`` runs N
-processes on one port (SO_REUSEPORT: the kernel spreads connections over
-them), which is how grpcio scales a Python server over cores.
+``--grace`` seconds. ``--workers N`` runs N processes on one port
+(SO_REUSEPORT: the kernel spreads connections over them), which is how
+grpcio scales a Python server over cores.
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ def add_command(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("target", metavar="MODULE:ATTR", help="e.g. myapp.server:bindings")
-    run.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
-    run.add_argument("--port", type=int, default=50051, help="0 picks a free port")
+    run.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; 0.0.0.0: all")
+    run.add_argument("--port", type=int, default=50051, help="default 50051; 0 picks a free port")
     run.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     run.add_argument("--threads", type=int, default=32, help="handler threads (def services)")
-    run.add_argument("--grace", type=float, default=DEFAULT_GRACE, help="seconds to drain")
+    run.add_argument("--grace", type=float, default=DEFAULT_GRACE, help="seconds calls in flight get after SIGTERM (5)")
     run.add_argument("--tls-cert", help="PEM certificate chain: serve TLS")
     run.add_argument("--tls-key", help="PEM private key of --tls-cert")
     run.add_argument("--client-ca", help="PEM CA that client certificates must chain to (mTLS)")

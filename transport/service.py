@@ -190,7 +190,7 @@ def _method_from_stub(
             raise DeclarationError(
                 f"{fn.__qualname__}: the {label} type must be a message class (a "
                 f"msgspec.Struct or a dataclass), got {message_type!r}"
-                + _declaration_checks.response_hint_fix(message_type)
+                + _declaration_checks.stream_hint(message_type)
             )
     kind = _KINDS[Cardinality((client_streaming, server_streaming))]
     try:
