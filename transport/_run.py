@@ -58,7 +58,12 @@ def add_command(commands: Any) -> None:
     run.add_argument("--port", type=int, default=50051, help="default 50051; 0 picks a free port")
     run.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     run.add_argument("--threads", type=int, default=32, help="handler threads (def services)")
-    run.add_argument("--grace", type=float, default=DEFAULT_GRACE, help="seconds calls in flight get after SIGTERM (5)")
+    run.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        help="seconds calls in flight get after SIGTERM (5)",
+    )
     run.add_argument("--tls-cert", help="PEM certificate chain: serve TLS")
     run.add_argument("--tls-key", help="PEM private key of --tls-cert")
     run.add_argument("--client-ca", help="PEM CA that client certificates must chain to (mTLS)")
