@@ -89,6 +89,17 @@ def test_a_stub_without_rpc_is_named() -> None:
     )
 
 
+def test_a_declaration_with_no_rpc_at_all_names_its_stubs() -> None:
+    with pytest.raises(DeclarationError, match=r"Bare: Get, Put are not decorated with @rpc"):
+
+        class Bare(Service, name="t.Bare"):
+            def Get(self, request: Note) -> Note:
+                return request
+
+            def Put(self, request: Note) -> Note:
+                return request
+
+
 def test_a_list_return_suggests_a_stream() -> None:
     with pytest.raises(DeclarationError) as caught:
 

@@ -96,7 +96,8 @@ def _own_methods(cls: type[Any], method_type: type[Any]) -> list[str]:
 def check_declaration_class(cls: type[Any], method_type: type[Any]) -> None:
     """Check a class statement that declares a service (its own body and bases)."""
     declares = bool(_own_methods(cls, method_type))
-    if not (declares or Protocol in cls.__bases__):
+    inherits = any(_own_methods(klass, method_type) for klass in cls.__mro__[1:])
+    if inherits and not (declares or Protocol in cls.__bases__):
         return  # an implementation that subclasses its declaration
     plain = [
         name
