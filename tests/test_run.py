@@ -134,6 +134,27 @@ def test_tls(pki: Pki, tmp_path: Path) -> None:
         assert run.stop()[0] == 0
 
 
+def test_mutual_tls(pki: Pki, tmp_path: Path) -> None:
+    files = {"cert.pem": pki.server.certificate, "key.pem": pki.server.key, "ca.pem": pki.ca}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    tls = ("--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem"))
+    with Run(
+        "tests.run_app:binding", "--port", "0", *tls, "--client-ca", str(tmp_path / "ca.pem")
+    ) as run:
+        mutual = channel_credentials(
+            pki.ca, certificate_chain=pki.client.certificate, private_key=pki.client.key
+        )
+        with Client.connect(run.address, timeout=10, credentials=mutual) as client:
+            assert client.call(KV.Get, Key(key="m")).value == "sync:m"
+        anonymous = channel_credentials(pki.ca)
+        with Client.connect(run.address, timeout=2, credentials=anonymous) as stranger:
+            with pytest.raises(RpcError) as refused:
+                stranger.call(KV.Get, Key())
+            assert refused.value.code is StatusCode.UNAVAILABLE
+        assert run.stop()[0] == 0
+
+
 def test_two_workers_share_the_port() -> None:
     with Run("tests.run_app:binding", "--port", "0", "--workers", "2") as run:
         pids = set()
