@@ -140,11 +140,17 @@ def main(argv: list[str] | None = None) -> int:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
     one, two = (statistics.median(results[workers]) for workers in (1, 2))
+    # Rounds back to back see the same background load: their ratio is steadier.
+    ratios = [b / a for a, b in zip(results[1], results[2], strict=True)]
     print(f"load average {os.getloadavg()[0]:.2f} after")
     print("| workers | calls/s (median) | x 1 worker |")
     print("|---|---|---|")
     print(f"| 1 | {one:.0f} | 1.00 |")
     print(f"| 2 | {two:.0f} | {two / one:.2f} |")
+    print(
+        f"per-round ratio: median {statistics.median(ratios):.2f}, "
+        f"range {min(ratios):.2f}-{max(ratios):.2f}"
+    )
     return 0
 
 
