@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from transport.__main__ import main
+from transport.runtime.cli import load_backend
 from transport.runtime.process import DaemonProcess, wait_for
 
 pytestmark = pytest.mark.slow
@@ -98,3 +99,8 @@ def test_the_demo_tells_the_whole_story() -> None:
         "owner story done",
     ):
         assert story in out
+
+
+def test_serve_points_a_plain_service_at_run() -> None:
+    with pytest.raises(SystemExit, match=r"not an owner-runtime backend .* transport run"):
+        load_backend("tests.run_app:KVServer")

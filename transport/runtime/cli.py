@@ -43,7 +43,12 @@ def load_backend(name: str) -> Service:
     if not attribute:
         raise SystemExit(f"unknown backend {name!r}: use 'none' or 'package.module:factory'")
     factory: Any = getattr(importlib.import_module(module), attribute)
-    backend: Service = factory()
+    backend: Service = factory() if callable(factory) else factory
+    if not all(callable(getattr(backend, name, None)) for name in ("describe", "open_session")):
+        raise SystemExit(
+            f"{name} is not an owner-runtime backend (it has no describe/open_session); to serve "
+            f"your own service, bind it and run: python -m transport run {module}:BINDINGS"
+        )
     return backend
 
 
