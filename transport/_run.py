@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import inspect
 import signal
 import sys
 import threading
@@ -92,7 +93,7 @@ def load_bindings(target: str) -> list[Binding]:
         except AttributeError:
             raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
     if callable(found) and not isinstance(found, Binding):
-        if asyncio.iscoroutinefunction(found):
+        if inspect.iscoroutinefunction(found):
             raise ValueError(f"{target} is an async function: return the bindings from a def")
         found = found()
     bindings = [found] if isinstance(found, Binding) else found
