@@ -67,3 +67,8 @@ def async_bindings() -> list[Binding]:
 
 mixed = [bind(KV, KVServer()), bind(KV, AsyncKVServer())]
 not_a_binding = KVServer()
+
+
+async def async_factory() -> list[Binding]:
+    """Not accepted: ``run`` calls the factory before it knows which server to start."""
+    return async_bindings()

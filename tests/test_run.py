@@ -193,6 +193,11 @@ def test_a_port_in_use_is_refused() -> None:
         (["tests.run_app:not_a_binding"], 1, "must be a Binding (bind(Service, implementation))"),
         (["tests.run_app:mixed"], 1, "mixes async and sync implementations"),
         (
+            ["tests.run_app:async_factory"],
+            1,
+            "is an async function: return the bindings from a def",
+        ),
+        (
             ["tests.run_app:binding", "--tls-cert", "c.pem"],
             2,
             "needs both --tls-cert and --tls-key",
