@@ -72,3 +72,11 @@ not_a_binding = KVServer()
 async def async_factory() -> list[Binding]:
     """Not accepted: ``run`` calls the factory before it knows which server to start."""
     return async_bindings()
+
+
+def seed_runner() -> Binding:
+    """Seed 001 (RunnerProtocol), served by ``run`` as a user would serve it."""
+    from transport.examples.runner.protocol import RunnerProtocol
+    from transport.examples.runner.server import RunnerServer
+
+    return bind(RunnerProtocol, RunnerServer())

@@ -212,3 +212,44 @@ def test_mistakes_are_one_line_errors(
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("error: ") and message in err
     assert "Traceback" not in err
+
+
+def test_a_seed_service_served_by_run_and_probed(capsys: pytest.CaptureFixture[str]) -> None:
+    from transport import Empty
+    from transport.examples.runner.client import engage
+    from transport.examples.runner.protocol import RunnerProtocol
+
+    with Run("tests.run_app:seed_runner", "--port", "0") as run:
+        with Client.connect(run.address, timeout=10) as client:
+            outcome = engage(client, "upper", b"hello")
+            assert outcome.finished.success and outcome.body == b"HELLO"
+            assert client.call(RunnerProtocol.Status, Empty()).active == 0
+        service = "--service", RunnerProtocol.service_name()
+        assert main(["health", run.address, *service]) == 0
+        assert capsys.readouterr().out == "status: SERVING\n"
+        assert run.stop()[0] == 0
+
+
+def test_health_of_a_seed_server_without_the_health_service() -> None:
+    """The examples' own ``serve`` mounts no health service: exit 3, and the message says so."""
+    seed = subprocess.Popen(
+        [sys.executable, "-m", "transport.examples.runner", "serve", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert seed.stdout is not None
+        address = seed.stdout.readline().strip().removeprefix("listening on ")
+        probe = subprocess.run(
+            [sys.executable, "-m", "transport", "health", address],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert probe.returncode == 3
+        assert "does not implement the grpc health protocol" in probe.stderr
+    finally:
+        seed.send_signal(signal.SIGTERM)
+        seed.communicate(timeout=30)
