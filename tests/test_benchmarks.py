@@ -40,3 +40,18 @@ def test_the_tiny_suite_runs_and_writes_its_rows(tmp_path: Path) -> None:
         assert (tmp_path / "latest.png").stat().st_size > 0
     else:
         assert "no chart" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_workers_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "benchmarks/workers.py", "--tiny"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| workers | calls/s (median) | x 1 worker |" in done.stdout
+    assert "| 2 | " in done.stdout

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from transport.__main__ import main
+from transport.runtime.cli import load_backend
 from transport.runtime.process import DaemonProcess, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def _health(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    status = main(["health", *args])
+    status = main(["health", "--runtime", *args])
     out, err = capsys.readouterr()
     return status, out, err
 
@@ -31,6 +32,9 @@ def test_serve_unfenced_and_probe_it(capsys: pytest.CaptureFixture[str]) -> None
         status, out, _ = _health(capsys, daemon.endpoint)
         assert status == 0
         assert json.loads(out) == {"instanceId": "", "ready": True, "backend": "none"}
+        # The standard grpc.health.v1 probe works against the daemon too.
+        assert main(["health", daemon.endpoint]) == 0
+        assert capsys.readouterr().out == "status: SERVING\n"
         assert daemon.stop() == 0
     assert daemon.lines[-1] == "stopped"
 
@@ -47,6 +51,8 @@ def test_health_by_lease_and_a_standby_that_is_not_ready(
             status, out, _ = _health(capsys, standby.endpoint)
             assert status == 1
             assert json.loads(out) == {"instanceId": "owner-b", "ready": False, "backend": "none"}
+            assert main(["health", standby.endpoint]) == 4  # grpc.health.v1: NOT_SERVING
+            assert main(["health", owner.endpoint]) == 0
             wait_for(lambda: "standby: waiting for the lease" in standby.lines, 5, "standby")
 
 
@@ -93,3 +99,8 @@ def test_the_demo_tells_the_whole_story() -> None:
         "owner story done",
     ):
         assert story in out
+
+
+def test_serve_points_a_plain_service_at_run() -> None:
+    with pytest.raises(SystemExit, match=r"not an owner-runtime backend .* transport run"):
+        load_backend("tests.run_app:KVServer")

@@ -133,5 +133,7 @@ USER_TESTS = """
 @pytest.mark.slow
 def test_a_users_three_line_tests_run_with_the_plugin(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=textwrap.dedent(USER_TESTS))
-    result = pytester.runpytest_subprocess("-q", "-W", "error", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "-q", "-W", "error", "-p", "no:cacheprovider", "-p", "no:asyncio"
+    )
     result.assert_outcomes(passed=3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# First: grpc reads the command line's log level (set by _quiet) when it is imported.
+from . import _quiet as _quiet
 from ._calls import CallInfo as CallInfo
 from .async_client import AsyncBidiStream as AsyncBidiStream
 from .async_client import AsyncClient as AsyncClient
@@ -17,6 +19,7 @@ from .context import AsyncContext as AsyncContext
 from .context import Context as Context
 from .context import Metadata as Metadata
 from .errors import DeclarationError as DeclarationError
+from .errors import DeclarationWarning as DeclarationWarning
 from .errors import RpcError as RpcError
 from .errors import TransportError as TransportError
 from .ndarray import QuantizedArray as QuantizedArray
@@ -75,6 +78,7 @@ __all__ = [
     "ClientCertificate",
     "Context",
     "DeclarationError",
+    "DeclarationWarning",
     "DecodeError",
     "DoubleValue",
     "Empty",

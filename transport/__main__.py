@@ -18,10 +18,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the owner story on a three-member etcd cluster it starts (needs etcd installed)",
     )
+    from ._health_probe import add_command as add_health
+    from ._health_probe import usage_status
+    from ._run import add_command as add_run
     from .runtime.cli import add_commands
 
-    add_commands(commands)  # serve, health
-    args = parser.parse_args(argv)
+    add_commands(commands)  # serve
+    add_health(commands)
+    add_run(commands)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error: health exits 1 for those, as grpc_health_probe
+        raise SystemExit(usage_status(argv, exc.code)) from None
     if args.command == "demo":
         if not (args.owner or args.etcd):
             from ._demo import run

@@ -34,9 +34,13 @@ class ClientCore(Generic[ChannelT]):
         metadata: Metadata | None = None,
         owns_channel: bool = False,
         attachments: bool = True,
+        wait_for_ready: bool | None = None,
     ) -> None:
         self.channel = channel
         self.timeout = timeout
+        # True: a call waits (up to its timeout) for the channel to connect instead of
+        # failing UNAVAILABLE at once, so a client may start before its server.
+        self.wait_for_ready = wait_for_ready
         self.metadata = check_metadata(metadata)
         self._owns_channel = owns_channel
         self._callables: dict[str, Any] = {}
@@ -57,6 +61,7 @@ class ClientCore(Generic[ChannelT]):
         max_receive_message_bytes: int | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         attachments: bool = True,
+        wait_for_ready: bool | None = None,
     ) -> ClientT:
         """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
         check_metadata(metadata)  # refuse bad metadata before a channel exists to leak
@@ -70,7 +75,12 @@ class ClientCore(Generic[ChannelT]):
             else cls._insecure_channel(target, options=options)
         )
         return cls(
-            channel, timeout=timeout, metadata=metadata, owns_channel=True, attachments=attachments
+            channel,
+            timeout=timeout,
+            metadata=metadata,
+            owns_channel=True,
+            attachments=attachments,
+            wait_for_ready=wait_for_ready,
         )
 
     def _multicallable(self, method: Method[Any, Any]) -> Any:
@@ -88,12 +98,20 @@ class ClientCore(Generic[ChannelT]):
         return found
 
     def _options(
-        self, method: Method[Any, Any], timeout: float | None, metadata: Metadata | None
+        self,
+        method: Method[Any, Any],
+        timeout: float | None,
+        metadata: Metadata | None,
+        wait_for_ready: bool | None = None,
     ) -> dict[str, Any]:
         chosen = self.metadata if metadata is None else check_metadata(metadata)
         if self.attachments and _attachments.negotiates(method):
             chosen = (*(chosen or ()), _attachments.ANNOUNCEMENT)
-        return {"timeout": self.timeout if timeout is None else timeout, "metadata": chosen}
+        return {
+            "timeout": self.timeout if timeout is None else timeout,
+            "metadata": chosen,
+            "wait_for_ready": self.wait_for_ready if wait_for_ready is None else wait_for_ready,
+        }
 
     def _reads_frames(self, method: Method[Any, Any]) -> bool:
         """Whether this call announced that it reads frames (and so accepts them back)."""

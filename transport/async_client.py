@@ -197,7 +197,8 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
 
     ``await client.call(Greeter.SayHello, request)`` returns the declared
     response type; for streaming methods ``client.call(...)`` is an async
-    iterator of it.
+    iterator of it. ``timeout``, ``metadata`` and ``wait_for_ready`` work as
+    on :class:`~transport.Client`.
     """
 
     _insecure_channel = staticmethod(grpc.aio.insecure_channel)
@@ -220,6 +221,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> Awaitable[Res]: ...
     @overload
     def call(
@@ -229,6 +231,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> AsyncResponseStream[Res]: ...
     @overload
     def call(
@@ -238,6 +241,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> Awaitable[Res]: ...
     @overload
     def call(
@@ -247,6 +251,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> AsyncResponseStream[Res]: ...
     def call(
         self,
@@ -255,13 +260,14 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> Any:
         """Call ``method`` with ``request`` (an iterable or async iterable for client streams).
 
         Raises :class:`~transport.RpcError` when the call ends with a non-OK status.
         """
         requests, argument = self._argument(method, request)
-        options = self._options(method, timeout, metadata)
+        options = self._options(method, timeout, metadata, wait_for_ready)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **options)
             stream = AsyncResponseStream(
@@ -297,6 +303,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> tuple[Res, CallInfo]: ...
     @overload
     async def with_call(
@@ -306,6 +313,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> tuple[Res, CallInfo]: ...
     async def with_call(
         self,
@@ -314,12 +322,15 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> tuple[Any, CallInfo]:
         """Like :meth:`call` for a unary response, also returning the call's metadata."""
         if method.cardinality.server_streaming:
             raise TypeError(f"{method.path} streams its responses: use call() and iterate")
         requests, argument = self._argument(method, request)
-        call = self._multicallable(method)(argument, **self._options(method, timeout, metadata))
+        call = self._multicallable(method)(
+            argument, **self._options(method, timeout, metadata, wait_for_ready)
+        )
         try:
             data = await _response_of(call)
             info = CallInfo(
@@ -342,11 +353,14 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> AsyncBidiStream[Req, Res]:
         """Start a bidirectional call whose requests you :meth:`~AsyncBidiStream.write`."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
-        call = self._multicallable(method)(**self._options(method, timeout, metadata))
+        call = self._multicallable(method)(
+            **self._options(method, timeout, metadata, wait_for_ready)
+        )
         return AsyncBidiStream(method, call, frames=self._reads_frames(method))
 
     async def close(self) -> None:

@@ -157,8 +157,10 @@ class Client(ClientCore[grpc.Channel]):
     """Typed calls of declared methods on a ``grpc.Channel``.
 
     ``client.call(Greeter.SayHello, request)`` returns the declared response
-    type; streaming methods return an iterator of it. ``timeout`` and
-    ``metadata`` given here apply to every call unless a call overrides them.
+    type; streaming methods return an iterator of it. ``timeout``,
+    ``metadata`` and ``wait_for_ready`` given here apply to every call unless a
+    call overrides them; ``wait_for_ready=True`` makes a call wait (up to its
+    timeout) for an unreachable server instead of failing UNAVAILABLE at once.
     """
 
     _insecure_channel = staticmethod(grpc.insecure_channel)
@@ -182,6 +184,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> Res: ...
     @overload
     def call(
@@ -191,6 +194,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> ResponseStream[Res]: ...
     @overload
     def call(
@@ -200,6 +204,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> Res: ...
     @overload
     def call(
@@ -209,6 +214,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> ResponseStream[Res]: ...
     def call(
         self,
@@ -217,6 +223,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> Any:
         """Call ``method`` with ``request`` (an iterable of requests for client streams).
 
@@ -224,13 +231,15 @@ class Client(ClientCore[grpc.Channel]):
         """
         requests, argument = self._request_stream(method, request)
         if method.cardinality.server_streaming:
-            call = self._multicallable(method)(argument, **self._options(method, timeout, metadata))
+            call = self._multicallable(method)(
+                argument, **self._options(method, timeout, metadata, wait_for_ready)
+            )
             stream = ResponseStream(call, method.response_codec, frames=self._reads_frames(method))
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
             return stream
-        options = self._options(method, timeout, metadata)
+        options = self._options(method, timeout, metadata, wait_for_ready)
         try:
             if self._learns(method):
                 data, call = self._multicallable(method).with_call(argument, **options)
@@ -255,6 +264,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> tuple[Res, CallInfo]: ...
     @overload
     def with_call(
@@ -264,6 +274,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> tuple[Res, CallInfo]: ...
     def with_call(
         self,
@@ -272,6 +283,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> tuple[Any, CallInfo]:
         """Like :meth:`call` for a unary response, also returning the call's metadata."""
         if method.cardinality.server_streaming:
@@ -279,7 +291,7 @@ class Client(ClientCore[grpc.Channel]):
         requests, argument = self._request_stream(method, request)
         try:
             data, call = self._multicallable(method).with_call(
-                argument, **self._options(method, timeout, metadata)
+                argument, **self._options(method, timeout, metadata, wait_for_ready)
             )
         except grpc.RpcError as exc:
             if requests is not None:
@@ -298,6 +310,7 @@ class Client(ClientCore[grpc.Channel]):
         *,
         timeout: float | None = None,
         metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
     ) -> BidiStream[Req, Res]:
         """Start a bidirectional call whose requests you :meth:`~BidiStream.send` one by one."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
@@ -306,7 +319,7 @@ class Client(ClientCore[grpc.Channel]):
             method,
             self._multicallable(method),
             self._reads_frames(method),
-            **self._options(method, timeout, metadata),
+            **self._options(method, timeout, metadata, wait_for_ready),
         )
 
     def close(self) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from .status import StatusCode
 
-__all__ = ["DeclarationError", "RpcError", "TransportError"]
+__all__ = ["DeclarationError", "DeclarationWarning", "RpcError", "TransportError"]
 
 MetadataItems = Sequence[tuple[str, "str | bytes"]]
 
@@ -18,6 +18,10 @@ class TransportError(Exception):
 
 class DeclarationError(TransportError, TypeError):
     """Raised when a service, method or message declaration is not usable."""
+
+
+class DeclarationWarning(UserWarning):
+    """Warned when a declaration works at run time but type checkers will refuse it."""
 
 
 class RpcError(TransportError):

@@ -242,9 +242,9 @@ def decode_ndarray(obj: Any) -> np.ndarray[Any, Any]:
 
 def _check_range(scale: float, low: float, original: np.dtype[Any]) -> None:
     """Refuse ``scale`` and ``minVal`` whose codes would not fit ``original`` (no inf, no NaN)."""
-    limit = float(np.finfo(original).max)
-    high = low + 255.0 * scale
-    if not (math.isfinite(scale) and abs(low) <= limit and abs(high) <= limit):
+    info = (np.finfo if original.kind == "f" else np.iinfo)(original)
+    ends = (low, low + 255.0 * scale)
+    if not (math.isfinite(scale) and float(info.min) <= min(ends) and max(ends) <= float(info.max)):
         raise ValueError(
             f"scale {scale!r} and minVal {low!r} put values outside the range of {original}"
         )

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from . import _attachments, _status_map
+from . import _attachments, _declaration_checks, _status_map
 from .codec import JsonCodec
 from .context import AsyncContext, Context
 from .errors import DeclarationError, RpcError
@@ -339,6 +339,12 @@ class Binding:
             if fn is not None and not callable(fn):
                 raise DeclarationError(f"{owner}.{method.attribute} is not callable")
             functions[name] = fn
+        _declaration_checks.check_implementation(
+            self.service.service_name(),
+            {name: method.attribute for name, method in self.service.methods().items()},
+            implementation,
+            [self.service.methods()[name].attribute for name, fn in functions.items() if fn],
+        )
         kinds = {_is_async(fn) for fn in functions.values() if fn is not None}
         if len(kinds) > 1:
             raise DeclarationError(

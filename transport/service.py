@@ -5,7 +5,7 @@ as typed stubs. The call kind of each method follows from the type hints: a
 parameter typed ``Iterator[...]``/``AsyncIterator[...]`` makes the request side
 a stream, a return typed that way makes the response side a stream::
 
-    class Greeter(Service, name="helloworld.Greeter"):
+    class Greeter(Service, Protocol, name="helloworld.Greeter"):
         @rpc
         def SayHello(self, request: HelloRequest) -> HelloReply: ...
 
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, ove
 
 import msgspec
 
+from . import _declaration_checks
 from .codec import JsonCodec
 from .errors import DeclarationError
 
@@ -189,12 +190,16 @@ def _method_from_stub(
             raise DeclarationError(
                 f"{fn.__qualname__}: the {label} type must be a message class (a "
                 f"msgspec.Struct or a dataclass), got {message_type!r}"
+                + _declaration_checks.stream_hint(message_type)
             )
     kind = _KINDS[Cardinality((client_streaming, server_streaming))]
     try:
-        return kind(name, request_type, response_type)
+        method = kind(name, request_type, response_type)
     except TypeError as exc:  # msgspec cannot build a codec for a field type
         raise DeclarationError(f"{fn.__qualname__}: {exc}") from None
+    for message_type in (request_type, response_type):
+        _declaration_checks.check_message_fields(message_type, fn.__qualname__)
+    return method
 
 
 def _is_message_class(candidate: Any) -> bool:
@@ -318,6 +323,7 @@ class Service(Protocol, metaclass=_ServiceMeta):
 
     def __init_subclass__(cls, *, name: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        _declaration_checks.check_declaration_class(cls, Method)
         service_name = name if name is not None else (cls.__service_name__ or cls.__name__)
         if not service_name or "/" in service_name:
             raise DeclarationError(

@@ -23,7 +23,15 @@ from .async_client import AsyncClient
 from .client import Client
 from .options import server_options
 
-__all__ = ["AsyncTestServer", "Mountable", "TestServer", "serve", "serve_async"]
+__all__ = [
+    "AsyncTestServer",
+    "Mountable",
+    "Serve",
+    "ServeAsync",
+    "TestServer",
+    "serve",
+    "serve_async",
+]
 
 
 class Mountable(Protocol):
@@ -160,3 +168,17 @@ async def serve_async(
     finally:
         await client.close()
         await server.stop(grace=None)
+
+
+class Serve(Protocol):
+    """The type of the ``transport_serve`` fixture: ``def test(transport_serve: Serve)``."""
+
+    def __call__(self, *bindings: Mountable, **options: Any) -> TestServer:
+        """Start a sync test server (options as :func:`serve` takes them)."""
+
+
+class ServeAsync(Protocol):
+    """The type of the ``transport_serve_async`` fixture."""
+
+    async def __call__(self, *bindings: Mountable, **options: Any) -> AsyncTestServer:
+        """Start an asyncio test server (options as :func:`serve_async` takes them)."""

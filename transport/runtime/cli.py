@@ -1,4 +1,4 @@
-"""``python -m transport serve`` and ``python -m transport health``: the daemon and its probe."""
+"""``python -m transport serve`` and ``health --runtime``: the daemon and its own probe."""
 
 from __future__ import annotations
 
@@ -47,12 +47,17 @@ def load_backend(name: str) -> Service:
     if not attribute:
         raise SystemExit(f"unknown backend {name!r}: use 'none' or 'package.module:factory'")
     factory: Any = getattr(importlib.import_module(module), attribute)
-    backend: Service = factory()
+    backend: Service = factory() if callable(factory) else factory
+    if not all(callable(getattr(backend, name, None)) for name in ("describe", "open_session")):
+        raise SystemExit(
+            f"{name} is not an owner-runtime backend (it has no describe/open_session); to serve "
+            f"your own service, bind it and run: python -m transport run {module}:BINDINGS"
+        )
     return backend
 
 
 def add_commands(commands: Any) -> None:
-    """Add ``serve`` and ``health`` to the subcommands of ``python -m transport``."""
+    """Add ``serve`` to the subcommands of ``python -m transport``."""
     serve = commands.add_parser("serve", help="run a model daemon that owns a lease")
     serve.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0: any)")
     serve.add_argument(
@@ -80,13 +85,7 @@ def add_commands(commands: Any) -> None:
         help="calls served at once; more end RESOURCE_EXHAUSTED (0: no limit)",
     )
     serve.set_defaults(run=run_serve)
-
-    health = commands.add_parser("health", help="probe a daemon; exit 0 when it is ready")
-    target = health.add_mutually_exclusive_group(required=True)
-    target.add_argument("endpoint", nargs="?", help="HOST:PORT of the daemon")
-    target.add_argument("--lease", help="probe the owner named in this lease file")
-    health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
-    health.set_defaults(run=run_health)
+    # ``health`` is transport._health_probe's: grpc.health.v1, or run_health with --runtime.
 
 
 def _concurrent_calls(text: str) -> int | None:

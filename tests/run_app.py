@@ -1,0 +1,82 @@
+"""A user's service module, served by ``python -m transport run tests.run_app:ATTR`` in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Protocol
+
+from transport import Binding, Message, Service, bind, rpc
+
+
+class Key(Message):
+    key: str = ""
+
+
+class Value(Message):
+    value: str = ""
+    pid: int = 0
+
+
+class KV(Service, Protocol, name="kv.v1.KV"):
+    @rpc
+    def Get(self, request: Key) -> Value: ...
+
+    @rpc
+    def Hold(self, request: Key) -> Value: ...
+
+
+def _released(path: str) -> bool:
+    """Wait (bounded) until ``path`` exists: a call that stays in flight until the test says."""
+    deadline = time.monotonic() + 30
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+class KVServer:
+    def Get(self, request: Key) -> Value:
+        return Value(value=f"sync:{request.key}", pid=os.getpid())
+
+    def Hold(self, request: Key) -> Value:
+        print("holding", flush=True)
+        return Value(value="released" if _released(request.key) else "timed out")
+
+
+class AsyncKVServer:
+    async def Get(self, request: Key) -> Value:
+        return Value(value=f"async:{request.key}", pid=os.getpid())
+
+    async def Hold(self, request: Key) -> Value:
+        print("holding", flush=True)
+        released = await asyncio.to_thread(_released, request.key)
+        return Value(value="released" if released else "timed out")
+
+
+binding = bind(KV, KVServer())
+
+
+def async_bindings() -> list[Binding]:
+    """A factory, as ``run`` accepts one."""
+    return [bind(KV, AsyncKVServer())]
+
+
+mixed = [bind(KV, KVServer()), bind(KV, AsyncKVServer())]
+not_a_binding = KVServer()
+
+
+async def async_factory() -> list[Binding]:
+    """Not accepted: ``run`` calls the factory before it knows which server to start."""
+    return async_bindings()
+
+
+def seed_runner() -> Binding:
+    """Seed 001 (RunnerProtocol), served by ``run`` as a user would serve it."""
+    from transport.examples.runner.protocol import RunnerProtocol
+    from transport.examples.runner.server import RunnerServer
+
+    return bind(RunnerProtocol, RunnerServer())
