@@ -1,0 +1,464 @@
+"""The protobuf codec: the binary wire of the same declarations as the JSON codec.
+
+:class:`ProtobufCodec` implements the codec contract (``name``, ``encode``,
+``decode``). Its tables are compiled once per message type from
+:func:`~transport.protobuf.schema.schema_of`: a reader per field tag and a
+writer per field, closures over precomputed tags. Decoding checks every length
+against the bytes left before slicing, so a repeated field cannot make more
+elements than it has bytes; unknown fields are skipped; nesting is bounded by
+:data:`MAX_DEPTH`. A bad message raises :class:`~transport.codec.DecodeError`
+naming the field path (``... - at `$.items[2].name```), as the JSON codec does.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import struct
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from ..codec import DecodeError
+from ._wellknown import enum_codec, fields, ndarray_codec, wellknown_codec
+from ._wire import (
+    LEN,
+    MAX_DEPTH,
+    VARINT,
+    Malformed,
+    ValueCodec,
+    read_varint,
+    scalar_codec,
+    skip,
+    truncated,
+    varint,
+)
+from .schema import (
+    MESSAGE_KINDS,
+    WRAPPERS,
+    FieldSchema,
+    MessageSchema,
+    TypeSchema,
+    schema_of,
+    zero_value,
+)
+
+__all__ = ["MAX_DEPTH", "ProtobufCodec"]
+
+T = TypeVar("T")
+Reader = Callable[[bytes, int, int, dict[str, Any], int], int]
+Writer = Callable[[Any, bytearray], None]
+
+
+class _Compiled:
+    """The reader table and writer plan of one message type."""
+
+    __slots__ = ("build", "getter", "plan", "readers", "type")
+
+    def __init__(self, message_type: type[Any]) -> None:
+        self.type = message_type
+        self.readers: dict[int, Reader] = {}
+        self.plan: tuple[tuple[int, Writer], ...] = ()
+        self.getter: Callable[[Any], tuple[Any, ...]] = lambda message: ()
+        self.build: Callable[[dict[str, Any]], Any] = lambda values: message_type(**values)
+
+    def decode(self, buf: bytes, pos: int, end: int, depth: int) -> Any:
+        """Read the message between ``pos`` and ``end``."""
+        if depth > MAX_DEPTH:
+            raise Malformed("protobuf message is nested too deeply")
+        readers = self.readers
+        values: dict[str, Any] = {}
+        while pos < end:
+            tag = buf[pos]
+            if tag < 0x80:
+                pos += 1
+            else:
+                tag, pos = read_varint(buf, pos, end)
+            reader = readers.get(tag)
+            if reader is None:
+                pos = skip(buf, pos, end, tag, depth)
+            else:
+                pos = reader(buf, pos, end, values, depth)
+        return self.build(values)
+
+    def encode(self, message: Any) -> bytearray:
+        """Write the fields of ``message`` (without tag or length)."""
+        out = bytearray()
+        for (presence, write), value in zip(self.plan, self.getter(message), strict=True):
+            if presence:
+                if value is None:
+                    continue
+            elif not value:
+                continue
+            write(value, out)
+        return out
+
+
+_COMPILED: dict[type[Any], _Compiled] = {}
+
+
+def _compiled(message_type: type[Any]) -> _Compiled:
+    found = _COMPILED.get(message_type)
+    if found is not None:
+        return found
+    schema = schema_of(message_type)
+    compiled = _COMPILED[message_type] = _Compiled(message_type)
+    try:
+        _fill(compiled, schema)
+    except BaseException:
+        del _COMPILED[message_type]
+        raise
+    return compiled
+
+
+def _value_codec(value: TypeSchema) -> ValueCodec:
+    found = scalar_codec(value.kind) or wellknown_codec(value.kind)
+    if found is not None:
+        return found
+    if value.kind == "enum":
+        assert value.enum is not None
+        return enum_codec(value.enum)
+    if value.kind == "ndarray":
+        return ndarray_codec(value.declared)
+    assert value.message is not None
+    nested = _compiled(value.message.type)
+
+    def read(buf: bytes, pos: int, end: int, depth: int) -> Any:
+        return nested.decode(buf, pos, end, depth + 1)
+
+    return ValueCodec(LEN, nested.encode, read)
+
+
+def _read_len(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    if pos < end and buf[pos] < 0x80:
+        size = buf[pos]
+        pos += 1
+    else:
+        size, pos = read_varint(buf, pos, end)
+    if size > end - pos:
+        raise truncated()
+    return pos, pos + size
+
+
+def _singular_reader(attr: str, segment: str, codec: ValueCodec) -> Reader:
+    read = codec.read
+    if codec.wire == VARINT:
+
+        def read_varint_field(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
+            if pos < end and b[pos] < 0x80:
+                number = b[pos]
+                pos += 1
+            else:
+                number, pos = read_varint(b, pos, end)
+            try:
+                vals[attr] = read(number)
+            except Malformed as exc:
+                exc.path.append(segment)
+                raise
+            return pos
+
+        return read_varint_field
+    if codec.wire == LEN:
+
+        def read_len_field(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
+            pos, stop = _read_len(b, pos, end)
+            try:
+                vals[attr] = read(b, pos, stop, d)
+            except Malformed as exc:
+                exc.path.append(segment)
+                raise
+            return stop
+
+        return read_len_field
+    size = codec.size
+
+    def read_fixed_field(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
+        stop = pos + size
+        if stop > end:
+            raise truncated()
+        vals[attr] = read(b, pos)
+        return stop
+
+    return read_fixed_field
+
+
+def _repeated_readers(attr: str, segment: str, codec: ValueCodec) -> tuple[Reader, Reader | None]:
+    """The reader of one element and, for scalars, of a packed run."""
+    read, size = codec.read, codec.size
+
+    def items(vals: dict[str, Any]) -> list[Any]:
+        found: list[Any] | None = vals.get(attr)
+        if found is None:
+            found = vals[attr] = []
+        return found
+
+    def read_one(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
+        found = items(vals)
+        try:
+            if codec.wire == VARINT:
+                number, pos = read_varint(b, pos, end)
+                found.append(read(number))
+                return pos
+            if codec.wire == LEN:
+                pos, stop = _read_len(b, pos, end)
+                found.append(read(b, pos, stop, d))
+                return stop
+            if pos + size > end:
+                raise truncated()
+            found.append(read(b, pos))
+            return pos + size
+        except Malformed as exc:
+            exc.path.append(f"{segment}[{len(found)}]")
+            raise
+
+    if codec.wire == LEN:
+        return read_one, None
+
+    def read_packed(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
+        pos, stop = _read_len(b, pos, end)
+        found = items(vals)
+        if codec.wire != VARINT:
+            if (stop - pos) % size:
+                raise Malformed("malformed packed field", segment)
+            found.extend(struct.unpack_from(f"<{(stop - pos) // size}{codec.fmt}", b, pos))
+            return stop
+        try:
+            while pos < stop:
+                number, pos = read_varint(b, pos, stop)
+                found.append(read(number))
+        except Malformed as exc:
+            exc.path.append(f"{segment}[{len(found)}]")
+            raise
+        return stop
+
+    return read_one, read_packed
+
+
+def _map_reader(
+    attr: str, segment: str, key: ValueCodec, value: ValueCodec, zeros: tuple[Any, Any]
+) -> Reader:
+    def read_part(codec: ValueCodec, b: bytes, start: int, stop: int, d: int) -> Any:
+        if codec.wire == VARINT:
+            return codec.read(start)
+        return codec.read(b, start, stop, d) if codec.wire == LEN else codec.read(b, start)
+
+    key_tag, value_tag = 1 << 3 | key.wire, 2 << 3 | value.wire
+
+    def read_entry(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
+        pos, stop = _read_len(b, pos, end)
+        found: dict[Any, Any] | None = vals.get(attr)
+        if found is None:
+            found = vals[attr] = {}
+        entry_key, entry_value = zeros
+        try:
+            for tag, start, finish in fields(b, pos, stop, d + 1):
+                if tag == key_tag:
+                    entry_key = read_part(key, b, start, finish, d)
+                elif tag == value_tag:
+                    entry_value = read_part(value, b, start, finish, d)
+        except Malformed as exc:
+            exc.path.append(f"{segment}[...]")
+            raise
+        found[entry_key] = entry_value
+        return stop
+
+    return read_entry
+
+
+def _tagged(number: int, codec: ValueCodec) -> Callable[[Any], bytes]:
+    """A writer of one tagged value, length included."""
+    tag, write = varint(number << 3 | codec.wire), codec.write
+    if codec.wire != LEN:
+        return lambda value: tag + write(value)
+
+    def tagged(value: Any) -> bytes:
+        payload = write(value)
+        return tag + varint(len(payload)) + payload
+
+    return tagged
+
+
+def _writer(field: FieldSchema, codec: ValueCodec, key: ValueCodec | None) -> Writer:
+    number = field.number
+    if field.label == "map":
+        assert key is not None
+        write_key, write_value = _tagged(1, key), _tagged(2, codec)
+        tag = varint(number << 3 | LEN)
+
+        def write_map(value: Any, out: bytearray) -> None:
+            for item_key, item in value.items():
+                entry = write_key(item_key) + write_value(item)
+                out += tag + varint(len(entry)) + entry
+
+        return write_map
+    if field.label == "repeated" and codec.wire == LEN:
+        one = _tagged(number, codec)
+
+        def write_each(value: Any, out: bytearray) -> None:
+            for item in value:
+                out += one(item)
+
+        return write_each
+    if field.label == "repeated":
+        packed_tag, write = varint(number << 3 | LEN), codec.write
+        fmt = codec.fmt
+
+        def write_packed(value: Any, out: bytearray) -> None:
+            try:
+                payload = struct.pack(f"<{len(value)}{fmt}", *value) if fmt else b""
+            except (struct.error, OverflowError):
+                payload = b""
+            payload = payload or b"".join([write(item) for item in value])
+            out += packed_tag + varint(len(payload)) + payload
+
+        return write_packed
+    one = _tagged(number, codec)
+    if field.value.kind == "enum" and field.label == "singular":
+
+        def write_enum(value: Any, out: bytearray) -> None:
+            if getattr(value, "number", value):
+                out += one(value)
+
+        return write_enum
+
+    def write_one(value: Any, out: bytearray) -> None:
+        out += one(value)
+
+    return write_one
+
+
+def _check(constraint: msgspec.Meta, segment: str) -> Callable[[Any], None]:
+    """Check a decoded value against msgspec ``Meta`` bounds, as JSON decoding does."""
+    pattern = re.compile(constraint.pattern) if constraint.pattern else None
+
+    def check(value: Any) -> None:
+        if constraint.ge is not None and value < constraint.ge:
+            raise Malformed(f"Expected a value >= {constraint.ge}", segment)
+        if constraint.gt is not None and value <= constraint.gt:
+            raise Malformed(f"Expected a value > {constraint.gt}", segment)
+        if constraint.le is not None and value > constraint.le:
+            raise Malformed(f"Expected a value <= {constraint.le}", segment)
+        if constraint.lt is not None and value >= constraint.lt:
+            raise Malformed(f"Expected a value < {constraint.lt}", segment)
+        if constraint.min_length is not None and len(value) < constraint.min_length:
+            raise Malformed(f"Expected a length >= {constraint.min_length}", segment)
+        if constraint.max_length is not None and len(value) > constraint.max_length:
+            raise Malformed(f"Expected a length <= {constraint.max_length}", segment)
+        if pattern is not None and not pattern.search(value):
+            raise Malformed(f"Expected a string matching {constraint.pattern!r}", segment)
+
+    return check
+
+
+def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
+    plan: list[tuple[int, Writer]] = []
+    tuples: list[str] = []
+    required: list[tuple[str, FieldSchema]] = []
+    checks: list[tuple[str, Callable[[Any], None]]] = []
+    for field in schema.fields:
+        segment = f".{field.path_name}"
+        codec = _value_codec(field.value)
+        key = _value_codec(field.key) if field.key is not None else None
+        if field.label == "map":
+            assert key is not None and field.key is not None
+            zeros = (
+                zero_value(_as_singular(field, field.key)),
+                zero_value(_as_singular(field, field.value)),
+            )
+            compiled.readers[field.number << 3 | LEN] = _map_reader(
+                field.attr, segment, key, codec, zeros
+            )
+        elif field.label == "repeated":
+            one, packed = _repeated_readers(field.attr, segment, codec)
+            compiled.readers[field.number << 3 | codec.wire] = one
+            if packed is not None:
+                compiled.readers[field.number << 3 | LEN] = packed
+        else:
+            compiled.readers[field.number << 3 | codec.wire] = _singular_reader(
+                field.attr, segment, codec
+            )
+        # Messages and wrappers are present unless None; other fields unless zero or empty.
+        presence = field.label == "optional" or (
+            field.label == "singular"
+            and (field.value.kind in MESSAGE_KINDS or field.value.kind in WRAPPERS)
+        )
+        plan.append((int(presence), _writer(field, codec, key)))
+        if field.as_tuple:
+            tuples.append(field.attr)
+        if field.required:
+            required.append((field.attr, field))
+        checks.extend((field.attr, _check(c, segment)) for c in field.constraints)
+    compiled.plan = tuple(plan)
+    attrs = [field.attr for field in schema.fields]
+    if len(attrs) == 1:
+        single = operator.attrgetter(attrs[0])
+        compiled.getter = lambda message: (single(message),)
+    elif attrs:
+        compiled.getter = operator.attrgetter(*attrs)
+    compiled.build = _builder(schema.type, tuples, required, checks)
+
+
+def _as_singular(field: FieldSchema, value: TypeSchema) -> FieldSchema:
+    return FieldSchema(
+        field.attr, field.path_name, field.proto_name, field.number, "singular", value
+    )
+
+
+def _builder(
+    message_type: type[Any],
+    tuples: list[str],
+    required: list[tuple[str, FieldSchema]],
+    checks: list[tuple[str, Callable[[Any], None]]],
+) -> Callable[[dict[str, Any]], Any]:
+    def build(values: dict[str, Any]) -> Any:
+        for attr in tuples:
+            if attr in values:
+                values[attr] = tuple(values[attr])
+        for attr, field in required:
+            if attr not in values:
+                values[attr] = zero_value(field)
+        for attr, check in checks:
+            if attr in values:
+                check(values[attr])
+        try:
+            return message_type(**values)
+        except (ValueError, TypeError) as exc:
+            raise Malformed(str(exc)) from None
+
+    return build
+
+
+class ProtobufCodec(Generic[T]):
+    """Encode and decode one message type as protobuf (the registered codec ``protobuf``).
+
+    Every field of the type (and of the messages it holds) needs a
+    :class:`~transport.protobuf.Number`; the tables are built here, once.
+    """
+
+    name = "protobuf"
+
+    __slots__ = ("_compiled", "type")
+
+    def __init__(self, type_: type[T]) -> None:
+        self.type = type_
+        self._compiled = _compiled(type_)
+
+    def encode(self, message: T) -> bytes:
+        """Return the protobuf bytes of ``message``."""
+        try:
+            return bytes(self._compiled.encode(message))
+        except (ValueError, TypeError, AttributeError, struct.error) as exc:
+            raise ValueError(f"cannot encode {type(message).__name__} as protobuf: {exc}") from None
+
+    def decode(self, data: bytes) -> T:
+        """Return the message in ``data``; raise :class:`DecodeError` naming the field path."""
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        try:
+            return self._compiled.decode(data, 0, len(data), 0)  # type: ignore[no-any-return]
+        except Malformed as exc:
+            path = "".join(reversed(exc.path))
+            raise DecodeError(f"{exc.message} - at `${path}`" if path else exc.message) from None
+        except RecursionError:
+            raise DecodeError("protobuf message is nested too deeply") from None
