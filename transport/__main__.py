@@ -13,6 +13,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="every call kind over loopback, then the owner story")
     demo.add_argument("--core", action="store_true", help="only the core demo (every call kind)")
     demo.add_argument("--owner", action="store_true", help="only the owner story (takeover)")
+    proto = commands.add_parser("proto", help="print the .proto of declared services")
+    proto.add_argument("services", nargs="+", metavar="MODULE:Service")
+    proto.add_argument("--package", help="the proto package (default: the services' prefix)")
     from .runtime.cli import add_commands
 
     add_commands(commands)  # serve, health
@@ -27,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
 
             run_owner_story()
         return 0
+    if args.command == "proto":
+        from .protobuf.export import proto_command
+
+        return proto_command(args.services, args.package)
     return int(args.run(args))
 
 

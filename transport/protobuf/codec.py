@@ -16,6 +16,7 @@ import operator
 import re
 import struct
 from collections.abc import Callable
+from math import copysign
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -49,6 +50,10 @@ __all__ = ["MAX_DEPTH", "ProtobufCodec"]
 T = TypeVar("T")
 Reader = Callable[[bytes, int, int, dict[str, Any], int], int]
 Writer = Callable[[Any, bytearray], None]
+
+
+# When a field is left out on encode: None, a zero value (0, "", [], ...), or +0.0.
+_BY_ZERO, _BY_NONE, _BY_ZERO_FLOAT = 0, 1, 2
 
 
 class _Compiled:
@@ -86,11 +91,11 @@ class _Compiled:
         """Write the fields of ``message`` (without tag or length)."""
         out = bytearray()
         for (presence, write), value in zip(self.plan, self.getter(message), strict=True):
-            if presence:
+            if presence == _BY_NONE:
                 if value is None:
                     continue
-            elif not value:
-                continue
+            elif not value and (presence == _BY_ZERO or copysign(1.0, value) > 0):
+                continue  # -0.0 is not the zero value: it travels, as upb writes it
             write(value, out)
         return out
 
@@ -383,7 +388,13 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
             field.label == "singular"
             and (field.value.kind in MESSAGE_KINDS or field.value.kind in WRAPPERS)
         )
-        plan.append((int(presence), _writer(field, codec, key)))
+        if presence:
+            kind = _BY_NONE
+        elif field.label == "singular" and field.value.kind in ("float", "double"):
+            kind = _BY_ZERO_FLOAT
+        else:
+            kind = _BY_ZERO
+        plan.append((kind, _writer(field, codec, key)))
         if field.as_tuple:
             tuples.append(field.attr)
         if field.required:

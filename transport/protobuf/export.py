@@ -9,8 +9,10 @@ declared inside a message class is nested in it, as in the seeds), the
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from typing import Any
+import sys
+from typing import Any, cast
 
 from ..errors import DeclarationError
 from ..service import Service
@@ -18,7 +20,7 @@ from ..wellknown import Empty, ProtoEnum
 from ._wellknown import NDARRAY_PROTO
 from .schema import FieldSchema, MessageSchema, TypeSchema, proto_name_of, schema_of
 
-__all__ = ["proto_file"]
+__all__ = ["proto_command", "proto_file"]
 
 _IMPORTS = {
     "google.protobuf.Empty": "google/protobuf/empty.proto",
@@ -195,15 +197,23 @@ def _is_scalar(value: TypeSchema) -> bool:
     )
 
 
-def proto_file(*services: type[Service], package: str | None = None) -> str:
+def proto_file(
+    *declarations: type[object],
+    package: str | None = None,
+    messages: tuple[type[Any], ...] = (),
+) -> str:
     """Return the proto3 ``.proto`` text of one or more services of one package.
 
     ``package`` defaults to the services' name prefix (``t1.fps.model`` for
-    ``t1.fps.model.Migrator``). Raise DeclarationError if a message reached is
-    not fully numbered, or the services' packages differ.
+    ``t1.fps.model.Migrator``); ``messages`` adds message types no method
+    reaches. Raise DeclarationError if a message reached is not fully
+    numbered, or the services' packages differ.
     """
-    if not services:
-        raise DeclarationError("proto_file needs at least one service")
+    # type[object], not type[Service]: declarations are protocols, which mypy
+    # will not pass where a concrete type[Service] is expected.
+    services = [cast("type[Service]", d) for d in declarations if Service in d.__mro__]
+    if not declarations or len(services) < len(declarations):
+        raise DeclarationError(f"proto_file takes Service declarations, got {declarations!r}")
     prefixes = {service.service_name().rpartition(".")[0] for service in services}
     if package is None:
         if len(prefixes) > 1:
@@ -214,6 +224,8 @@ def proto_file(*services: type[Service], package: str | None = None) -> str:
         for method in service.methods().values():
             collected.add_message(method.request_type)
             collected.add_message(method.response_type)
+    for message_type in messages:
+        collected.add_message(message_type)
     writer = _Writer(collected, package)
     lines = ["// Written by `python -m transport proto` from the Python declarations.", ""]
     lines += ['syntax = "proto3";', ""]
@@ -247,3 +259,25 @@ def _rpc_type(writer: _Writer, message_type: type[Any]) -> str:
     if message_type is Empty:
         return "google.protobuf.Empty"
     return writer.prefix + writer.names[message_type]
+
+
+def proto_command(targets: list[str], package: str | None) -> int:
+    """``python -m transport proto MODULE:Service...``: print the ``.proto``; 2 on a bad target."""
+    services: list[type[object]] = []
+    for target in targets:
+        module_name, _, attribute = target.partition(":")
+        try:
+            found = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError, ValueError) as exc:
+            print(f"cannot load {target!r}: {exc}", file=sys.stderr)
+            return 2
+        if not (isinstance(found, type) and Service in found.__mro__):
+            print(f"{target!r} is not a Service declaration", file=sys.stderr)
+            return 2
+        services.append(found)
+    try:
+        sys.stdout.write(proto_file(*services, package=package))
+    except DeclarationError as exc:
+        print(f"cannot write the .proto: {exc}", file=sys.stderr)
+        return 2
+    return 0
