@@ -40,3 +40,28 @@ def test_the_tiny_suite_runs_and_writes_its_rows(tmp_path: Path) -> None:
         assert (tmp_path / "latest.png").stat().st_size > 0
     else:
         assert "no chart" in done.stdout
+
+
+@pytest.mark.slow
+def test_the_codec_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "benchmarks/codec.py", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split(" | ") for line in done.stdout.splitlines()[2:]]
+    assert {row[1] for row in rows} == {
+        "transport json",
+        "transport protobuf",
+        "protobuf (upb), own objects",
+    }
+    # The same declaration gives the same protobuf bytes as upb's classes.
+    sizes = {(row[0], row[1]): row[2] for row in rows}
+    assert (
+        sizes[("| Reading", "transport protobuf")]
+        == sizes[("| Reading", "protobuf (upb), own objects")]
+    )

@@ -41,9 +41,9 @@ class Malformed(Exception):  # noqa: N818 - internal; becomes DecodeError at the
         self.path: list[str] = [segment] if segment else []
 
 
-def truncated() -> Malformed:
-    """The error for input that ends inside a field."""
-    return Malformed("truncated protobuf message")
+def truncated(segment: str = "") -> Malformed:
+    """The error for input that ends inside a field (``segment``: the field's path)."""
+    return Malformed("truncated protobuf message", segment)
 
 
 def varint(value: int) -> bytes:
@@ -141,6 +141,9 @@ def _signed64(value: int) -> int:
 
 def _checked(low: int, high: int, kind: str) -> Callable[[Any], bytes]:
     def write(value: Any) -> bytes:
+        if 0 <= value < 0x80:
+            small: bytes = _SMALL[value]
+            return small
         if not low <= value <= high:
             raise ValueError(f"{value} is out of range for {kind}")
         return varint(value)

@@ -22,18 +22,25 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from ..codec import DecodeError
-from ._wellknown import enum_codec, fields, ndarray_codec, wellknown_codec
+from ._fields import (
+    Reader,
+    Writer,
+    map_reader,
+    map_writer,
+    repeated_readers,
+    repeated_writer,
+    singular_reader,
+    singular_writer,
+)
+from ._wellknown import enum_codec, ndarray_codec, wellknown_codec
 from ._wire import (
     LEN,
     MAX_DEPTH,
-    VARINT,
     Malformed,
     ValueCodec,
     read_varint,
     scalar_codec,
     skip,
-    truncated,
-    varint,
 )
 from .schema import (
     MESSAGE_KINDS,
@@ -48,8 +55,6 @@ from .schema import (
 __all__ = ["MAX_DEPTH", "ProtobufCodec"]
 
 T = TypeVar("T")
-Reader = Callable[[bytes, int, int, dict[str, Any], int], int]
-Writer = Callable[[Any, bytearray], None]
 
 
 # When a field is left out on encode: None, a zero value (0, "", [], ...), or +0.0.
@@ -135,204 +140,6 @@ def _value_codec(value: TypeSchema) -> ValueCodec:
     return ValueCodec(LEN, nested.encode, read)
 
 
-def _read_len(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    if pos < end and buf[pos] < 0x80:
-        size = buf[pos]
-        pos += 1
-    else:
-        size, pos = read_varint(buf, pos, end)
-    if size > end - pos:
-        raise truncated()
-    return pos, pos + size
-
-
-def _singular_reader(attr: str, segment: str, codec: ValueCodec) -> Reader:
-    read = codec.read
-    if codec.wire == VARINT:
-
-        def read_varint_field(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
-            if pos < end and b[pos] < 0x80:
-                number = b[pos]
-                pos += 1
-            else:
-                number, pos = read_varint(b, pos, end)
-            try:
-                vals[attr] = read(number)
-            except Malformed as exc:
-                exc.path.append(segment)
-                raise
-            return pos
-
-        return read_varint_field
-    if codec.wire == LEN:
-
-        def read_len_field(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
-            pos, stop = _read_len(b, pos, end)
-            try:
-                vals[attr] = read(b, pos, stop, d)
-            except Malformed as exc:
-                exc.path.append(segment)
-                raise
-            return stop
-
-        return read_len_field
-    size = codec.size
-
-    def read_fixed_field(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
-        stop = pos + size
-        if stop > end:
-            raise truncated()
-        vals[attr] = read(b, pos)
-        return stop
-
-    return read_fixed_field
-
-
-def _repeated_readers(attr: str, segment: str, codec: ValueCodec) -> tuple[Reader, Reader | None]:
-    """The reader of one element and, for scalars, of a packed run."""
-    read, size = codec.read, codec.size
-
-    def items(vals: dict[str, Any]) -> list[Any]:
-        found: list[Any] | None = vals.get(attr)
-        if found is None:
-            found = vals[attr] = []
-        return found
-
-    def read_one(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
-        found = items(vals)
-        try:
-            if codec.wire == VARINT:
-                number, pos = read_varint(b, pos, end)
-                found.append(read(number))
-                return pos
-            if codec.wire == LEN:
-                pos, stop = _read_len(b, pos, end)
-                found.append(read(b, pos, stop, d))
-                return stop
-            if pos + size > end:
-                raise truncated()
-            found.append(read(b, pos))
-            return pos + size
-        except Malformed as exc:
-            exc.path.append(f"{segment}[{len(found)}]")
-            raise
-
-    if codec.wire == LEN:
-        return read_one, None
-
-    def read_packed(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
-        pos, stop = _read_len(b, pos, end)
-        found = items(vals)
-        if codec.wire != VARINT:
-            if (stop - pos) % size:
-                raise Malformed("malformed packed field", segment)
-            found.extend(struct.unpack_from(f"<{(stop - pos) // size}{codec.fmt}", b, pos))
-            return stop
-        try:
-            while pos < stop:
-                number, pos = read_varint(b, pos, stop)
-                found.append(read(number))
-        except Malformed as exc:
-            exc.path.append(f"{segment}[{len(found)}]")
-            raise
-        return stop
-
-    return read_one, read_packed
-
-
-def _map_reader(
-    attr: str, segment: str, key: ValueCodec, value: ValueCodec, zeros: tuple[Any, Any]
-) -> Reader:
-    def read_part(codec: ValueCodec, b: bytes, start: int, stop: int, d: int) -> Any:
-        if codec.wire == VARINT:
-            return codec.read(start)
-        return codec.read(b, start, stop, d) if codec.wire == LEN else codec.read(b, start)
-
-    key_tag, value_tag = 1 << 3 | key.wire, 2 << 3 | value.wire
-
-    def read_entry(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
-        pos, stop = _read_len(b, pos, end)
-        found: dict[Any, Any] | None = vals.get(attr)
-        if found is None:
-            found = vals[attr] = {}
-        entry_key, entry_value = zeros
-        try:
-            for tag, start, finish in fields(b, pos, stop, d + 1):
-                if tag == key_tag:
-                    entry_key = read_part(key, b, start, finish, d)
-                elif tag == value_tag:
-                    entry_value = read_part(value, b, start, finish, d)
-        except Malformed as exc:
-            exc.path.append(f"{segment}[...]")
-            raise
-        found[entry_key] = entry_value
-        return stop
-
-    return read_entry
-
-
-def _tagged(number: int, codec: ValueCodec) -> Callable[[Any], bytes]:
-    """A writer of one tagged value, length included."""
-    tag, write = varint(number << 3 | codec.wire), codec.write
-    if codec.wire != LEN:
-        return lambda value: tag + write(value)
-
-    def tagged(value: Any) -> bytes:
-        payload = write(value)
-        return tag + varint(len(payload)) + payload
-
-    return tagged
-
-
-def _writer(field: FieldSchema, codec: ValueCodec, key: ValueCodec | None) -> Writer:
-    number = field.number
-    if field.label == "map":
-        assert key is not None
-        write_key, write_value = _tagged(1, key), _tagged(2, codec)
-        tag = varint(number << 3 | LEN)
-
-        def write_map(value: Any, out: bytearray) -> None:
-            for item_key, item in value.items():
-                entry = write_key(item_key) + write_value(item)
-                out += tag + varint(len(entry)) + entry
-
-        return write_map
-    if field.label == "repeated" and codec.wire == LEN:
-        one = _tagged(number, codec)
-
-        def write_each(value: Any, out: bytearray) -> None:
-            for item in value:
-                out += one(item)
-
-        return write_each
-    if field.label == "repeated":
-        packed_tag, write = varint(number << 3 | LEN), codec.write
-        fmt = codec.fmt
-
-        def write_packed(value: Any, out: bytearray) -> None:
-            try:
-                payload = struct.pack(f"<{len(value)}{fmt}", *value) if fmt else b""
-            except (struct.error, OverflowError):
-                payload = b""
-            payload = payload or b"".join([write(item) for item in value])
-            out += packed_tag + varint(len(payload)) + payload
-
-        return write_packed
-    one = _tagged(number, codec)
-    if field.value.kind == "enum" and field.label == "singular":
-
-        def write_enum(value: Any, out: bytearray) -> None:
-            if getattr(value, "number", value):
-                out += one(value)
-
-        return write_enum
-
-    def write_one(value: Any, out: bytearray) -> None:
-        out += one(value)
-
-    return write_one
-
-
 def _check(constraint: msgspec.Meta, segment: str) -> Callable[[Any], None]:
     """Check a decoded value against msgspec ``Meta`` bounds, as JSON decoding does."""
     pattern = re.compile(constraint.pattern) if constraint.pattern else None
@@ -365,24 +172,27 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
         segment = f".{field.path_name}"
         codec = _value_codec(field.value)
         key = _value_codec(field.key) if field.key is not None else None
+        readers = compiled.readers
         if field.label == "map":
             assert key is not None and field.key is not None
             zeros = (
                 zero_value(_as_singular(field, field.key)),
                 zero_value(_as_singular(field, field.value)),
             )
-            compiled.readers[field.number << 3 | LEN] = _map_reader(
-                field.attr, segment, key, codec, zeros
-            )
+            readers[field.number << 3 | LEN] = map_reader(field.attr, segment, key, codec, zeros)
+            write = map_writer(field.number, key, codec)
         elif field.label == "repeated":
-            one, packed = _repeated_readers(field.attr, segment, codec)
-            compiled.readers[field.number << 3 | codec.wire] = one
+            one, packed = repeated_readers(field.attr, segment, codec)
+            readers[field.number << 3 | codec.wire] = one
             if packed is not None:
-                compiled.readers[field.number << 3 | LEN] = packed
+                readers[field.number << 3 | LEN] = packed
+            write = repeated_writer(field.number, codec)
         else:
-            compiled.readers[field.number << 3 | codec.wire] = _singular_reader(
-                field.attr, segment, codec
+            readers[field.number << 3 | codec.wire] = singular_reader(
+                field.attr, segment, codec, field.value.kind
             )
+            implicit = field.label == "singular"
+            write = singular_writer(field.number, codec, field.value.kind, implicit=implicit)
         # Messages and wrappers are present unless None; other fields unless zero or empty.
         presence = field.label == "optional" or (
             field.label == "singular"
@@ -394,7 +204,7 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
             kind = _BY_ZERO_FLOAT
         else:
             kind = _BY_ZERO
-        plan.append((kind, _writer(field, codec, key)))
+        plan.append((kind, write))
         if field.as_tuple:
             tuples.append(field.attr)
         if field.required:
