@@ -298,7 +298,9 @@ def _value_schema(hint: Any, where: str, outer: list[Kind] | None = None) -> Typ
         return TypeSchema("enum", enum=bare)
     if bare in _DEFAULT_KINDS:
         kind = kinds[-1] if kinds else _DEFAULT_KINDS[bare]
-        allowed = _INT_KINDS if bare is int else _FLOAT_KINDS if bare is float else {kind}
+        allowed = (
+            _INT_KINDS if bare is int else _FLOAT_KINDS if bare is float else {_DEFAULT_KINDS[bare]}
+        )
         if kind not in allowed:
             raise DeclarationError(f"{where}: {kind} is not a protobuf type of {bare.__name__}")
         return TypeSchema(kind)
