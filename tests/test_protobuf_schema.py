@@ -146,15 +146,15 @@ def test_the_export_tells_wrappers_optional_oneofs_and_nested_enums_apart() -> N
     assert "  google.protobuf.UInt32Value step = 1;" in text
     assert "  optional uint32 maybe = 2;" in text
     assert "  enum Mode {\n    OFF = 0;\n    ON = 1;\n  }" in text
-    assert "  .demo.v1.Holder.Mode mode = 3;" in text
+    assert "  Holder.Mode mode = 3;" in text
     assert (
         "enum Level {\n  option allow_alias = true;\n  NONE = 0;\n  INFO = 1;\n  NOTICE = 1;\n}"
         in text
     )
     assert "  oneof body {\n    string text = 5;\n    bytes raw = 6;\n  }" in text
     assert "  string oldName = 7;" in text
-    assert "  rpc Put (.demo.v1.Holder) returns (google.protobuf.Empty);" in text
-    assert "  rpc Watch (google.protobuf.Empty) returns (stream .demo.v1.Holder);" in text
+    assert "  rpc Put (Holder) returns (google.protobuf.Empty);" in text
+    assert "  rpc Watch (google.protobuf.Empty) returns (stream Holder);" in text
 
 
 class Odd(ProtoEnum):

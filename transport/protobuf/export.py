@@ -88,6 +88,11 @@ class _Writer:
             self.children.setdefault(parent, []).append(cls)
         for cls in declared:
             self._name(cls)
+        # A name relative to the package reads best; protoc resolves its first part from
+        # the innermost scope out, so it is fully qualified where a nested name could shadow it.
+        self.nested = {
+            self._short(cls) for parent, kids in self.children.items() if parent for cls in kids
+        }
         taken: dict[str, type[Any]] = {}
         for cls, name in self.names.items():
             if taken.setdefault(name, cls) is not cls:
@@ -114,15 +119,20 @@ class _Writer:
             self.names[cls] = f"{self._name(parent)}.{short}" if parent is not None else short
         return self.names[cls]
 
+    def reference(self, cls: type[Any]) -> str:
+        """How a field or method names a declared message or enum."""
+        name = self.names[cls]
+        return self.prefix + name if name.partition(".")[0] in self.nested else name
+
     def type_name(self, value: TypeSchema) -> str:
         if value.kind == "message":
             assert value.message is not None
-            return self.prefix + self.names[value.message.type]
+            return self.reference(value.message.type)
         if value.kind == "enum":
             assert value.enum is not None
-            return self.prefix + self.names[value.enum]
+            return self.reference(value.enum)
         if value.kind == "ndarray":
-            return self.prefix + "NdArray"
+            return "NdArray"
         return value.kind  # a scalar or a well-known message's full name
 
     def field_line(self, field: FieldSchema, indent: str) -> str:
@@ -258,7 +268,7 @@ def _service(writer: _Writer, service: type[Service]) -> list[str]:
 def _rpc_type(writer: _Writer, message_type: type[Any]) -> str:
     if message_type is Empty:
         return "google.protobuf.Empty"
-    return writer.prefix + writer.names[message_type]
+    return writer.reference(message_type)
 
 
 def proto_command(targets: list[str], package: str | None) -> int:
