@@ -190,6 +190,8 @@ class _Writer:
                 out.append(f"{indent}  }}")
             else:
                 out.append(line)
+        if len(out) == len(_doc(message_type, indent)) + 1:  # no fields: one line
+            return [*out[:-1], out[-1] + "}"]
         return [*out, f"{indent}}}"]
 
     def declaration(self, cls: type[Any], indent: str) -> list[str]:
