@@ -75,6 +75,7 @@ def _declare(annotation: Any, default: Any = msgspec.NODEFAULT) -> type[Any]:
         (Annotated[str, Kind("int32"), Number(1)], "", "int32 is not a protobuf type of str"),
         (Annotated[int, Kind("double"), Number(1)], 0, "double is not a protobuf type of int"),
         (Annotated[set[int], Number(1)], set(), "has no protobuf type"),
+        (Annotated[list[int], Number(1, oneof="body")], [], "a oneof member cannot be repeated"),
     ],
 )
 def test_a_bad_declaration_names_the_message_and_the_field(
@@ -83,6 +84,15 @@ def test_a_bad_declaration_names_the_message_and_the_field(
     with pytest.raises(DeclarationError, match=r"Bad\.field: ") as caught:
         ProtobufCodec(_declare(annotation, default))
     assert error in str(caught.value)
+
+
+def test_two_fields_of_one_proto_name_are_refused() -> None:
+    class Renamed(Message):
+        first: Annotated[str, Number(1)] = ""
+        second: Annotated[str, Number(2, name="first")] = ""
+
+    with pytest.raises(DeclarationError, match=r"Renamed.second: two fields are named first"):
+        ProtobufCodec(Renamed)
 
 
 def test_a_duplicate_number_names_both_fields() -> None:

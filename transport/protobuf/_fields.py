@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._wellknown import fields
-from ._wire import LEN, VARINT, Malformed, ValueCodec, read_varint, truncated, varint
+from ._wire import LEN, U64, VARINT, Malformed, ValueCodec, read_varint, truncated, varint
 
 __all__ = ["Reader", "Writer", "map_reader", "map_writer", "repeated_readers", "repeated_writer"]
 __all__ += ["singular_reader", "singular_writer"]
@@ -63,6 +63,18 @@ def singular_reader(attr: str, segment: str, codec: ValueCodec, kind: str) -> Re
             return stop
 
         return read_string
+    if kind in ("int64", "uint64"):  # the commonest numbers, converted inline
+        signed = kind == "int64"
+
+        def read_int64(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
+            if pos < end and b[pos] < 0x80:
+                vals[attr] = b[pos]
+                return pos + 1
+            number, pos = read_varint(b, pos, end)
+            vals[attr] = number - U64 if signed and number >> 63 else number
+            return pos
+
+        return read_int64
     if codec.wire == VARINT:
 
         def read_number(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
@@ -92,12 +104,13 @@ def singular_reader(attr: str, segment: str, codec: ValueCodec, kind: str) -> Re
 
         return read_payload
     size = codec.size
+    unpack = struct.Struct(f"<{codec.fmt}").unpack_from
 
     def read_fixed(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int) -> int:
         stop = pos + size
         if stop > end:
             raise truncated(segment)
-        vals[attr] = read(b, pos)
+        vals[attr] = unpack(b, pos)[0]
         return stop
 
     return read_fixed
@@ -214,6 +227,16 @@ def singular_writer(number: int, codec: ValueCodec, kind: str, *, implicit: bool
             out += data
 
         return write_string
+    if kind in ("int32", "int64", "uint32", "uint64", "bool"):  # small ones are their own varint
+
+        def write_number(value: Any, out: bytearray) -> None:
+            out += tag
+            if 0 <= value < 0x80:
+                out.append(value)
+            else:
+                out += write(value)
+
+        return write_number
     if kind == "enum" and implicit:
 
         def write_enum(value: Any, out: bytearray) -> None:

@@ -28,7 +28,7 @@ __all__ = [
 MAX_DEPTH = 100
 
 VARINT, FIXED64, LEN, START_GROUP, END_GROUP, FIXED32 = 0, 1, 2, 3, 4, 5
-_U64 = 1 << 64
+U64 = 1 << 64
 _SMALL = [bytes((i,)) for i in range(128)]
 
 
@@ -51,10 +51,10 @@ def varint(value: int) -> bytes:
     if 0 <= value < 0x80:
         return _SMALL[value]
     if value < 0:
-        value += _U64
+        value += U64
         if value < 0:
-            raise ValueError(f"{value - _U64} does not fit in 64 bits")
-    elif value >= _U64:
+            raise ValueError(f"{value - U64} does not fit in 64 bits")
+    elif value >= U64:
         raise ValueError(f"{value} does not fit in 64 bits")
     out = bytearray()
     while value > 0x7F:
@@ -75,7 +75,7 @@ def read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
-            return result & (_U64 - 1), pos
+            return result & (U64 - 1), pos
         shift += 7
         if shift >= 70:
             raise Malformed("malformed protobuf varint (more than 10 bytes)")
@@ -136,7 +136,7 @@ def _signed32(value: int) -> int:
 
 
 def _signed64(value: int) -> int:
-    return value - _U64 if value & (1 << 63) else value
+    return value - U64 if value & (1 << 63) else value
 
 
 def _checked(low: int, high: int, kind: str) -> Callable[[Any], bytes]:
@@ -217,12 +217,12 @@ _SCALARS: dict[str, ValueCodec] = {
     "int32": ValueCodec(VARINT, _checked(*_I32, "int32"), _signed32),
     "int64": ValueCodec(VARINT, _checked(*_I64, "int64"), _signed64),
     "uint32": ValueCodec(VARINT, _checked(0, 2**32 - 1, "uint32"), lambda v: v & 0xFFFFFFFF),
-    "uint64": ValueCodec(VARINT, _checked(0, _U64 - 1, "uint64"), lambda v: v),
+    "uint64": ValueCodec(VARINT, _checked(0, U64 - 1, "uint64"), lambda v: v),
     "sint32": ValueCodec(VARINT, _zigzag_write(32), _zigzag_read(32)),
     "sint64": ValueCodec(VARINT, _zigzag_write(64), _zigzag_read(64)),
     "bool": ValueCodec(VARINT, lambda v: b"\x01" if v else b"\x00", bool),
     "fixed32": _fixed("<I", 0, 2**32 - 1),
-    "fixed64": _fixed("<Q", 0, _U64 - 1),
+    "fixed64": _fixed("<Q", 0, U64 - 1),
     "sfixed32": _fixed("<i", *_I32),
     "sfixed64": _fixed("<q", *_I64),
     "float": _float("<f"),

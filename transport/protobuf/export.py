@@ -163,36 +163,19 @@ class _Writer:
         for child in self.children.get(message_type, []):
             lines += self.declaration(child, indent + "  ")
         groups: dict[str, list[FieldSchema]] = {}
-        names: set[str] = set()
         for field in schema.fields:
-            if field.proto_name in names:
-                raise DeclarationError(
-                    f"{message_type.__qualname__}: two fields are named {field.proto_name}"
-                )
-            names.add(field.proto_name)
+            if field.oneof is not None:
+                groups.setdefault(field.oneof, []).append(field)
+        for field in schema.fields:
             if field.oneof is None:
                 lines.append(self.field_line(field, indent + "  "))
-                continue
-            if field.label in ("repeated", "map"):
-                raise DeclarationError(
-                    f"{message_type.__qualname__}.{field.attr}: a oneof member cannot be repeated"
-                )
-            if field.oneof not in groups:
-                groups[field.oneof] = []
-                lines.append(f"{indent}  oneof {field.oneof} {{\x00{field.oneof}")
-            groups[field.oneof].append(field)
-        out: list[str] = []
-        for line in lines:
-            if "\x00" in line:
-                head, _, group = line.partition("\x00")
-                out.append(head)
-                out += [self.field_line(f, indent + "    ") for f in groups[group]]
-                out.append(f"{indent}  }}")
-            else:
-                out.append(line)
-        if len(out) == len(_doc(message_type, indent)) + 1:  # no fields: one line
-            return [*out[:-1], out[-1] + "}"]
-        return [*out, f"{indent}}}"]
+            elif groups[field.oneof][0] is field:  # the group goes where its first member is
+                lines.append(f"{indent}  oneof {field.oneof} {{")
+                lines += [self.field_line(f, indent + "    ") for f in groups[field.oneof]]
+                lines.append(f"{indent}  }}")
+        if len(lines) == len(_doc(message_type, indent)) + 1:  # no fields: one line
+            return [*lines[:-1], lines[-1] + "}"]
+        return [*lines, f"{indent}}}"]
 
     def declaration(self, cls: type[Any], indent: str) -> list[str]:
         if cls in self.collected.enums:

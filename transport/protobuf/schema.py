@@ -171,6 +171,7 @@ def _compile_fields(cls: type[msgspec.Struct]) -> list[FieldSchema]:
         raise DeclarationError(f"{where}: cannot resolve a field type: {exc}") from None
     fields: list[FieldSchema] = []
     numbers: dict[int, str] = {}
+    names: set[str] = set()
     for info in msgspec.structs.fields(cls):
         compiled = _compile_field(cls, info, hints[info.name])
         if compiled.number in numbers:
@@ -179,6 +180,13 @@ def _compile_fields(cls: type[msgspec.Struct]) -> list[FieldSchema]:
                 f"{where}.{numbers[compiled.number]}"
             )
         numbers[compiled.number] = info.name
+        if compiled.proto_name in names:
+            raise DeclarationError(
+                f"{where}.{info.name}: two fields are named {compiled.proto_name}"
+            )
+        names.add(compiled.proto_name)
+        if compiled.oneof is not None and compiled.label in ("repeated", "map"):
+            raise DeclarationError(f"{where}.{info.name}: a oneof member cannot be repeated")
         fields.append(compiled)
     fields.sort(key=lambda f: f.number)
     return fields
