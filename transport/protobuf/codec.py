@@ -43,6 +43,7 @@ from ._wire import (
     skip,
 )
 from .schema import (
+    COMPILING,
     MESSAGE_KINDS,
     WRAPPERS,
     FieldSchema,
@@ -112,14 +113,17 @@ def _compiled(message_type: type[Any]) -> _Compiled:
     found = _COMPILED.get(message_type)
     if found is not None:
         return found
-    schema = schema_of(message_type)
-    compiled = _COMPILED[message_type] = _Compiled(message_type)
-    try:
-        _fill(compiled, schema)
-    except BaseException:
-        del _COMPILED[message_type]
-        raise
-    return compiled
+    with COMPILING:
+        if message_type in _COMPILED:
+            return _COMPILED[message_type]
+        schema = schema_of(message_type)
+        compiled = _COMPILED[message_type] = _Compiled(message_type)
+        try:
+            _fill(compiled, schema)
+        except BaseException:
+            del _COMPILED[message_type]
+            raise
+        return compiled
 
 
 def _value_codec(value: TypeSchema) -> ValueCodec:

@@ -16,6 +16,7 @@ message and the field.
 from __future__ import annotations
 
 import datetime
+import threading
 import types
 import typing
 from dataclasses import dataclass, field
@@ -139,6 +140,9 @@ class MessageSchema:
 
 
 _SCHEMAS: dict[type[Any], MessageSchema] = {}
+#: Held while a schema or codec is built: a type is registered before its fields are
+#: read (so a recursive field finds it), and no other thread may see it half built.
+COMPILING = threading.RLock()
 
 
 def proto_name_of(cls: type[Any]) -> str:
@@ -153,14 +157,17 @@ def schema_of(message_type: type[Any]) -> MessageSchema:
         return schema
     if not (isinstance(message_type, type) and issubclass(message_type, msgspec.Struct)):
         raise DeclarationError(f"{message_type!r}: only msgspec.Struct messages travel as protobuf")
-    schema = MessageSchema(message_type, proto_name_of(message_type))
-    _SCHEMAS[message_type] = schema  # first, so a recursive field finds it
-    try:
-        schema.fields = _compile_fields(message_type)
-    except BaseException:
-        del _SCHEMAS[message_type]
-        raise
-    return schema
+    with COMPILING:
+        if message_type in _SCHEMAS:
+            return _SCHEMAS[message_type]
+        schema = MessageSchema(message_type, proto_name_of(message_type))
+        _SCHEMAS[message_type] = schema  # first, so a recursive field finds it
+        try:
+            schema.fields = _compile_fields(message_type)
+        except BaseException:
+            del _SCHEMAS[message_type]
+            raise
+        return schema
 
 
 def _compile_fields(cls: type[msgspec.Struct]) -> list[FieldSchema]:
