@@ -7,8 +7,10 @@ message type, built from its protobuf schema.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import importlib.util
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,7 @@ from transport.protobuf.schema import FieldSchema, TypeSchema, schema_of
 
 _GENERATED: dict[str, tuple[str, ModuleType]] = {}
 _COMPILED_DIR = Path(tempfile.mkdtemp(prefix="transport-protoc-"))
+atexit.register(shutil.rmtree, _COMPILED_DIR, ignore_errors=True)
 
 
 def generated(name: str, text: str) -> ModuleType:
