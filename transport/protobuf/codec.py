@@ -144,6 +144,34 @@ def _value_codec(value: TypeSchema) -> ValueCodec:
     return ValueCodec(LEN, nested.encode, read)
 
 
+# The range each integer kind decodes to, whatever the bytes: bounds as wide need no check.
+_RANGES = {
+    "int32": (-(2**31), 2**31 - 1),
+    "sint32": (-(2**31), 2**31 - 1),
+    "sfixed32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+    "fixed32": (0, 2**32 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "sint64": (-(2**63), 2**63 - 1),
+    "sfixed64": (-(2**63), 2**63 - 1),
+    "uint64": (0, 2**64 - 1),
+    "fixed64": (0, 2**64 - 1),
+}
+
+
+def _implied(constraint: msgspec.Meta, kind: str) -> bool:
+    """Whether the wire type alone keeps a decoded value within ``constraint``."""
+    if kind not in _RANGES or constraint.gt is not None or constraint.lt is not None:
+        return False
+    others = (constraint.min_length, constraint.max_length, constraint.pattern)
+    low, high = _RANGES[kind]
+    return (
+        all(other is None for other in others)
+        and (constraint.ge is None or constraint.ge <= low)
+        and (constraint.le is None or constraint.le >= high)
+    )
+
+
 def _check(constraint: msgspec.Meta, segment: str) -> Callable[[Any], None]:
     """Check a decoded value against msgspec ``Meta`` bounds, as JSON decoding does."""
     pattern = re.compile(constraint.pattern) if constraint.pattern else None
@@ -213,7 +241,11 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
             tuples.append(field.attr)
         if field.required:
             required.append((field.attr, field))
-        checks.extend((field.attr, _check(c, segment)) for c in field.constraints)
+        checks.extend(
+            (field.attr, _check(c, segment))
+            for c in field.constraints
+            if not _implied(c, field.value.kind)
+        )
     compiled.plan = tuple(plan)
     attrs = [field.attr for field in schema.fields]
     if len(attrs) == 1:
