@@ -245,6 +245,31 @@ def test_a_bad_value_deep_inside_names_its_path() -> None:
         codec.decode(codec.encode(Everything(word="w")) + codec.encode(Everything(node=Node())))
 
 
+class Checked(Message):
+    """A message whose own check fails the way msgspec's do."""
+
+    inner: Annotated[Numbers | None, Number(1)] = None
+
+    def __post_init__(self) -> None:
+        if self.inner is not None and len(self.inner.values) > 2:
+            raise msgspec.ValidationError("at most 2 values")
+
+
+class HoldsChecked(Message):
+    """A message holding one that checks itself."""
+
+    checked: Annotated[Checked | None, Number(1)] = None
+
+
+def test_a_failed_check_of_a_nested_message_names_its_field() -> None:
+    codec = ProtobufCodec(HoldsChecked)
+    fine = HoldsChecked(checked=Checked(inner=Numbers(values=[1])))
+    assert codec.decode(codec.encode(fine)) == fine
+    too_many = b"\x0a\x07\x0a\x05\x0a\x03\x01\x02\x03"
+    with pytest.raises(DecodeError, match=r"^at most 2 values - at `\$\.checked`$"):
+        codec.decode(too_many)
+
+
 def test_declared_constraints_are_checked_as_json_checks_them() -> None:
     class Bounded(Message):
         percent: Annotated[int, msgspec.Meta(ge=0, le=100), Number(1)] = 0

@@ -280,7 +280,7 @@ def _builder(
                 check(values[attr])
         try:
             return message_type(**values)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, msgspec.MsgspecError) as exc:  # from __post_init__
             raise Malformed(str(exc)) from None
 
     return build
