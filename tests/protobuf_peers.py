@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from transport.protobuf.schema import FieldSchema, TypeSchema, schema_of
+from transport.examples.jina.protocol import DenseNdArrayProto
+from transport.protobuf.schema import WRAPPERS, FieldSchema, TypeSchema, schema_of
 
 _GENERATED: dict[str, tuple[str, ModuleType]] = {}
 _COMPILED_DIR = Path(tempfile.mkdtemp(prefix="transport-protoc-"))
@@ -126,7 +127,14 @@ _SCALARS: dict[str, st.SearchStrategy[Any]] = {
     ),
 }
 #: Messages whose fields must agree with one another, drawn whole.
-OVERRIDES: dict[type[Any], st.SearchStrategy[Any]] = {}
+OVERRIDES: dict[type[Any], st.SearchStrategy[Any]] = {
+    # A dense array's buffer must hold dtype x shape.
+    DenseNdArrayProto: st.lists(st.floats(width=32, allow_nan=False), max_size=4).map(
+        lambda values: DenseNdArrayProto(
+            buffer=np.array(values, np.float32).tobytes(), shape=[len(values)], dtype="float32"
+        )
+    ),
+}
 
 
 def _value(value: TypeSchema, depth: int) -> st.SearchStrategy[Any]:
@@ -136,8 +144,6 @@ def _value(value: TypeSchema, depth: int) -> st.SearchStrategy[Any]:
         assert value.enum is not None
         return st.sampled_from(list(value.enum.__numbers__.values()))
     if value.kind.startswith("google.protobuf.") and value.kind.endswith("Value"):
-        from transport.protobuf.schema import WRAPPERS
-
         return st.none() | _SCALARS[WRAPPERS[value.kind]]
     assert value.message is not None
     return messages(value.message.type, depth + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -45,6 +46,8 @@ from transport import (
     one_of,
     rpc,
 )
+from transport.examples.jina.protocol import RequestProto
+from transport.examples.runner.protocol import ClientMsg
 from transport.protobuf import MAX_DEPTH, proto_file
 from transport.wellknown import BoolValue, BytesValue, DoubleValue, StringValue
 
@@ -371,3 +374,21 @@ def test_well_known_values_keep_their_meaning() -> None:
     assert peer.wait.seconds == 0 and peer.wait.nanos == -750_000_000
     assert peer.HasField("step") and peer.step.value == 0 and not peer.HasField("ratio")
     assert peer.attributes["a"][3]["b"] == "c"
+
+
+@pytest.mark.parametrize("message_type", [Everything, Scalars, Node, RequestProto, ClientMsg])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_bytes_decode_or_fail_with_a_decode_error(
+    message_type: type[Any], data: st.DataObject
+) -> None:
+    valid = ProtobufCodec(message_type).encode(data.draw(messages(message_type)))
+    # Random bytes, or a valid message with a few bytes changed or cut.
+    garbled = bytearray(valid)
+    for _ in range(data.draw(st.integers(0, 3))):
+        if garbled:
+            garbled[data.draw(st.integers(0, len(garbled) - 1))] = data.draw(st.integers(0, 255))
+    cut = bytes(garbled[: data.draw(st.integers(0, len(garbled)))])
+    for attempt in (data.draw(st.binary(max_size=64)), bytes(garbled), cut):
+        with contextlib.suppress(DecodeError):
+            ProtobufCodec(message_type).decode(attempt)

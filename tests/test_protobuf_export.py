@@ -8,15 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.protobuf_peers import OVERRIDES, descriptor_set, generated, messages
+from tests.protobuf_peers import descriptor_set, generated, messages
 from transport import JsonCodec, ProtobufCodec
-from transport.examples.jina.protocol import DenseNdArrayProto, JinaRPC, MessageProto
+from transport.examples.jina.protocol import JinaRPC, MessageProto
 from transport.examples.migrator.protocol import Migrator
 from transport.examples.runner.protocol import RunnerProtocol
 from transport.examples.scaleout.protocol import CombinerClient, ModelService
@@ -32,12 +31,6 @@ SEEDS: dict[str, tuple[list[type[object]], str | None]] = {
     "runner": ([RunnerProtocol], None),
     "scaleout": ([CombinerClient, ModelService], "scaleout"),
 }
-# A dense array's buffer must hold dtype x shape: drawn whole.
-OVERRIDES[DenseNdArrayProto] = st.lists(st.floats(width=32, allow_nan=False), max_size=4).map(
-    lambda values: DenseNdArrayProto(
-        buffer=np.array(values, np.float32).tobytes(), shape=[len(values)], dtype="float32"
-    )
-)
 
 
 def _exported(seed: str) -> str:
