@@ -14,13 +14,22 @@ from collections.abc import Callable
 from typing import Any
 
 from ._wellknown import fields
-from ._wire import LEN, U64, VARINT, Malformed, ValueCodec, read_varint, truncated, varint
+from ._wire import LEN, SMALL, U64, VARINT, Malformed, ValueCodec, read_varint, truncated, varint
 
-__all__ = ["Reader", "Writer", "map_reader", "map_writer", "repeated_readers", "repeated_writer"]
+__all__ = [
+    "Buffer",
+    "Reader",
+    "Writer",
+    "map_reader",
+    "map_writer",
+    "repeated_readers",
+    "repeated_writer",
+]
 __all__ += ["singular_reader", "singular_writer"]
 
 Reader = Callable[[bytes, int, int, dict[str, Any], int], int]
-Writer = Callable[[Any, bytearray], None]
+Buffer = bytes | bytearray | memoryview
+Writer = Callable[[Any, list[Buffer]], None]
 
 
 def read_len(buf: bytes, pos: int, end: int) -> tuple[int, int]:
@@ -217,50 +226,46 @@ def singular_writer(number: int, codec: ValueCodec, kind: str, *, implicit: bool
     tag, write = varint(number << 3 | codec.wire), codec.write
     if kind == "string":
 
-        def write_string(value: Any, out: bytearray) -> None:
+        def write_string(value: Any, out: list[Buffer]) -> None:
             data = value.encode()
-            out += tag
-            if len(data) < 0x80:
-                out.append(len(data))
-            else:
-                out += varint(len(data))
-            out += data
+            out.append(tag + varint(len(data)) if len(data) > 0x7F else tag + SMALL[len(data)])
+            out.append(data)
 
         return write_string
     if kind in ("int32", "int64", "uint32", "uint64", "bool"):  # small ones are their own varint
 
-        def write_number(value: Any, out: bytearray) -> None:
-            out += tag
-            if 0 <= value < 0x80:
-                out.append(value)
-            else:
-                out += write(value)
+        def write_number(value: Any, out: list[Buffer]) -> None:
+            out.append(tag + SMALL[value] if 0 <= value < 0x80 else tag + write(value))
 
         return write_number
     if kind == "enum" and implicit:
 
-        def write_enum(value: Any, out: bytearray) -> None:
+        def write_enum(value: Any, out: list[Buffer]) -> None:
             if getattr(value, "number", value):
-                out += tag
-                out += write(value)
+                out.append(tag + write(value))
 
         return write_enum
     if codec.wire != LEN:
 
-        def write_scalar(value: Any, out: bytearray) -> None:
-            out += tag
-            out += write(value)
+        def write_scalar(value: Any, out: list[Buffer]) -> None:
+            out.append(tag + write(value))
 
         return write_scalar
 
-    def write_payload(value: Any, out: bytearray) -> None:
+    if codec.parts is not None:  # a message: its parts join once, at the top
+        parts_of = codec.parts
+
+        def write_parts(value: Any, out: list[Buffer]) -> None:
+            parts = parts_of(value)
+            out.append(tag + varint(sum(map(len, parts))))
+            out += parts
+
+        return write_parts
+
+    def write_payload(value: Any, out: list[Buffer]) -> None:
         payload = write(value)
-        out += tag
-        if len(payload) < 0x80:
-            out.append(len(payload))
-        else:
-            out += varint(len(payload))
-        out += payload
+        out.append(tag + varint(len(payload)))
+        out.append(payload)
 
     return write_payload
 
@@ -270,22 +275,20 @@ def repeated_writer(number: int, codec: ValueCodec) -> Writer:
     if codec.wire == LEN:
         one = _tagged(number, codec)
 
-        def write_each(value: Any, out: bytearray) -> None:
-            for item in value:
-                out += one(item)
+        def write_each(value: Any, out: list[Buffer]) -> None:
+            out += map(one, value)
 
         return write_each
     packed_tag, write, fmt = varint(number << 3 | LEN), codec.write, codec.fmt
 
-    def write_packed(value: Any, out: bytearray) -> None:
+    def write_packed(value: Any, out: list[Buffer]) -> None:
         payload = b""
         # Out of range: element by element below, which says why (or clamps a float).
         with contextlib.suppress(struct.error, OverflowError):
             payload = struct.pack(f"<{len(value)}{fmt}", *value) if fmt else b""
         payload = payload or b"".join([write(item) for item in value])
-        out += packed_tag
-        out += varint(len(payload))
-        out += payload
+        out.append(packed_tag + varint(len(payload)))
+        out.append(payload)
 
     return write_packed
 
@@ -295,11 +298,10 @@ def map_writer(number: int, key: ValueCodec, value: ValueCodec) -> Writer:
     write_key, write_value = _tagged(1, key), _tagged(2, value)
     tag = varint(number << 3 | LEN)
 
-    def write_map(items: Any, out: bytearray) -> None:
+    def write_map(items: Any, out: list[Buffer]) -> None:
         for item_key, item in items.items():
             entry = write_key(item_key) + write_value(item)
-            out += tag
-            out += varint(len(entry))
-            out += entry
+            out.append(tag + varint(len(entry)))
+            out.append(entry)
 
     return write_map

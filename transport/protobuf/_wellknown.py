@@ -288,19 +288,24 @@ _NDARRAY_DOUBLES = {0x29: "minVal", 0x31: "maxVal", 0x39: "scale"}
 
 
 def _ndarray_write(array: np.ndarray[Any, Any]) -> bytes:
+    return b"".join(_ndarray_parts(array))
+
+
+def _ndarray_parts(array: np.ndarray[Any, Any]) -> list[bytes | bytearray | memoryview]:
     wire = encode_ndarray(array)
     shape = b"".join(varint(n) for n in wire["shape"])
-    out = [_len_field(1, wire["dtype"].encode())]
+    out: list[bytes | bytearray | memoryview] = [_len_field(1, wire["dtype"].encode())]
     if shape:
         out.append(_len_field(2, shape))
-    out.append(_len_field(3, wire["data"]))
+    data = wire["data"]  # the array's own buffer, copied once: by the message's join
+    out += [b"\x1a" + varint(len(data)), data]
     if "quantization" in wire:
         out.append(_len_field(4, wire["quantization"].encode()))
         for number, key in ((5, "minVal"), (6, "maxVal"), (7, "scale")):
             if key in wire:
                 out.append(bytes((number << 3 | FIXED64,)) + _DOUBLE.pack(wire[key]))
         out.append(_len_field(8, wire["originalDtype"].encode()))
-    return b"".join(out)
+    return out
 
 
 def ndarray_codec(declared: Any) -> ValueCodec:
@@ -333,4 +338,4 @@ def ndarray_codec(declared: Any) -> ValueCodec:
         except ValueError as exc:
             raise Malformed(str(exc)) from None
 
-    return ValueCodec(LEN, _ndarray_write, read)
+    return ValueCodec(LEN, _ndarray_write, read, parts=_ndarray_parts)

@@ -29,7 +29,7 @@ MAX_DEPTH = 100
 
 VARINT, FIXED64, LEN, START_GROUP, END_GROUP, FIXED32 = 0, 1, 2, 3, 4, 5
 U64 = 1 << 64
-_SMALL = [bytes((i,)) for i in range(128)]
+SMALL = [bytes((i,)) for i in range(128)]
 
 
 class Malformed(Exception):  # noqa: N818 - internal; becomes DecodeError at the codec's edge
@@ -49,7 +49,7 @@ def truncated(segment: str = "") -> Malformed:
 def varint(value: int) -> bytes:
     """The varint bytes of ``value`` (negative numbers as 64-bit two's complement)."""
     if 0 <= value < 0x80:
-        return _SMALL[value]
+        return SMALL[value]
     if value < 0:
         value += U64
         if value < 0:
@@ -128,6 +128,8 @@ class ValueCodec:
     read: Callable[..., Any]
     size: int = 0
     fmt: str = ""  # struct format of a fixed-size value, for packed runs
+    # A message's payload as buffers to join (an array's bytes are one, not copied).
+    parts: Callable[[Any], list[bytes | bytearray | memoryview]] | None = None
 
 
 def _signed32(value: int) -> int:
@@ -142,7 +144,7 @@ def _signed64(value: int) -> int:
 def _checked(low: int, high: int, kind: str) -> Callable[[Any], bytes]:
     def write(value: Any) -> bytes:
         if 0 <= value < 0x80:
-            small: bytes = _SMALL[value]
+            small: bytes = SMALL[value]
             return small
         if not low <= value <= high:
             raise ValueError(f"{value} is out of range for {kind}")

@@ -23,6 +23,7 @@ import msgspec
 
 from ..codec import DecodeError
 from ._fields import (
+    Buffer,
     Reader,
     Writer,
     map_reader,
@@ -93,9 +94,13 @@ class _Compiled:
                 pos = reader(buf, pos, end, values, depth)
         return self.build(values)
 
-    def encode(self, message: Any) -> bytearray:
-        """Write the fields of ``message`` (without tag or length)."""
-        out = bytearray()
+    def encode(self, message: Any) -> bytes:
+        """The bytes of ``message`` (without tag or length)."""
+        return b"".join(self.parts(message))
+
+    def parts(self, message: Any) -> list[Buffer]:
+        """The fields of ``message`` as buffers to join (without tag or length)."""
+        out: list[Buffer] = []
         for (presence, write), value in zip(self.plan, self.getter(message), strict=True):
             if presence == _BY_NONE:
                 if value is None:
@@ -141,7 +146,7 @@ def _value_codec(value: TypeSchema) -> ValueCodec:
     def read(buf: bytes, pos: int, end: int, depth: int) -> Any:
         return nested.decode(buf, pos, end, depth + 1)
 
-    return ValueCodec(LEN, nested.encode, read)
+    return ValueCodec(LEN, nested.encode, read, parts=nested.parts)
 
 
 # The range each integer kind decodes to, whatever the bytes: bounds as wide need no check.
@@ -304,7 +309,7 @@ class ProtobufCodec(Generic[T]):
     def encode(self, message: T) -> bytes:
         """Return the protobuf bytes of ``message``."""
         try:
-            return bytes(self._compiled.encode(message))
+            return self._compiled.encode(message)
         except (ValueError, TypeError, AttributeError, struct.error) as exc:
             raise ValueError(f"cannot encode {type(message).__name__} as protobuf: {exc}") from None
 
