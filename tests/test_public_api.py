@@ -8,7 +8,13 @@ import types
 
 import pytest
 
-PACKAGES = ["transport", "transport.runtime", "transport.health", "transport.security"]
+PACKAGES = [
+    "transport",
+    "transport.runtime",
+    "transport.health",
+    "transport.security",
+    "transport.protobuf",
+]
 
 
 def _public_names(module: types.ModuleType) -> set[str]:

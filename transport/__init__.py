@@ -29,6 +29,8 @@ from .options import grpc_options as grpc_options
 from .options import server_options as server_options
 from .peer import ClientCertificate as ClientCertificate
 from .peer import PeerIdentity as PeerIdentity
+from .protobuf import Number as Number
+from .protobuf import ProtobufCodec as ProtobufCodec
 from .server import Binding as Binding
 from .server import bind as bind
 from .service import Cardinality as Cardinality
@@ -40,13 +42,21 @@ from .service import UnaryStream as UnaryStream
 from .service import UnaryUnary as UnaryUnary
 from .service import rpc as rpc
 from .status import StatusCode as StatusCode
+from .types import Fixed32 as Fixed32
+from .types import Fixed64 as Fixed64
+from .types import Float32 as Float32
 from .types import Int32 as Int32
 from .types import Int64 as Int64
+from .types import SFixed32 as SFixed32
+from .types import SFixed64 as SFixed64
+from .types import SInt32 as SInt32
+from .types import SInt64 as SInt64
 from .types import UInt32 as UInt32
 from .types import UInt64 as UInt64
 from .wellknown import BoolValue as BoolValue
 from .wellknown import BytesValue as BytesValue
 from .wellknown import DoubleValue as DoubleValue
+from .wellknown import Duration as Duration
 from .wellknown import Empty as Empty
 from .wellknown import EnumField as EnumField
 from .wellknown import FloatValue as FloatValue
@@ -81,8 +91,12 @@ __all__ = [
     "DeclarationWarning",
     "DecodeError",
     "DoubleValue",
+    "Duration",
     "Empty",
     "EnumField",
+    "Fixed32",
+    "Fixed64",
+    "Float32",
     "FloatValue",
     "FrozenMessage",
     "Int32",
@@ -94,11 +108,17 @@ __all__ = [
     "Message",
     "Metadata",
     "Method",
+    "Number",
     "PeerIdentity",
     "ProtoEnum",
+    "ProtobufCodec",
     "QuantizedArray",
     "ResponseStream",
     "RpcError",
+    "SFixed32",
+    "SFixed64",
+    "SInt32",
+    "SInt64",
     "Service",
     "StatusCode",
     "StreamStream",

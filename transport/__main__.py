@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     from ._health_probe import add_command as add_health
     from ._health_probe import usage_status
     from ._run import add_command as add_run
+
+    proto = commands.add_parser("proto", help="print the .proto of declared services")
+    proto.add_argument("services", nargs="+", metavar="MODULE:Service")
+    proto.add_argument("--package", help="the proto package (default: the services' prefix)")
     from .runtime.cli import add_commands
 
     add_commands(commands)  # serve
@@ -40,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
 
             run_owner_story(etcd=args.etcd)
         return 0
+    if args.command == "proto":
+        from .protobuf.export import proto_command
+
+        return proto_command(args.services, args.package)
     return int(args.run(args))
 
 

@@ -11,6 +11,7 @@ plain Python type here:
   :data:`ListValue`.
 - The wrappers (``UInt32Value`` and friends) are the scalar or ``None``
   (absent): declare ``step: UInt32Value = None``.
+- ``google.protobuf.Duration`` is :data:`Duration`: a ``timedelta``.
 - An enum subclasses :class:`ProtoEnum` with its members declared by number as
   in the ``.proto``; members travel by name (``"INFO"``). A field typed
   ``EnumField[LogLevel]`` also accepts the number (``1``) on input, as proto3
@@ -22,19 +23,20 @@ plain Python type here:
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union
 
 import msgspec
 
 from .codec import Message
-from .types import Int32, Int64, UInt32, UInt64
+from .types import Float32, Int32, Int64, Kind, UInt32, UInt64
 
 __all__ = [
     "BoolValue",
     "BytesValue",
     "DoubleValue",
+    "Duration",
     "Empty",
     "EnumField",
     "FloatValue",
@@ -59,6 +61,9 @@ class Empty(Message):
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 """``google.protobuf.Timestamp``: an aware ``datetime``; RFC 3339 with an offset on the wire."""
 
+Duration = timedelta
+"""``google.protobuf.Duration``: a ``timedelta`` (msgspec's ISO 8601 form on the JSON wire)."""
+
 Struct = dict[str, Any]
 """``google.protobuf.Struct``: any JSON object."""
 Value = Any
@@ -67,15 +72,16 @@ ListValue = list[Any]
 """``google.protobuf.ListValue``: any JSON array."""
 
 # Wrappers: absent (None) or the plain scalar, as the proto3 JSON mapping writes them.
-DoubleValue = float | None
-FloatValue = float | None
-Int64Value = Int64 | None
-UInt64Value = UInt64 | None
-Int32Value = Int32 | None
-UInt32Value = UInt32 | None
-BoolValue = bool | None
-StringValue = str | None
-BytesValue = bytes | None
+# The Kind tells them apart from proto3 ``optional`` (``X | None``) on the protobuf wire.
+DoubleValue = Annotated[float | None, Kind("google.protobuf.DoubleValue")]
+FloatValue = Annotated[Float32 | None, Kind("google.protobuf.FloatValue")]
+Int64Value = Annotated[Int64 | None, Kind("google.protobuf.Int64Value")]
+UInt64Value = Annotated[UInt64 | None, Kind("google.protobuf.UInt64Value")]
+Int32Value = Annotated[Int32 | None, Kind("google.protobuf.Int32Value")]
+UInt32Value = Annotated[UInt32 | None, Kind("google.protobuf.UInt32Value")]
+BoolValue = Annotated[bool | None, Kind("google.protobuf.BoolValue")]
+StringValue = Annotated[str | None, Kind("google.protobuf.StringValue")]
+BytesValue = Annotated[bytes | None, Kind("google.protobuf.BytesValue")]
 
 
 class _ProtoEnumType(enum.EnumMeta):

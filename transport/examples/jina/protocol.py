@@ -11,12 +11,13 @@ enums keep their place in the seed: ``DenseNdArrayProto.QuantizationMode``,
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Annotated, Protocol
 
 from ...codec import Message
 from ...ndarray import decode_ndarray
+from ...protobuf import Number
 from ...service import Service, rpc
-from ...types import Int32, Int64, UInt32, UInt64
+from ...types import Float32, Int32, Int64, UInt32, UInt64
 from ...wellknown import EnumField, ProtoEnum, Struct, Timestamp, one_of
 
 
@@ -30,14 +31,14 @@ class DenseNdArrayProto(Message):
         FP16 = 1  # 2x smaller if dtype is set to FP32
         UINT8 = 2  # 4x smaller but lossy when dtype is FP32
 
-    buffer: bytes = b""
-    shape: list[UInt32] = []
-    dtype: str = ""
-    quantization: EnumField[QuantizationMode] = QuantizationMode.NONE
-    max_val: float = 0.0
-    min_val: float = 0.0
-    scale: float = 0.0
-    original_dtype: str = ""
+    buffer: Annotated[bytes, Number(1)] = b""
+    shape: Annotated[list[UInt32], Number(2)] = []
+    dtype: Annotated[str, Number(3)] = ""
+    quantization: Annotated[EnumField[QuantizationMode], Number(4)] = QuantizationMode.NONE
+    max_val: Annotated[Float32, Number(5)] = 0.0
+    min_val: Annotated[Float32, Number(6)] = 0.0
+    scale: Annotated[Float32, Number(7)] = 0.0
+    original_dtype: Annotated[str, Number(8)] = ""
 
     def __post_init__(self) -> None:
         # A buffer that does not hold dtype x shape is refused when decoded,
@@ -49,16 +50,16 @@ class DenseNdArrayProto(Message):
 class SparseNdArrayProto(Message):
     """A sparse array: the indices and values of its non-zero elements."""
 
-    indices: DenseNdArrayProto | None = None  # int64 [N, ndims]
-    values: DenseNdArrayProto | None = None  # [N]
-    dense_shape: list[Int64] = []
+    indices: Annotated[DenseNdArrayProto | None, Number(1)] = None  # int64 [N, ndims]
+    values: Annotated[DenseNdArrayProto | None, Number(2)] = None  # [N]
+    dense_shape: Annotated[list[Int64], Number(3)] = []
 
 
 class NdArrayProto(Message):
     """An n-dim array, dense or sparse (a oneof)."""
 
-    dense: DenseNdArrayProto | None = None
-    sparse: SparseNdArrayProto | None = None
+    dense: Annotated[DenseNdArrayProto | None, Number(1, oneof="content")] = None
+    sparse: Annotated[SparseNdArrayProto | None, Number(2, oneof="content")] = None
 
     def __post_init__(self) -> None:
         one_of(self, "dense", "sparse")
@@ -67,38 +68,38 @@ class NdArrayProto(Message):
 class NamedScoreProto(Message):
     """A score of a document relative to ``refId``; scores can nest."""
 
-    value: float = 0.0
-    op_name: str = ""
-    description: str = ""
-    operands: list[NamedScoreProto] = []
-    ref_id: str = ""
+    value: Annotated[Float32, Number(1)] = 0.0
+    op_name: Annotated[str, Number(2)] = ""
+    description: Annotated[str, Number(3)] = ""
+    operands: Annotated[list[NamedScoreProto], Number(4)] = []
+    ref_id: Annotated[str, Number(5)] = ""
 
 
 class DocumentProto(Message):
     """A document: content, embedding, and recursive chunks and matches."""
 
-    id: str = ""
-    content_hash: str = ""
-    granularity: UInt32 = 0
-    adjacency: UInt32 = 0
-    level_name: str = ""
-    parent_id: str = ""
-    buffer: bytes = b""
-    blob: NdArrayProto | None = None
-    text: str = ""
-    chunks: list[DocumentProto] = []
-    weight: float = 0.0
-    length: UInt32 = 0
-    matches: list[DocumentProto] = []
-    mime_type: str = ""
-    uri: str = ""
-    tags: Struct = {}
-    location: list[UInt32] = []
-    offset: UInt32 = 0
-    embedding: NdArrayProto | None = None
-    score: NamedScoreProto | None = None
-    modality: str = ""
-    evaluations: list[NamedScoreProto] = []
+    id: Annotated[str, Number(1)] = ""
+    content_hash: Annotated[str, Number(24)] = ""
+    granularity: Annotated[UInt32, Number(14)] = 0
+    adjacency: Annotated[UInt32, Number(22)] = 0
+    level_name: Annotated[str, Number(15)] = ""
+    parent_id: Annotated[str, Number(16)] = ""
+    buffer: Annotated[bytes, Number(3, oneof="content")] = b""
+    blob: Annotated[NdArrayProto | None, Number(12, oneof="content")] = None
+    text: Annotated[str, Number(13, oneof="content")] = ""
+    chunks: Annotated[list[DocumentProto], Number(4)] = []
+    weight: Annotated[Float32, Number(5)] = 0.0
+    length: Annotated[UInt32, Number(6)] = 0
+    matches: Annotated[list[DocumentProto], Number(8)] = []
+    mime_type: Annotated[str, Number(10)] = ""
+    uri: Annotated[str, Number(9)] = ""
+    tags: Annotated[Struct, Number(11)] = {}
+    location: Annotated[list[UInt32], Number(17)] = []
+    offset: Annotated[UInt32, Number(18)] = 0
+    embedding: Annotated[NdArrayProto | None, Number(19)] = None
+    score: Annotated[NamedScoreProto | None, Number(20)] = None
+    modality: Annotated[str, Number(21)] = ""
+    evaluations: Annotated[list[NamedScoreProto], Number(23)] = []
 
 
 class StatusProto(Message):
@@ -118,34 +119,34 @@ class StatusProto(Message):
     class ExceptionProto(Message):
         """An exception raised while handling the request."""
 
-        name: str = ""
-        args: list[str] = []
-        stacks: list[str] = []
-        executor: str = ""
-        driver: str = ""
+        name: Annotated[str, Number(1)] = ""
+        args: Annotated[list[str], Number(2)] = []
+        stacks: Annotated[list[str], Number(3)] = []
+        executor: Annotated[str, Number(4)] = ""
+        driver: Annotated[str, Number(5)] = ""
 
-    code: EnumField[StatusCode] = StatusCode.SUCCESS
-    description: str = ""
-    exception: ExceptionProto | None = None
+    code: Annotated[EnumField[StatusCode], Number(1)] = StatusCode.SUCCESS
+    description: Annotated[str, Number(2)] = ""
+    exception: Annotated[ExceptionProto | None, Number(3)] = None
 
 
 class RouteProto(Message):
     """One pod a message went through."""
 
-    pod: str = ""
-    pod_id: str = ""
-    start_time: Timestamp | None = None
-    end_time: Timestamp | None = None
-    status: StatusProto | None = None
+    pod: Annotated[str, Number(1)] = ""
+    pod_id: Annotated[str, Number(2)] = ""
+    start_time: Annotated[Timestamp | None, Number(3)] = None
+    end_time: Annotated[Timestamp | None, Number(4)] = None
+    status: Annotated[StatusProto | None, Number(5)] = None
 
 
 class QueryLangProto(Message):
     """A query language setting, mapped to a driver."""
 
-    name: str = ""
-    parameters: Struct = {}
-    disabled: bool = False
-    priority: Int32 = 0
+    name: Annotated[str, Number(1)] = ""
+    parameters: Annotated[Struct, Number(2)] = {}
+    disabled: Annotated[bool, Number(3)] = False
+    priority: Annotated[Int32, Number(4)] = 0
 
 
 #: The members of ``RequestProto``'s ``body`` oneof.
@@ -158,21 +159,21 @@ class RequestProto(Message):
     class TrainRequestProto(Message):
         """Documents to train on."""
 
-        docs: list[DocumentProto] = []
-        groundtruths: list[DocumentProto] = []
-        flush: bool = False
+        docs: Annotated[list[DocumentProto], Number(1)] = []
+        groundtruths: Annotated[list[DocumentProto], Number(2)] = []
+        flush: Annotated[bool, Number(3)] = False
 
     class IndexRequestProto(Message):
         """Documents to index."""
 
-        docs: list[DocumentProto] = []
-        groundtruths: list[DocumentProto] = []
+        docs: Annotated[list[DocumentProto], Number(1)] = []
+        groundtruths: Annotated[list[DocumentProto], Number(2)] = []
 
     class SearchRequestProto(Message):
         """Documents to query."""
 
-        docs: list[DocumentProto] = []
-        groundtruths: list[DocumentProto] = []
+        docs: Annotated[list[DocumentProto], Number(1)] = []
+        groundtruths: Annotated[list[DocumentProto], Number(2)] = []
 
     class ControlRequestProto(Message):
         """A command to the pod."""
@@ -184,31 +185,31 @@ class RequestProto(Message):
             STATUS = 1  # check the status of the BasePod
             IDLE = 3  # tells the router that the dealer is idle
 
-        command: EnumField[Command] = Command.TERMINATE
-        args: Struct = {}
+        command: Annotated[EnumField[Command], Number(1)] = Command.TERMINATE
+        args: Annotated[Struct, Number(2)] = {}
 
     class DeleteRequestProto(Message):
         """Documents to delete."""
 
-        docs: list[DocumentProto] = []
-        groundtruths: list[DocumentProto] = []
+        docs: Annotated[list[DocumentProto], Number(1)] = []
+        groundtruths: Annotated[list[DocumentProto], Number(2)] = []
 
     class UpdateRequestProto(Message):
         """Documents to update."""
 
-        docs: list[DocumentProto] = []
-        groundtruths: list[DocumentProto] = []
+        docs: Annotated[list[DocumentProto], Number(1)] = []
+        groundtruths: Annotated[list[DocumentProto], Number(2)] = []
 
-    request_id: str = ""
-    train: TrainRequestProto | None = None
-    index: IndexRequestProto | None = None
-    search: SearchRequestProto | None = None
-    control: ControlRequestProto | None = None
-    delete: DeleteRequestProto | None = None
-    update: UpdateRequestProto | None = None
-    status: StatusProto | None = None
-    routes: list[RouteProto] = []
-    queryset: list[QueryLangProto] = []
+    request_id: Annotated[str, Number(1)] = ""
+    train: Annotated[TrainRequestProto | None, Number(2, oneof="body")] = None
+    index: Annotated[IndexRequestProto | None, Number(3, oneof="body")] = None
+    search: Annotated[SearchRequestProto | None, Number(4, oneof="body")] = None
+    control: Annotated[ControlRequestProto | None, Number(5, oneof="body")] = None
+    delete: Annotated[DeleteRequestProto | None, Number(9, oneof="body")] = None
+    update: Annotated[UpdateRequestProto | None, Number(10, oneof="body")] = None
+    status: Annotated[StatusProto | None, Number(6)] = None
+    routes: Annotated[list[RouteProto], Number(8)] = []
+    queryset: Annotated[list[QueryLangProto], Number(7)] = []
 
     def __post_init__(self) -> None:
         one_of(self, *BODIES, required=True)
@@ -220,35 +221,35 @@ class EnvelopeProto(Message):
     class CompressConfigProto(Message):
         """How a request is compressed."""
 
-        algorithm: str = ""
-        high_watermark: UInt64 = 0
-        low_watermark: float = 0.0
-        parameters: Struct = {}
+        algorithm: Annotated[str, Number(1)] = ""
+        high_watermark: Annotated[UInt64, Number(2)] = 0
+        low_watermark: Annotated[Float32, Number(3)] = 0.0
+        parameters: Annotated[Struct, Number(4)] = {}
 
     class VersionProto(Message):
         """Version information."""
 
-        jina: str = ""
-        proto: str = ""
-        vcs: str = ""
+        jina: Annotated[str, Number(1)] = ""
+        proto: Annotated[str, Number(2)] = ""
+        vcs: Annotated[str, Number(3)] = ""
 
-    sender_id: str = ""
-    receiver_id: str = ""
-    request_id: str = ""
-    timeout: UInt32 = 0
-    routes: list[RouteProto] = []
-    version: VersionProto | None = None
-    status: StatusProto | None = None
-    request_type: str = ""
-    check_version: bool = False
-    compression: CompressConfigProto | None = None
+    sender_id: Annotated[str, Number(1)] = ""
+    receiver_id: Annotated[str, Number(2)] = ""
+    request_id: Annotated[str, Number(3)] = ""
+    timeout: Annotated[UInt32, Number(4)] = 0
+    routes: Annotated[list[RouteProto], Number(5)] = []
+    version: Annotated[VersionProto | None, Number(6)] = None
+    status: Annotated[StatusProto | None, Number(7)] = None
+    request_type: Annotated[str, Number(9)] = ""
+    check_version: Annotated[bool, Number(10)] = False
+    compression: Annotated[CompressConfigProto | None, Number(11)] = None
 
 
 class MessageProto(Message):
     """A message: envelope and request."""
 
-    envelope: EnvelopeProto | None = None
-    request: RequestProto | None = None
+    envelope: Annotated[EnvelopeProto | None, Number(1)] = None
+    request: Annotated[RequestProto | None, Number(2)] = None
 
 
 class JinaRPC(Service, Protocol, name="JinaRPC"):

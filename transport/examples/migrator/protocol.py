@@ -9,25 +9,26 @@ this path of mine) and the client answers each with an ``IngestFileResult``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Annotated, Protocol
 
 from ...codec import Message
+from ...protobuf import Number
 from ...service import Service, rpc
 
 
 class IngestFileResult(Message):
     """The client's answer to one copy: both paths echoed, and an error (empty: success)."""
 
-    source_path: str = ""  # Path inside the other container.
-    dest_path: str = ""  # Path inside this container.
-    error: str = ""  # The model may choose to ignore or fail.
+    source_path: Annotated[str, Number(1)] = ""  # Path inside the other container.
+    dest_path: Annotated[str, Number(2)] = ""  # Path inside this container.
+    error: Annotated[str, Number(3)] = ""  # The model may choose to ignore or fail.
 
 
 class IngestFileCopy(Message):
     """A copy the server asks for: from the other container to this one."""
 
-    source_path: str = ""  # Path inside the other container.
-    dest_path: str = ""  # Path inside this container.
+    source_path: Annotated[str, Number(1)] = ""  # Path inside the other container.
+    dest_path: Annotated[str, Number(2)] = ""  # Path inside this container.
 
 
 class ExportRequest(Message):
@@ -37,7 +38,7 @@ class ExportRequest(Message):
 class ExportResponse(Message):
     """The files to copy onto a clean base image to reproduce the model."""
 
-    paths: list[str] = []
+    paths: Annotated[list[str], Number(1)] = []
 
 
 class Migrator(Service, Protocol, name="t1.fps.model.Migrator"):

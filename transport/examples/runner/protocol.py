@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import msgspec
 
 from ...codec import Message
+from ...protobuf import Number
 from ...service import Service, rpc
 from ...types import Int32
 from ...wellknown import Empty, one_of
@@ -21,55 +22,58 @@ from ...wellknown import Empty, one_of
 class TryCall(Message):
     """Request to allocate a slot for a call."""
 
-    models_call_json: str = ""
-    slot_hash_id: str = ""
-    extensions: dict[str, str] = {}
+    models_call_json: Annotated[str, Number(1)] = ""
+    slot_hash_id: Annotated[str, Number(2)] = ""
+    extensions: Annotated[dict[str, str], Number(3)] = {}
 
 
 class DataFrame(Message):
     """A piece of a request or response body; the last one has ``eof``."""
 
-    data: bytes = b""
-    eof: bool = False
+    data: Annotated[bytes, Number(1)] = b""
+    eof: Annotated[bool, Number(2)] = False
 
 
 class HttpHeader(Message):
     """One HTTP header of the function's response."""
 
-    key: str = ""
-    value: str = ""
+    key: Annotated[str, Number(1)] = ""
+    value: Annotated[str, Number(2)] = ""
 
 
 class HttpRespMeta(Message):
     """The HTTP status and headers of the function's response."""
 
-    status_code: Int32 = 0
-    headers: list[HttpHeader] = []
+    status_code: Annotated[Int32, Number(1)] = 0
+    headers: Annotated[list[HttpHeader], Number(2)] = []
 
 
 class CallResultStart(Message):
     """The call has started to finish: the response metadata, before its body."""
 
-    http: HttpRespMeta | None = None  # oneof meta
+    http: Annotated[HttpRespMeta | None, Number(100, oneof="meta")] = None  # oneof meta
 
 
 class CallFinished(Message):
     """The call has really finished: it completed or crashed."""
 
-    success: bool = False
-    details: str = ""
-    error_code: Int32 = 0  # "errorCode" in the seed and on the wire
-    error_str: str = ""
-    created_at: str = ""
-    started_at: str = ""
-    completed_at: str = ""
+    success: Annotated[bool, Number(1)] = False
+    details: Annotated[str, Number(2)] = ""
+    # "errorCode" in the seed and on the wire
+    error_code: Annotated[Int32, Number(3, name="errorCode")] = 0
+    error_str: Annotated[str, Number(4, name="errorStr")] = ""
+    created_at: Annotated[str, Number(5, name="createdAt")] = ""
+    started_at: Annotated[str, Number(6, name="startedAt")] = ""
+    completed_at: Annotated[str, Number(7, name="completedAt")] = ""
 
 
 class ClientMsg(Message):
     """What the client sends on ``Engage``: exactly one of ``try`` and ``data``."""
 
-    try_: TryCall | None = msgspec.field(default=None, name="try")
-    data: DataFrame | None = None
+    try_: Annotated[TryCall | None, Number(1, oneof="body")] = msgspec.field(
+        default=None, name="try"
+    )
+    data: Annotated[DataFrame | None, Number(2, oneof="body")] = None
 
     def __post_init__(self) -> None:
         one_of(self, "try_", "data", required=True)
@@ -78,9 +82,9 @@ class ClientMsg(Message):
 class RunnerMsg(Message):
     """What the runner sends on ``Engage``: exactly one of its three bodies."""
 
-    result_start: CallResultStart | None = None
-    data: DataFrame | None = None
-    finished: CallFinished | None = None
+    result_start: Annotated[CallResultStart | None, Number(1, oneof="body")] = None
+    data: Annotated[DataFrame | None, Number(2, oneof="body")] = None
+    finished: Annotated[CallFinished | None, Number(3, oneof="body")] = None
 
     def __post_init__(self) -> None:
         one_of(self, "result_start", "data", "finished", required=True)
@@ -89,16 +93,20 @@ class RunnerMsg(Message):
 class RunnerStatus(Message):
     """The runner's lifecycle status."""
 
-    active: Int32 = 0  # Number of currently inflight responses
-    failed: bool = False  # if status was successful or not
-    id: str = ""  # call id if status image was used
-    details: str = ""  # details for logging/debug
-    error_code: Int32 = 0  # error code if not successful
-    error_str: str = ""  # error description if not successful
-    created_at: str = ""  # call latency details: initialization time
-    started_at: str = ""  # call latency details: start time in container
-    completed_at: str = ""  # call latency details: end time
-    cached: bool = False  # true if status response was provided from cache
+    active: Annotated[Int32, Number(2)] = 0  # Number of currently inflight responses
+    failed: Annotated[bool, Number(3)] = False  # if status was successful or not
+    id: Annotated[str, Number(4)] = ""  # call id if status image was used
+    details: Annotated[str, Number(5)] = ""  # details for logging/debug
+    error_code: Annotated[Int32, Number(6, name="errorCode")] = 0  # error code if not successful
+    # error description if not successful
+    error_str: Annotated[str, Number(7, name="errorStr")] = ""
+    # call latency details: initialization time
+    created_at: Annotated[str, Number(8, name="createdAt")] = ""
+    # call latency details: start time in container
+    started_at: Annotated[str, Number(9, name="startedAt")] = ""
+    # call latency details: end time
+    completed_at: Annotated[str, Number(10, name="completedAt")] = ""
+    cached: Annotated[bool, Number(11)] = False  # true if status response was provided from cache
 
 
 class RunnerProtocol(Service, Protocol, name="RunnerProtocol"):

@@ -8,10 +8,12 @@ long-lived ``TaskStream``; models travel as streams of ``FileChunk``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Annotated, Protocol
 
 from ...codec import Message
+from ...protobuf import Number
 from ...service import Service, rpc
+from ...types import Float32
 from ...wellknown import EnumField, ProtoEnum, Timestamp, UInt32Value
 
 
@@ -38,170 +40,170 @@ class ModelStatus(ProtoEnum):
 class ActivityReport(Message):
     """A node's report when it polls for work."""
 
-    node_id: str = ""  # If sent from a client
-    correlation_id: str = ""
-    status: str = ""
-    done: bool = False
-    response: str = ""  # json
+    node_id: Annotated[str, Number(1)] = ""  # If sent from a client
+    correlation_id: Annotated[str, Number(2)] = ""
+    status: Annotated[str, Number(3)] = ""
+    done: Annotated[bool, Number(4)] = False
+    response: Annotated[str, Number(5)] = ""  # json
 
 
 class AttributeElem(Message):
     """One key/value attribute."""
 
-    key: str = ""
-    value: str = ""
+    key: Annotated[str, Number(1)] = ""
+    value: Annotated[str, Number(2)] = ""
 
 
 class AttributeMessage(Message):
     """A client's attributes."""
 
-    client_id: str = ""
-    attributes: list[AttributeElem] = []
-    timestamp: Timestamp | None = None
+    client_id: Annotated[str, Number(1)] = ""
+    attributes: Annotated[list[AttributeElem], Number(2)] = []
+    timestamp: Annotated[Timestamp | None, Number(3)] = None
 
 
 class ClientAnnounceRequest(Message):
     """A client joining the combiner."""
 
-    client_id: str = ""
-    type: str = ""
-    parameters: str = ""
+    client_id: Annotated[str, Number(1)] = ""
+    type: Annotated[str, Number(2)] = ""
+    parameters: Annotated[str, Number(3)] = ""
 
 
 class ClientAvailableMessage(Message):
     """A client ready for tasks: opens its ``TaskStream``."""
 
-    client_id: str = ""
-    data: str = ""
-    timestamp: str = ""
+    client_id: Annotated[str, Number(1)] = ""
+    data: Annotated[str, Number(2)] = ""
+    timestamp: Annotated[str, Number(3)] = ""
 
 
 class FileChunk(Message):
     """A piece of a model file."""
 
-    data: bytes = b""
+    data: Annotated[bytes, Number(1)] = b""
 
 
 class Heartbeat(Message):
     """A client staying engaged."""
 
-    client_id: str = ""
-    memory_utilisation: float = 0.0
-    cpu_utilisation: float = 0.0
+    client_id: Annotated[str, Number(1)] = ""
+    memory_utilisation: Annotated[Float32, Number(2)] = 0.0
+    cpu_utilisation: Annotated[Float32, Number(3)] = 0.0
 
 
 class MetricElem(Message):
     """One named metric value."""
 
-    key: str = ""
-    value: float = 0.0
+    key: Annotated[str, Number(1)] = ""
+    value: Annotated[Float32, Number(2)] = 0.0
 
 
 class ModelMetric(Message):
     """Metrics of a model at a training step."""
 
-    client_id: str = ""
-    metrics: list[MetricElem] = []
-    timestamp: Timestamp | None = None
-    step: UInt32Value = None
-    model_id: str = ""
-    round_id: str = ""
-    session_id: str = ""
+    client_id: Annotated[str, Number(1)] = ""
+    metrics: Annotated[list[MetricElem], Number(2)] = []
+    timestamp: Annotated[Timestamp | None, Number(3)] = None
+    step: Annotated[UInt32Value, Number(4)] = None
+    model_id: Annotated[str, Number(5)] = ""
+    round_id: Annotated[str, Number(6)] = ""
+    session_id: Annotated[str, Number(7)] = ""
 
 
 class ModelPrediction(Message):
     """A prediction a client made with a model."""
 
-    client_id: str = ""
-    model_id: str = ""
-    data: str = ""
-    correlation_id: str = ""
-    timestamp: Timestamp | None = None
-    session_id: str = ""
+    client_id: Annotated[str, Number(1)] = ""
+    model_id: Annotated[str, Number(3)] = ""
+    data: Annotated[str, Number(4)] = ""
+    correlation_id: Annotated[str, Number(5)] = ""
+    timestamp: Annotated[Timestamp | None, Number(6)] = None
+    session_id: Annotated[str, Number(8)] = ""
 
 
 class ModelRequest(Message):
     """Asks for a model by id."""
 
-    model_id: str = ""
+    model_id: Annotated[str, Number(3)] = ""
 
 
 class ModelResponse(Message):
     """The outcome of a model upload."""
 
-    status: EnumField[ModelStatus] = ModelStatus.UNKNOWN
-    message: str = ""
+    status: Annotated[EnumField[ModelStatus], Number(3)] = ModelStatus.UNKNOWN
+    message: Annotated[str, Number(4)] = ""
 
 
 class ModelUpdate(Message):
     """A client's update of a model after local training."""
 
-    client_id: str = ""
-    model_id: str = ""
-    model_update_id: str = ""
-    correlation_id: str = ""
-    timestamp: Timestamp | None = None
-    meta: str = ""
-    config: str = ""
-    round_id: str = ""
-    session_id: str = ""
+    client_id: Annotated[str, Number(1)] = ""
+    model_id: Annotated[str, Number(3)] = ""
+    model_update_id: Annotated[str, Number(4)] = ""
+    correlation_id: Annotated[str, Number(5)] = ""
+    timestamp: Annotated[Timestamp | None, Number(6)] = None
+    meta: Annotated[str, Number(7)] = ""
+    config: Annotated[str, Number(8)] = ""
+    round_id: Annotated[str, Number(9)] = ""
+    session_id: Annotated[str, Number(10)] = ""
 
 
 class ModelValidation(Message):
     """A client's validation of a model."""
 
-    client_id: str = ""
-    model_id: str = ""
-    data: str = ""
-    correlation_id: str = ""
-    timestamp: Timestamp | None = None
-    session_id: str = ""
+    client_id: Annotated[str, Number(1)] = ""
+    model_id: Annotated[str, Number(3)] = ""
+    data: Annotated[str, Number(4)] = ""
+    correlation_id: Annotated[str, Number(5)] = ""
+    timestamp: Annotated[Timestamp | None, Number(6)] = None
+    session_id: Annotated[str, Number(8)] = ""
 
 
 class Response(Message):
     """The combiner's acknowledgement."""
 
-    response: str = ""
-    parameters: str = ""
+    response: Annotated[str, Number(1)] = ""
+    parameters: Annotated[str, Number(2)] = ""
 
 
 class Status(Message):
     """A client's status report."""
 
-    client_id: str = ""
-    status: str = ""
-    log_level: EnumField[LogLevel] = LogLevel.NONE
-    timestamp: Timestamp | None = None
-    type: str = ""
+    client_id: Annotated[str, Number(1)] = ""
+    status: Annotated[str, Number(2)] = ""
+    log_level: Annotated[EnumField[LogLevel], Number(3)] = LogLevel.NONE
+    timestamp: Annotated[Timestamp | None, Number(6)] = None
+    type: Annotated[str, Number(7)] = ""
 
 
 class TaskRequest(Message):
     """A task for a client: train, validate, predict..."""
 
-    model_id: str = ""
-    data: str = ""
-    correlation_id: str = ""
-    timestamp: str = ""
-    session_id: str = ""
-    round_id: str = ""
-    type: str = ""
-    status: str = ""
-    client_id: str = ""
+    model_id: Annotated[str, Number(3)] = ""
+    data: Annotated[str, Number(4)] = ""
+    correlation_id: Annotated[str, Number(5)] = ""
+    timestamp: Annotated[str, Number(6)] = ""
+    session_id: Annotated[str, Number(8)] = ""
+    round_id: Annotated[str, Number(10)] = ""
+    type: Annotated[str, Number(11)] = ""
+    status: Annotated[str, Number(12)] = ""
+    client_id: Annotated[str, Number(1)] = ""
 
 
 class TelemetryElem(Message):
     """One named telemetry value."""
 
-    key: str = ""
-    value: float = 0.0
+    key: Annotated[str, Number(1)] = ""
+    value: Annotated[Float32, Number(2)] = 0.0
 
 
 class TelemetryMessage(Message):
     """A client's telemetry."""
 
-    client_id: str = ""
-    telemetries: list[TelemetryElem] = []
-    timestamp: Timestamp | None = None
+    client_id: Annotated[str, Number(1)] = ""
+    telemetries: Annotated[list[TelemetryElem], Number(2)] = []
+    timestamp: Annotated[Timestamp | None, Number(3)] = None
 
 
 #: The largest ``FileChunk`` the reference server sends: 1 MiB.
