@@ -98,8 +98,9 @@ def test_check_the_server_and_its_services(health_server: tuple[Health, TestServ
     health.set(INTEROP, ServingStatus.SERVING)
     assert check(server.client.channel, INTEROP, timeout=10) is ServingStatus.SERVING
     health.clear(INTEROP)
-    with pytest.raises(grpc.RpcError):
+    with pytest.raises(RpcError) as unknown_now:
         check(server.client.channel, INTEROP, timeout=10)
+    assert unknown_now.value.code is StatusCode.NOT_FOUND
 
 
 def test_malformed_request_is_invalid_argument(health_server: tuple[Health, TestServer]) -> None:

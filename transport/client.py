@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import grpc
 
-from . import _attachments, _status_map
+from . import _attachments
 from ._calls import (
     CallInfo,
     MetadataTuple,
@@ -22,6 +22,7 @@ from ._calls import (
     user_metadata,
 )
 from ._client_core import ClientCore
+from ._status_map import client_errors
 from .codec import JsonCodec
 from .context import Metadata
 from .errors import RpcError
@@ -58,11 +59,8 @@ class ResponseStream(Generic[Res]):
 
     def __next__(self) -> Res:
         try:
-            data = next(self._call)
-        except grpc.RpcError as exc:
-            if self._sending is not None:
-                self._sending.raise_error()
-            raise _status_map.error_of(exc) from None
+            with client_errors(self._sending):
+                data = next(self._call)
         except StopIteration:
             if self._on_end is not None:
                 self._on_end(as_metadata(self._call.trailing_metadata()))
@@ -240,16 +238,12 @@ class Client(ClientCore[grpc.Channel]):
                 stream._on_end = self._learn
             return stream
         options = self._options(method, timeout, metadata, wait_for_ready)
-        try:
+        with client_errors(requests):
             if self._learns(method):
                 data, call = self._multicallable(method).with_call(argument, **options)
                 self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
             else:
                 data = self._multicallable(method)(argument, **options)
-        except grpc.RpcError as exc:
-            if requests is not None:
-                requests.raise_error()
-            raise _status_map.error_of(exc) from None
         return decode_response(method.response_codec, data, frames=self._reads_frames(method))
 
     def _encode_one(self, method: Method[Any, Any], request: Any) -> bytes:
@@ -289,14 +283,10 @@ class Client(ClientCore[grpc.Channel]):
         if method.cardinality.server_streaming:
             raise TypeError(f"{method.path} streams its responses: use call() and iterate")
         requests, argument = self._request_stream(method, request)
-        try:
+        with client_errors(requests):
             data, call = self._multicallable(method).with_call(
                 argument, **self._options(method, timeout, metadata, wait_for_ready)
             )
-        except grpc.RpcError as exc:
-            if requests is not None:
-                requests.raise_error()
-            raise _status_map.error_of(exc) from None
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
         info = CallInfo(
