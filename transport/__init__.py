@@ -11,15 +11,17 @@ from .async_client import AsyncResponseStream as AsyncResponseStream
 from .client import BidiStream as BidiStream
 from .client import Client as Client
 from .client import ResponseStream as ResponseStream
-from .codec import DecodeError as DecodeError
 from .codec import FrozenMessage as FrozenMessage
 from .codec import JsonCodec as JsonCodec
 from .codec import Message as Message
 from .context import AsyncContext as AsyncContext
 from .context import Context as Context
 from .context import Metadata as Metadata
+from .errors import ChunkError as ChunkError
 from .errors import DeclarationError as DeclarationError
 from .errors import DeclarationWarning as DeclarationWarning
+from .errors import DecodeError as DecodeError
+from .errors import DecodeLimitError as DecodeLimitError
 from .errors import RpcError as RpcError
 from .errors import TransportError as TransportError
 from .ndarray import QuantizedArray as QuantizedArray
@@ -84,12 +86,14 @@ __all__ = [
     "BytesValue",
     "CallInfo",
     "Cardinality",
+    "ChunkError",
     "Client",
     "ClientCertificate",
     "Context",
     "DeclarationError",
     "DeclarationWarning",
     "DecodeError",
+    "DecodeLimitError",
     "DoubleValue",
     "Duration",
     "Empty",

@@ -9,8 +9,8 @@ from typing import Any
 
 from . import _attachments
 from ._status_map import DETAILS_KEY
-from .codec import DecodeError, DecodeLimitError, JsonCodec
-from .errors import RpcError
+from .codec import JsonCodec
+from .errors import DecodeError, DecodeLimitError, RpcError
 from .service import Method
 from .status import StatusCode
 

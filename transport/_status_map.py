@@ -21,8 +21,7 @@ import grpc
 import grpc.aio
 import msgspec
 
-from .codec import DecodeError, DecodeLimitError
-from .errors import RpcError
+from .errors import DecodeError, DecodeLimitError, RpcError
 from .status import StatusCode
 
 __all__ = [

@@ -17,6 +17,7 @@ import msgspec
 import numpy as np
 
 from . import _attachments
+from .errors import DecodeError, DecodeLimitError
 from .ndarray import check_declared_dtype, decode_ndarray, encode_ndarray
 
 __all__ = [
@@ -24,8 +25,6 @@ __all__ = [
     "CONTAINER_ALLOWANCE",
     "MAX_JSON_DEPTH",
     "NOT_UTF8",
-    "DecodeError",
-    "DecodeLimitError",
     "FrozenMessage",
     "JsonCodec",
     "Message",
@@ -69,14 +68,6 @@ class FrozenMessage(msgspec.Struct, frozen=True, kw_only=True, rename="camel", o
     Subclass with ``frozen=True`` repeated (``class Point(FrozenMessage,
     frozen=True)``): type checkers take a subclass without it to be mutable.
     """
-
-
-class DecodeError(ValueError):
-    """Raised when bytes are not valid JSON or do not match the declared type."""
-
-
-class DecodeLimitError(DecodeError):
-    """Raised when a message holds more arrays and objects than its size allows."""
 
 
 def _scan(data: bytes) -> tuple[int, int]:

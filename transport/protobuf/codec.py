@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from ..codec import DecodeError
+from ..errors import DecodeError
 from ._fields import (
     Buffer,
     Reader,
