@@ -90,7 +90,7 @@ def _kill_mid_stream_sync(kind: str, client: Client, process: subprocess.Popen[s
         client.call(TestService.StreamingInputCall, requests())
     else:
         with client.open(TestService.FullDuplexCall) as bidi:
-            bidi.send(StreamingOutputCallRequest(response_parameters=[ResponseParameters(size=1)]))
+            bidi.write(StreamingOutputCallRequest(response_parameters=[ResponseParameters(size=1)]))
             next(bidi)
             process.kill()
             next(bidi)

@@ -101,7 +101,7 @@ class ResponseStream(Generic[Res]):
 
 
 class BidiStream(ResponseStream[Res], Generic[Req, Res]):
-    """A bidirectional call whose requests are sent one by one with :meth:`send`.
+    """A bidirectional call whose requests are sent one by one with :meth:`write`.
 
     Use it when what to send depends on what was received (the server speaks
     first, say). Call :meth:`done_writing` to half-close.
@@ -123,12 +123,15 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
                 return
             yield item  # type: ignore[misc]
 
-    def send(self, request: Req) -> None:
-        """Queue ``request`` to be sent."""
+    def write(self, request: Req) -> None:
+        """Queue ``request`` to be sent (the same verb as :meth:`AsyncBidiStream.write`)."""
         if self._closed.is_set():
-            raise ValueError("send() after done_writing()")
+            raise ValueError("write() after done_writing()")
         check_request(self._method, request)
         self._outbox.put(self._method.request_codec.encode(request))
+
+    #: An alias of :meth:`write`, the verb of earlier releases.
+    send = write
 
     def done_writing(self) -> None:
         """Half-close: tell the server no more requests follow."""
@@ -302,7 +305,7 @@ class Client(ClientCore[grpc.Channel]):
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
     ) -> BidiStream[Req, Res]:
-        """Start a bidirectional call whose requests you :meth:`~BidiStream.send` one by one."""
+        """Start a bidirectional call whose requests you :meth:`~BidiStream.write` one by one."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
         return BidiStream(

@@ -27,7 +27,7 @@ class JinaSession:
 
     def request(self, request: RequestProto) -> RequestProto:
         """Send ``request`` and return its response (same ``requestId``)."""
-        self._stream.send(request)
+        self._stream.write(request)
         response = next(self._stream)
         if response.request_id != request.request_id:
             raise ValueError(

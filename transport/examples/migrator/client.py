@@ -49,6 +49,6 @@ def ingest(
     with client.open(Migrator.Ingest, timeout=timeout) as stream:
         for copy in stream:
             result = copy_for(copy, source_dir)
-            stream.send(result)
+            stream.write(result)
             results.append(result)
     return results
