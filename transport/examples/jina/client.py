@@ -6,7 +6,8 @@ import uuid
 from collections.abc import Iterable
 from types import TracebackType
 
-from ...client import BidiStream, Client
+from transport import BidiStream, Client
+
 from .protocol import DocumentProto, JinaRPC, RequestProto, StatusProto
 
 __all__ = ["JinaSession"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ...client import Client
+from transport import Client
+
 from .protocol import IngestFileCopy, IngestFileResult, Migrator
 
 __all__ = ["copy_for", "ingest"]
