@@ -15,6 +15,7 @@ import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.eventually import eventually
 from transport import RpcError, StatusCode, bind
 from transport.health import (
     HEALTH_SERVICE,
@@ -40,13 +41,6 @@ INTEROP = TestService.service_name()
 
 def _request(service: str = "") -> Any:
     return health_pb2.HealthCheckRequest(service=service)
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
 
 
 # --- the wire, against the protobuf runtime
@@ -147,7 +141,7 @@ def test_watch_an_unknown_service_then_its_changes(
     assert health.watching(INTEROP) == 1
     call.cancel()
     assert statuses.get(timeout=10) == -1
-    _wait_until(lambda: health.watching(INTEROP) == 0)  # the watcher was released
+    eventually(lambda: health.watching(INTEROP) == 0, "the watcher was released")
 
 
 def test_graceful_shutdown_reports_not_serving_for_everything(
@@ -167,7 +161,9 @@ def test_graceful_shutdown_reports_not_serving_for_everything(
     # Stopping the server ends the watches.
     server.server.stop(grace=1).wait(timeout=10)
     assert whole.get(timeout=10) == -1 and service.get(timeout=10) == -1
-    _wait_until(lambda: health.watching("") == 0 and health.watching(INTEROP) == 0)
+    eventually(
+        lambda: health.watching("") == 0 and health.watching(INTEROP) == 0, "watchers released"
+    )
 
 
 @pytest.mark.anyio
