@@ -1,9 +1,9 @@
 """The JSON codec: one encoder and one decoder per message type, built once.
 
-The contract is three members, as in grpc-go's ``encoding.Codec``: ``name``,
-``encode`` and ``decode``. Decoding errors carry msgspec's field path
-(``Expected `int`, got `str` - at `$.n```) so the server can answer
-INVALID_ARGUMENT with a message that names the field.
+It implements the codec contract (:class:`transport.encoding.Codec`: ``name``,
+``encode`` and ``decode``, as grpc-go's ``encoding.Codec``). Decoding errors
+carry msgspec's field path (``Expected `int`, got `str` - at `$.n```) so the
+server can answer INVALID_ARGUMENT with a message that names the field.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import sys
 import typing
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import msgspec
 import numpy as np
@@ -184,7 +184,7 @@ def _dec_hook(type_: type[Any], obj: Any) -> Any:
 class JsonCodec(Generic[T]):
     """Encode and decode one message type as JSON (the registered codec ``json``)."""
 
-    name = "json"
+    name: ClassVar[str] = "json"
 
     __slots__ = ("_decoder", "_encoder", "contents", "type")
 

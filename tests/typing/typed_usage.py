@@ -136,3 +136,13 @@ def wrong_results(client: Client) -> None:
     text: int = client.call(Oracle.Ask, Question()).text  # type: ignore[assignment]
     missing = client.call(Oracle.Ask, Question()).missing  # type: ignore[attr-defined]
     del text, missing
+
+
+def codecs_keep_the_contract() -> None:
+    """Both codecs are a ``Codec`` of their message type (mypy checks the assignment)."""
+    from transport import JsonCodec, ProtobufCodec
+    from transport.encoding import Codec
+
+    json_wire: Codec[Question] = JsonCodec(Question)
+    protobuf_wire: Codec[Question] = ProtobufCodec(Question)
+    assert isinstance(json_wire, Codec) and isinstance(protobuf_wire, Codec)
