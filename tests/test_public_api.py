@@ -14,6 +14,8 @@ PACKAGES = [
     "transport.health",
     "transport.security",
     "transport.protobuf",
+    "transport.metadata",
+    "transport.encoding",
 ]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 # First: grpc reads the command line's log level (set by _quiet) when it is imported.
 from . import _quiet as _quiet
-from ._calls import CallInfo as CallInfo
 from .async_client import AsyncBidiStream as AsyncBidiStream
 from .async_client import AsyncClient as AsyncClient
 from .async_client import AsyncResponseStream as AsyncResponseStream
@@ -16,7 +15,6 @@ from .codec import JsonCodec as JsonCodec
 from .codec import Message as Message
 from .context import AsyncContext as AsyncContext
 from .context import Context as Context
-from .context import Metadata as Metadata
 from .errors import ChunkError as ChunkError
 from .errors import DeclarationError as DeclarationError
 from .errors import DeclarationWarning as DeclarationWarning
@@ -24,6 +22,8 @@ from .errors import DecodeError as DecodeError
 from .errors import DecodeLimitError as DecodeLimitError
 from .errors import RpcError as RpcError
 from .errors import TransportError as TransportError
+from .metadata import CallInfo as CallInfo
+from .metadata import Metadata as Metadata
 from .ndarray import QuantizedArray as QuantizedArray
 from .ndarray import quantize as quantize
 from .options import DEFAULT_MAX_MESSAGE_BYTES as DEFAULT_MAX_MESSAGE_BYTES

@@ -22,10 +22,10 @@ import grpc.aio
 import msgspec
 
 from .errors import DecodeError, DecodeLimitError, RpcError
+from .metadata import DETAILS_KEY
 from .status import StatusCode
 
 __all__ = [
-    "DETAILS_KEY",
     "abort",
     "abort_async",
     "client_errors",
@@ -39,7 +39,6 @@ __all__ = [
 log = logging.getLogger("transport")
 
 #: Trailing metadata key that carries an error's JSON details.
-DETAILS_KEY = "transport-error-details-bin"
 
 _TO_GRPC = {StatusCode(code.value[0]): code for code in grpc.StatusCode}
 _FROM_GRPC = {code: StatusCode(code.value[0]) for code in grpc.StatusCode}

@@ -11,21 +11,12 @@ import grpc
 import grpc.aio
 
 from . import _attachments, _grpc_fixes
-from ._calls import (
-    CallInfo,
-    MetadataTuple,
-    RequestStream,
-    as_metadata,
-    check_request,
-    decode_response,
-    multicallable_kwargs,
-    user_metadata,
-)
+from ._calls import RequestStream, check_request, decode_response, multicallable_kwargs
 from ._client_core import ClientCore
 from ._status_map import client_errors, status_code, task_cancelling
 from .codec import JsonCodec
-from .context import Metadata
 from .errors import RpcError
+from .metadata import CallInfo, Metadata, MetadataTuple, as_metadata, user_metadata
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from .status import StatusCode
 

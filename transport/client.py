@@ -11,24 +11,15 @@ from typing import Any, Generic, TypeVar, overload
 import grpc
 
 from . import _attachments
-from ._calls import (
-    CallInfo,
-    MetadataTuple,
-    RequestStream,
-    as_metadata,
-    check_request,
-    decode_response,
-    multicallable_kwargs,
-    user_metadata,
-)
+from ._calls import RequestStream, check_request, decode_response, multicallable_kwargs
 from ._client_core import ClientCore
 from ._status_map import client_errors
 from .codec import JsonCodec
-from .context import Metadata
 from .errors import RpcError
+from .metadata import CallInfo, Metadata, MetadataTuple, as_metadata, user_metadata
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 
-__all__ = ["BidiStream", "CallInfo", "Client", "ResponseStream"]
+__all__ = ["BidiStream", "Client", "ResponseStream"]
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
