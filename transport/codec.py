@@ -213,13 +213,9 @@ class JsonCodec(Generic[T]):
     def _decode_frame(self, data: bytes) -> T:
         try:
             return cast(T, _attachments.decode_framed(data, self.type, _dec_hook))
-        except msgspec.ValidationError as exc:
-            raise DecodeError(str(exc)) from None
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except _FAILURES as exc:
             header = memoryview(data)[8 : 8 + int.from_bytes(data[4:8], "little")]
-            raise _malformed("malformed attachment frame", header, exc) from None
-        except RecursionError:
-            raise DecodeError("JSON is nested too deeply") from None
+            raise _failure(exc, "malformed attachment frame", header) from None
 
     def decode_framed(self, data: bytes) -> T:
         """Like :meth:`decode`, and read an attachment frame too: for a peer that announced them."""
@@ -243,11 +239,20 @@ class JsonCodec(Generic[T]):
             _check_containers(data)
         try:
             return self._decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            raise DecodeError(str(exc)) from None
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            if data[:4] == _attachments.MAGIC:
+        except _FAILURES as exc:
+            if data[:4] == _attachments.MAGIC and not isinstance(exc, msgspec.ValidationError):
                 raise DecodeError("an attachment frame, but frames were not negotiated") from None
-            raise _malformed("malformed JSON", data, exc) from None
-        except RecursionError:
-            raise DecodeError("JSON is nested too deeply") from None
+            raise _failure(exc, "malformed JSON", data) from None
+
+
+# What msgspec raises for bytes that are not the message; _failure words each.
+_FAILURES = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _failure(exc: Exception, malformed: str, document: bytes | memoryview) -> DecodeError:
+    """The one wording of a decode failure: the field path, what is malformed, or the depth."""
+    if isinstance(exc, msgspec.ValidationError):
+        return DecodeError(str(exc))
+    if isinstance(exc, RecursionError):
+        return DecodeError("JSON is nested too deeply")
+    return _malformed(malformed, document, exc)
