@@ -30,7 +30,7 @@ import grpc
 
 from transport import DEFAULT_MAX_MESSAGE_BYTES, Client
 from transport._attachments import ANNOUNCEMENT, MAGIC
-from transport.codec import DecodeError
+from transport.errors import DecodeError
 from transport.runtime import OpenSessionRequest
 from transport.runtime.fence import OWNER_METADATA_KEY
 from transport.runtime.wire import Runtime

@@ -11,6 +11,7 @@ import pytest
 from transport import (
     DEFAULT_MAX_MESSAGE_BYTES,
     AsyncContext,
+    ChunkError,
     Context,
     JsonCodec,
     Message,
@@ -21,7 +22,6 @@ from transport import (
 from transport.chunks import (
     CHUNK_BYTES,
     Chunk,
-    ChunkError,
     array_chunks,
     bytes_chunks,
     file_chunks,

@@ -5,12 +5,24 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import enum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import pytest
 
-from transport import DecodeError, FrozenMessage, Int32, Int64, JsonCodec, Message, UInt32, UInt64
+from transport import (
+    DecodeError,
+    FrozenMessage,
+    Int32,
+    Int64,
+    JsonCodec,
+    Message,
+    Number,
+    ProtobufCodec,
+    UInt32,
+    UInt64,
+)
+from transport.encoding import Codec
 
 
 class Level(enum.Enum):
@@ -209,3 +221,14 @@ def test_objects_the_codec_cannot_encode_are_refused() -> None:
 def test_the_codec_has_a_name_and_reports_its_type() -> None:
     assert JOBS.name == "json"
     assert JOBS.type is Job
+
+
+class Reading(Message):
+    sensor: Annotated[str, Number(1)] = ""
+
+
+def test_both_codecs_implement_the_codec_contract() -> None:
+    for codec in (JsonCodec(Reading), ProtobufCodec(Reading)):
+        assert isinstance(codec, Codec)
+        assert codec.decode(codec.encode(Reading(sensor="t1"))) == Reading(sensor="t1")
+    assert (JsonCodec.name, ProtobufCodec.name) == ("json", "protobuf")

@@ -102,7 +102,7 @@ def _past_the_deadline(server: TestServer, kind: str, release: threading.Event) 
             client.call(Echo.Collect, _one_then_hold(release), timeout=DEADLINE)
         else:
             with client.open(Echo.Chat, timeout=DEADLINE) as chat:
-                chat.send(Note(text="first"))
+                chat.write(Note(text="first"))
                 assert next(chat).text == "first"
                 next(chat)
     return caught.value
@@ -129,7 +129,7 @@ def test_a_client_cancel_reaches_the_sync_handler_without_error_logs(
             replies = server.client.call(Echo.Repeat, Note())
         else:
             replies = server.client.open(Echo.Chat)
-            replies.send(Note(text="first"))
+            replies.write(Note(text="first"))
         assert next(replies).text == "first"
         replies.cancel()
         with pytest.raises(RpcError) as caught:

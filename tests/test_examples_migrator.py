@@ -93,7 +93,7 @@ def test_a_result_for_a_copy_never_asked_for_is_invalid_argument(
     client = transport_serve(bind(Migrator, server)).client
     with client.open(Migrator.Ingest, timeout=10) as stream:
         copy = next(stream)
-        stream.send(IngestFileResult(source_path="other", dest_path=copy.dest_path))
+        stream.write(IngestFileResult(source_path="other", dest_path=copy.dest_path))
         with pytest.raises(RpcError) as caught:
             next(stream)
     assert caught.value.code is StatusCode.INVALID_ARGUMENT
@@ -109,7 +109,7 @@ def test_stopping_before_every_copy_is_answered_is_invalid_argument(
     client = transport_serve(bind(Migrator, server)).client
     with client.open(Migrator.Ingest, timeout=10) as stream:
         first = next(stream)
-        stream.send(IngestFileResult(source_path=first.source_path, dest_path=first.dest_path))
+        stream.write(IngestFileResult(source_path=first.source_path, dest_path=first.dest_path))
         stream.done_writing()
         assert next(stream).source_path == "b"
         with pytest.raises(RpcError) as caught:

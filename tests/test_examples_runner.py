@@ -126,11 +126,11 @@ def test_status_counts_the_engage_calls_in_flight(server: TestServer, runner: Ru
     client = server.client
     assert client.call(RunnerProtocol.Status, Empty()).active == 0
     with client.open(RunnerProtocol.Engage, timeout=10) as call:
-        call.send(ClientMsg(try_=TryCall(models_call_json='{"fn": "echo"}')))
+        call.write(ClientMsg(try_=TryCall(models_call_json='{"fn": "echo"}')))
         assert runner.engaged.wait_for(1, timeout=5)
         status = client.call(RunnerProtocol.Status, Empty())
         assert status.active == 1 and not status.failed and status.completed_at
-        call.send(ClientMsg(data=DataFrame(data=b"done", eof=True)))
+        call.write(ClientMsg(data=DataFrame(data=b"done", eof=True)))
         replies = list(call)
     assert replies[-1].finished is not None and replies[-1].finished.success
     assert runner.engaged.wait_for(0, timeout=5)
@@ -139,7 +139,7 @@ def test_status_counts_the_engage_calls_in_flight(server: TestServer, runner: Ru
 
 def test_a_client_cancel_ends_the_engage_call(server: TestServer, runner: RunnerServer) -> None:
     call = server.client.open(RunnerProtocol.Engage, timeout=10)
-    call.send(ClientMsg(try_=TryCall(models_call_json='{"fn": "echo"}')))
+    call.write(ClientMsg(try_=TryCall(models_call_json='{"fn": "echo"}')))
     assert runner.engaged.wait_for(1, timeout=5)
     call.cancel()
     assert runner.engaged.wait_for(0, timeout=5)

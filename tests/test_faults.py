@@ -9,12 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 import pytest
 
+from tests.eventually import eventually_async
 from transport import (
     AsyncClient,
     AsyncContext,
@@ -90,7 +91,7 @@ def _kill_mid_stream_sync(kind: str, client: Client, process: subprocess.Popen[s
         client.call(TestService.StreamingInputCall, requests())
     else:
         with client.open(TestService.FullDuplexCall) as bidi:
-            bidi.send(StreamingOutputCallRequest(response_parameters=[ResponseParameters(size=1)]))
+            bidi.write(StreamingOutputCallRequest(response_parameters=[ResponseParameters(size=1)]))
             next(bidi)
             process.kill()
             next(bidi)
@@ -501,13 +502,6 @@ class EndlessBackend:
         return EndlessSession(self, await self.describe(request))
 
 
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + BOUND
-    while not condition():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.01)
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("goes_away", ["cancels the stream", "closes its channel"])
 async def test_a_client_gone_mid_generate_leaks_no_runtime_session(goes_away: str) -> None:
@@ -525,9 +519,9 @@ async def test_a_client_gone_mid_generate_leaks_no_runtime_session(goes_away: st
         else:
             await client.close()
         # The Generate handler stops, which lets go of the session ...
-        await _until(lambda: backend.generating == 0, "the generator outlived its client")
+        await eventually_async(lambda: backend.generating == 0, "the generator outlived its client")
         # ... so the idle reaper closes it, exactly once: nothing leaks.
-        await _until(lambda: runtime.session_count == 0, "the session leaked")
+        await eventually_async(lambda: runtime.session_count == 0, "the session leaked")
         assert backend.closed == backend.opened == 1
         if goes_away == "cancels the stream":
             await client.close()

@@ -15,6 +15,7 @@ import grpc.aio
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.eventually import eventually
 from transport import RpcError, StatusCode, bind
 from transport.health import (
     HEALTH_SERVICE,
@@ -40,13 +41,6 @@ INTEROP = TestService.service_name()
 
 def _request(service: str = "") -> Any:
     return health_pb2.HealthCheckRequest(service=service)
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
 
 
 # --- the wire, against the protobuf runtime
@@ -98,8 +92,9 @@ def test_check_the_server_and_its_services(health_server: tuple[Health, TestServ
     health.set(INTEROP, ServingStatus.SERVING)
     assert check(server.client.channel, INTEROP, timeout=10) is ServingStatus.SERVING
     health.clear(INTEROP)
-    with pytest.raises(grpc.RpcError):
+    with pytest.raises(RpcError) as unknown_now:
         check(server.client.channel, INTEROP, timeout=10)
+    assert unknown_now.value.code is StatusCode.NOT_FOUND
 
 
 def test_malformed_request_is_invalid_argument(health_server: tuple[Health, TestServer]) -> None:
@@ -146,7 +141,7 @@ def test_watch_an_unknown_service_then_its_changes(
     assert health.watching(INTEROP) == 1
     call.cancel()
     assert statuses.get(timeout=10) == -1
-    _wait_until(lambda: health.watching(INTEROP) == 0)  # the watcher was released
+    eventually(lambda: health.watching(INTEROP) == 0, "the watcher was released")
 
 
 def test_graceful_shutdown_reports_not_serving_for_everything(
@@ -166,7 +161,9 @@ def test_graceful_shutdown_reports_not_serving_for_everything(
     # Stopping the server ends the watches.
     server.server.stop(grace=1).wait(timeout=10)
     assert whole.get(timeout=10) == -1 and service.get(timeout=10) == -1
-    _wait_until(lambda: health.watching("") == 0 and health.watching(INTEROP) == 0)
+    eventually(
+        lambda: health.watching("") == 0 and health.watching(INTEROP) == 0, "watchers released"
+    )
 
 
 @pytest.mark.anyio

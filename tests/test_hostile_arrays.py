@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from transport import Context, JsonCodec, Message, Service, bind, quantize, rpc
 from transport import _attachments as attachments
 from transport._status_map import status_of
-from transport.chunks import Chunk, ChunkError, join_array
-from transport.codec import DecodeError, _dec_hook, _enc_hook
+from transport.chunks import Chunk, join_array
+from transport.codec import _dec_hook, _enc_hook
+from transport.errors import ChunkError, DecodeError
 from transport.examples.jina import (
     MAX_SPARSE_ELEMENTS,
     DocumentProto,

@@ -16,9 +16,9 @@ import pytest
 
 from transport import AsyncClient, Client, Message, Service, StatusCode, rpc
 from transport._attachments import ANNOUNCEMENT, encode_framed
-from transport._status_map import DETAILS_KEY
 from transport.codec import _enc_hook
 from transport.errors import RpcError
+from transport.metadata import DETAILS_KEY
 
 
 class Blob(Message):

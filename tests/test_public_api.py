@@ -14,6 +14,8 @@ PACKAGES = [
     "transport.health",
     "transport.security",
     "transport.protobuf",
+    "transport.metadata",
+    "transport.encoding",
 ]
 
 
@@ -58,3 +60,19 @@ def test_every_public_class_and_function_has_a_docstring(name: str) -> None:
                 if not inspect.getdoc(function):
                     undocumented.append(f"{attribute}.{member}")
     assert not undocumented, f"undocumented in {name}: {undocumented}"
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_every_public_exception_derives_from_transport_error(name: str) -> None:
+    from transport import TransportError
+
+    module = importlib.import_module(name)
+    errors = [
+        value
+        for value in (getattr(module, public) for public in module.__all__)
+        if inspect.isclass(value)
+        and issubclass(value, Exception)
+        and not issubclass(value, Warning)
+    ]
+    strays = [error.__name__ for error in errors if not issubclass(error, TransportError)]
+    assert not strays, f"catch-all `except TransportError` misses {strays}"

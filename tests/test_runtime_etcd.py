@@ -19,6 +19,7 @@ import msgspec
 import pytest
 
 from tests.etcd_cluster import EtcdCluster, free_port, needs_etcd
+from tests.eventually import eventually_async
 from transport import Client as RpcClient
 from transport import RpcError, StatusCode
 from transport.health import ServingStatus, check
@@ -577,18 +578,15 @@ async def test_the_python_api_takes_an_etcd_url_and_clients_follow(three: EtcdCl
 
     async with AsyncExitStack() as owner_a:
         a = await owner_a.enter_async_context(daemon("owner-a"))
-        with anyio.fail_after(10):
-            while not a.server.holds_lease:
-                await anyio.sleep(0.01)
+        await eventually_async(lambda: a.server.holds_lease, "owner-a holds the lease")
         async with (
             daemon("owner-b") as b,
             await dial_leader_async(lease=url, timeout=5) as client,
         ):
             assert (client.expected_owner, client.endpoint) == ("owner-a", a.endpoint)
             await owner_a.aclose()  # revokes the lease: owner-b takes the key at once
+            await eventually_async(lambda: b.server.holds_lease, "owner-b takes over", 5)
             with anyio.fail_after(5):
-                while not b.server.holds_lease:
-                    await anyio.sleep(0.01)
                 while client.expected_owner != "owner-b":
                     with contextlib.suppress(RpcError):
                         await client.describe(ECHO)  # no retry: the watch re-targets

@@ -114,3 +114,20 @@ def test_plain_state_code_never_imports_grpc(module: str) -> None:
                 assert name in PLAIN_CORE, f"{module} imports ..{name}"
             if node.level == 1:
                 assert f"{name}.py" in PLAIN, f"{module} imports .{name}"
+
+
+@pytest.mark.parametrize("instance_id", ["owner-a", ""])
+def test_a_retired_fence_refuses_every_call_for_good_and_says_so_once(instance_id: str) -> None:
+    clock = Clock()
+    fence = Fence(instance_id, clock=clock)
+    heard: list[bool] = []
+    fence.subscribe(heard.append)
+    fence.retire()
+    assert fence.retired and not fence.holds_lease
+    with pytest.raises(LeaseLapsedError) as lapsed:
+        fence.check(instance_id)
+    assert lapsed.value.code is StatusCode.UNAVAILABLE
+    fence.hold(clock.now + 60.0)  # a late renewal does not bring it back
+    fence.retire()
+    assert not fence.holds_lease
+    assert heard == [False]

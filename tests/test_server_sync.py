@@ -54,7 +54,7 @@ def test_stream_stream(echo: TestServer) -> None:
 def test_bidi_ping_pong_then_half_close(echo: TestServer) -> None:
     with echo.client.open(Echo.Chat) as chat:
         for text in ("one", "two"):
-            chat.send(Note(text=text))
+            chat.write(Note(text=text))
             assert next(chat) == Note(text=text)
         chat.done_writing()
         assert list(chat) == [Note(text="end", count=2)]
@@ -66,10 +66,10 @@ def test_half_close_while_the_server_is_still_streaming(echo: TestServer) -> Non
     # three echoes and its last note to send, and the stream ends cleanly after.
     with echo.client.open(Echo.Chat) as chat:
         for text in ("a", "b", "c"):
-            chat.send(Note(text=text))
+            chat.write(Note(text=text))
         chat.done_writing()
         with pytest.raises(ValueError, match="after done_writing"):
-            chat.send(Note(text="late"))
+            chat.write(Note(text="late"))
         assert [note.text for note in chat] == ["a", "b", "c", "end"]
 
 
@@ -218,3 +218,10 @@ async def test_every_kind_from_an_asyncio_client(echo: TestServer) -> None:
         collected = await client.call(Echo.Collect, [Note(text="c"), Note(text="d")])
         chatted = [n.text async for n in client.call(Echo.Chat, [Note(text="b")])]
     assert [said, repeated, collected, chatted] == EXPECTED_ALL_KINDS
+
+
+def test_both_clients_send_on_a_bidi_stream_with_write() -> None:
+    from transport import AsyncBidiStream, BidiStream
+
+    assert callable(AsyncBidiStream.write)
+    assert BidiStream.send is BidiStream.write  # type: ignore[misc]

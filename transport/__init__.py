@@ -4,24 +4,26 @@ from __future__ import annotations
 
 # First: grpc reads the command line's log level (set by _quiet) when it is imported.
 from . import _quiet as _quiet
-from ._calls import CallInfo as CallInfo
 from .async_client import AsyncBidiStream as AsyncBidiStream
 from .async_client import AsyncClient as AsyncClient
 from .async_client import AsyncResponseStream as AsyncResponseStream
 from .client import BidiStream as BidiStream
 from .client import Client as Client
 from .client import ResponseStream as ResponseStream
-from .codec import DecodeError as DecodeError
 from .codec import FrozenMessage as FrozenMessage
 from .codec import JsonCodec as JsonCodec
 from .codec import Message as Message
 from .context import AsyncContext as AsyncContext
 from .context import Context as Context
-from .context import Metadata as Metadata
+from .errors import ChunkError as ChunkError
 from .errors import DeclarationError as DeclarationError
 from .errors import DeclarationWarning as DeclarationWarning
+from .errors import DecodeError as DecodeError
+from .errors import DecodeLimitError as DecodeLimitError
 from .errors import RpcError as RpcError
 from .errors import TransportError as TransportError
+from .metadata import CallInfo as CallInfo
+from .metadata import Metadata as Metadata
 from .ndarray import QuantizedArray as QuantizedArray
 from .ndarray import quantize as quantize
 from .options import DEFAULT_MAX_MESSAGE_BYTES as DEFAULT_MAX_MESSAGE_BYTES
@@ -84,12 +86,14 @@ __all__ = [
     "BytesValue",
     "CallInfo",
     "Cardinality",
+    "ChunkError",
     "Client",
     "ClientCertificate",
     "Context",
     "DeclarationError",
     "DeclarationWarning",
     "DecodeError",
+    "DecodeLimitError",
     "DoubleValue",
     "Duration",
     "Empty",

@@ -31,6 +31,7 @@ import msgspec.inspect as mi
 import numpy as np
 import pybase64
 
+from .metadata import ATTACHMENTS_KEY
 from .ndarray import encode_ndarray
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
     "negotiates",
 ]
 
-KEY = "transport-attachments"
+KEY = ATTACHMENTS_KEY
 #: The metadata entry both ends send to say they read and write frames.
 ANNOUNCEMENT = (KEY, "1")
 MAGIC = b"\x00tA1"

@@ -1,60 +1,15 @@
-"""Pieces shared by the sync and asyncio clients."""
+"""Pieces shared by the sync and asyncio clients: request streams and response decoding."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from . import _attachments
-from ._status_map import DETAILS_KEY
-from .codec import DecodeError, DecodeLimitError, JsonCodec
-from .errors import RpcError
+from .codec import JsonCodec
+from .errors import DecodeError, DecodeLimitError, RpcError
 from .service import Method
 from .status import StatusCode
-
-MetadataTuple = tuple[tuple[str, "str | bytes"], ...]
-
-
-@dataclass(frozen=True)
-class CallInfo:
-    """What a finished call reported besides its response: metadata both ways."""
-
-    initial_metadata: MetadataTuple
-    trailing_metadata: MetadataTuple
-
-
-def as_metadata(items: Any) -> MetadataTuple:
-    """Normalise grpcio metadata (tuples, ``_Metadatum``, ``aio.Metadata``) to pairs."""
-    return tuple((key, value) for key, value in (items or ()))
-
-
-# Entries the library itself sends; users see their own metadata only.
-_RESERVED = frozenset({_attachments.KEY, DETAILS_KEY})
-
-
-def user_metadata(items: Any) -> MetadataTuple:
-    """Metadata as users see it: normalised, without the library's own entries."""
-    return tuple((key, value) for key, value in (items or ()) if key not in _RESERVED)
-
-
-def check_metadata(metadata: Sequence[tuple[str, str | bytes]] | None) -> MetadataTuple | None:
-    """Validate call metadata before it reaches grpcio, with a clear error."""
-    if not metadata:
-        return None
-    checked = tuple(metadata)
-    for key, value in checked:
-        if not isinstance(key, str) or not key or key != key.lower():
-            raise ValueError(f"metadata key {key!r} must be a non-empty lower-case string")
-        if key.startswith("grpc-"):
-            raise ValueError(f"metadata key {key!r}: keys beginning 'grpc-' are reserved by gRPC")
-        if key.endswith("-bin"):
-            if not isinstance(value, bytes):
-                raise ValueError(f"metadata key {key!r} ends in -bin, so its value must be bytes")
-        elif not isinstance(value, str):
-            raise ValueError(f"metadata key {key!r} needs a str value (or a key ending -bin)")
-    return checked
 
 
 def check_request(method: Method[Any, Any], request: Any) -> None:

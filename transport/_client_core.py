@@ -8,8 +8,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import grpc
 
 from . import _attachments
-from ._calls import MetadataTuple, check_metadata
-from .context import Metadata
+from .metadata import Metadata, MetadataTuple, check_metadata
 from .options import grpc_options
 from .service import Method
 

@@ -21,8 +21,10 @@ from typing import Any
 import grpc
 
 from ._health_wire import ServingStatus
+from .errors import RpcError
 from .health import HEALTH_SERVICE, check
 from .security import channel_credentials
+from .status import StatusCode
 
 __all__ = [
     "CONNECTION_FAILURE",
@@ -152,7 +154,7 @@ def probe(
             return CONNECTION_FAILURE
         try:
             status = check(channel, service, timeout=rpc_timeout)
-        except grpc.RpcError as exc:
+        except RpcError as exc:
             print(_rpc_failure(exc, service), file=sys.stderr)
             return RPC_FAILURE
         except ValueError as exc:  # an answer that is not a HealthCheckResponse
@@ -165,15 +167,13 @@ def probe(
     return SERVING
 
 
-def _rpc_failure(exc: grpc.RpcError, service: str) -> str:
-    code = exc.code() if isinstance(exc, grpc.Call) else None
-    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-    if code is grpc.StatusCode.UNIMPLEMENTED:
+def _rpc_failure(exc: RpcError, service: str) -> str:
+    code, details = exc.code, exc.message
+    if code is StatusCode.UNIMPLEMENTED:
         return (
             f"error: this server does not implement the grpc health protocol ({HEALTH_SERVICE}); "
             "mount transport.health.Health on it"
         )
-    if code is grpc.StatusCode.NOT_FOUND:
+    if code is StatusCode.NOT_FOUND:
         return f"error: the server does not know the service {service!r}: {details}"
-    name = code.name if code is not None else "UNKNOWN"
-    return f"health rpc failed: {name}: {details}"
+    return f"health rpc failed: {code.name}: {details}"

@@ -1,29 +1,44 @@
 """The one place where exceptions become gRPC statuses and statuses become exceptions.
 
 Server side: :func:`status_of` turns whatever a handler raised into
-``(code, message, details)``. Client side: :func:`error_of` turns a grpcio error
-into the library's :class:`~transport.errors.RpcError`, details included.
+``(code, message, details)``, and :func:`abort` / :func:`abort_async` end a
+call that the library itself refuses (health, security). Client side:
+:func:`client_errors` is the one boundary every call path goes through; it turns
+a grpcio error into the library's :class:`~transport.errors.RpcError` with
+:func:`error_of`, details included. This is the only module that names
+``grpc.StatusCode``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn, Protocol
 
 import grpc
+import grpc.aio
 import msgspec
 
-from .codec import DecodeError, DecodeLimitError
-from .errors import RpcError
+from .errors import DecodeError, DecodeLimitError, RpcError
+from .metadata import DETAILS_KEY
 from .status import StatusCode
 
-__all__ = ["DETAILS_KEY", "error_of", "grpc_code", "status_of"]
+__all__ = [
+    "abort",
+    "abort_async",
+    "client_errors",
+    "error_of",
+    "grpc_code",
+    "status_code",
+    "status_of",
+    "task_cancelling",
+]
 
 log = logging.getLogger("transport")
 
 #: Trailing metadata key that carries an error's JSON details.
-DETAILS_KEY = "transport-error-details-bin"
 
 _TO_GRPC = {StatusCode(code.value[0]): code for code in grpc.StatusCode}
 _FROM_GRPC = {code: StatusCode(code.value[0]) for code in grpc.StatusCode}
@@ -39,6 +54,65 @@ class ResponseTypeError(TypeError):
 def grpc_code(code: StatusCode) -> grpc.StatusCode:
     """The ``grpc.StatusCode`` for one of ours."""
     return _TO_GRPC[code]
+
+
+def status_code(code: grpc.StatusCode | None) -> StatusCode:
+    """Ours for a ``grpc.StatusCode`` (UNKNOWN for ``None``)."""
+    return StatusCode.UNKNOWN if code is None else _FROM_GRPC.get(code, StatusCode.UNKNOWN)
+
+
+def abort(context: grpc.ServicerContext, code: StatusCode, message: str) -> NoReturn:
+    """End a sync call that the library refuses (grpcio raises to unwind the handler)."""
+    context.abort(_TO_GRPC[code], message)
+    raise AssertionError("grpc.ServicerContext.abort() returned")  # pragma: no cover
+
+
+async def abort_async(
+    context: grpc.aio.ServicerContext[Any, Any], code: StatusCode, message: str
+) -> NoReturn:
+    """End an asyncio call that the library refuses."""
+    await context.abort(_TO_GRPC[code], message)
+    raise AssertionError("grpc.aio.ServicerContext.abort() returned")  # pragma: no cover
+
+
+class _Requests(Protocol):
+    """A client's stream of requests, whose own failure explains an ended call."""
+
+    error: Exception | None
+
+    def raise_error(self) -> None: ...
+
+
+@contextlib.contextmanager
+def client_errors(requests: _Requests | None = None) -> Iterator[None]:
+    """The client's error boundary: grpcio's errors become the library's, on every call path.
+
+    A ``grpc.RpcError`` becomes an :class:`RpcError` (code, message, details,
+    metadata). When the client's own request stream failed, grpcio reports a
+    cancel (UNKNOWN on sync channels, CancelledError on asyncio ones): the
+    request stream's exception is raised instead, where the requests came from.
+    A cancel of the calling task itself stays a cancel.
+    """
+    try:
+        yield
+    except grpc.RpcError as exc:
+        if requests is not None and not task_cancelling():
+            requests.raise_error()
+        raise error_of(exc) from None
+    except asyncio.CancelledError:
+        if requests is not None and requests.error is not None and not task_cancelling():
+            requests.raise_error()
+        raise
+
+
+def task_cancelling() -> bool:
+    """Whether the current task is being cancelled (Python >= 3.11 can tell)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop: a sync call
+        return False
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
 
 
 def status_of(exc: BaseException, method: str) -> tuple[StatusCode, str, bytes | None]:
@@ -75,8 +149,7 @@ def _metadata(items: Any) -> tuple[tuple[str, str | bytes], ...]:
 def error_of(exc: grpc.RpcError) -> RpcError:
     """Turn a grpcio call error into an :class:`RpcError` with code, message and details."""
     code_fn = getattr(exc, "code", None)
-    grpc_status = code_fn() if callable(code_fn) else grpc.StatusCode.UNKNOWN
-    code = _FROM_GRPC.get(grpc_status, StatusCode.UNKNOWN)
+    code = status_code(code_fn() if callable(code_fn) else None)
     details_fn = getattr(exc, "details", None)
     message = (details_fn() if callable(details_fn) else None) or ""
     trailing = _metadata(_call(exc, "trailing_metadata"))

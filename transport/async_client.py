@@ -10,21 +10,13 @@ from typing import Any, Generic, TypeVar, overload
 import grpc
 import grpc.aio
 
-from . import _attachments, _grpc_fixes, _status_map
-from ._calls import (
-    CallInfo,
-    MetadataTuple,
-    RequestStream,
-    as_metadata,
-    check_request,
-    decode_response,
-    multicallable_kwargs,
-    user_metadata,
-)
+from . import _attachments, _grpc_fixes
+from ._calls import RequestStream, check_request, decode_response, multicallable_kwargs
 from ._client_core import ClientCore
+from ._status_map import client_errors, status_code, task_cancelling
 from .codec import JsonCodec
-from .context import Metadata
 from .errors import RpcError
+from .metadata import CallInfo, Metadata, MetadataTuple, as_metadata, user_metadata
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from .status import StatusCode
 
@@ -77,11 +69,8 @@ class AsyncResponseStream(Generic[Res]):
         else:
             read = self._iterator.__anext__()
         try:
-            data = await read
-        except grpc.RpcError as exc:
-            if self._sending is not None:
-                self._sending.raise_error()
-            raise _status_map.error_of(exc) from None
+            with client_errors(self._sending):
+                data = await read
         except StopAsyncIteration:
             if self._on_end is not None:
                 self._on_end(as_metadata(await self._call.trailing_metadata()))
@@ -89,8 +78,7 @@ class AsyncResponseStream(Generic[Res]):
         except asyncio.CancelledError:
             # grpc.aio ends a read with CancelledError when the call is cancelled;
             # that is this call's status, not a cancel of the reading task.
-            _raise_request_error(self._sending)
-            if self._cancelled and not (by_caller or _task_cancelling()):
+            if self._cancelled and not (by_caller or task_cancelling()):
                 raise _cancelled_locally() from None
             self._cancelled = True  # a cancel of the reader cancels the call
             raise
@@ -137,23 +125,6 @@ class AsyncResponseStream(Generic[Res]):
             self.cancel()
 
 
-def _task_cancelling() -> bool:
-    """Whether the current task is being cancelled (Python >= 3.11 can tell)."""
-    task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)
-    return bool(cancelling()) if cancelling is not None else False
-
-
-def _raise_request_error(requests: RequestStream | None) -> None:
-    """Raise what stopped the client's requests, which is why grpc.aio ended the call.
-
-    grpc.aio reports it as a cancel of the call; a cancel of the task itself
-    stays a cancel.
-    """
-    if requests is not None and requests.error is not None and not _task_cancelling():
-        requests.raise_error()
-
-
 def _cancelled_locally() -> RpcError:
     return RpcError(StatusCode.CANCELLED, "the call was cancelled by the client")
 
@@ -170,22 +141,20 @@ class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
         check_request(self._method, request)
         if self._cancelled:
             raise _cancelled_locally()
-        try:
-            await self._call.write(self._method.request_codec.encode(request))
-        except grpc.RpcError as exc:
-            raise _status_map.error_of(exc) from None
-        except asyncio.InvalidStateError:
-            # The call has ended: a failed call raises its status instead.
-            code = await self._call.code()
-            if code is grpc.StatusCode.OK:
-                raise
-            ended = grpc.aio.AioRpcError(
-                code,
-                await self._call.initial_metadata(),
-                await self._call.trailing_metadata(),
-                await self._call.details(),
-            )
-            raise _status_map.error_of(ended) from None
+        with client_errors():
+            try:
+                await self._call.write(self._method.request_codec.encode(request))
+            except asyncio.InvalidStateError:
+                # The call has ended: a failed call raises its status instead.
+                code = await self._call.code()
+                if status_code(code) is StatusCode.OK:
+                    raise
+                raise grpc.aio.AioRpcError(
+                    code,
+                    await self._call.initial_metadata(),
+                    await self._call.trailing_metadata(),
+                    await self._call.details(),
+                ) from None
 
     async def done_writing(self) -> None:
         """Half-close: tell the server no more requests follow."""
@@ -282,17 +251,11 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
     async def _unary(
         self, method: Method[Any, Any], argument: Any, options: Any, requests: RequestStream | None
     ) -> Any:
-        try:
+        with client_errors(requests):
             call = self._multicallable(method)(argument, **options)
             data = await _response_of(call)
             if self._learns(method):
                 self._peer_reads_frames = _attachments.announced(await call.trailing_metadata())
-        except grpc.RpcError as exc:
-            _raise_request_error(requests)
-            raise _status_map.error_of(exc) from None
-        except asyncio.CancelledError:
-            _raise_request_error(requests)
-            raise
         return decode_response(method.response_codec, data, frames=self._reads_frames(method))
 
     @overload
@@ -331,18 +294,12 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         call = self._multicallable(method)(
             argument, **self._options(method, timeout, metadata, wait_for_ready)
         )
-        try:
+        with client_errors(requests):
             data = await _response_of(call)
             info = CallInfo(
                 user_metadata(await call.initial_metadata()),
                 user_metadata(await call.trailing_metadata()),
             )
-        except grpc.RpcError as exc:
-            _raise_request_error(requests)
-            raise _status_map.error_of(exc) from None
-        except asyncio.CancelledError:
-            _raise_request_error(requests)
-            raise
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(info.trailing_metadata)
         return decode_response(method.response_codec, data, frames=self._reads_frames(method)), info

@@ -24,14 +24,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .codec import DecodeError, Message
+from .codec import Message
+from .errors import ChunkError
 from .ndarray import decode_ndarray, encode_ndarray
 from .options import DEFAULT_MAX_MESSAGE_BYTES
 
 __all__ = [
     "CHUNK_BYTES",
     "Chunk",
-    "ChunkError",
     "array_chunks",
     "bytes_chunks",
     "file_chunks",
@@ -53,10 +53,6 @@ class Chunk(Message):
     total: int = 0
     dtype: str = ""
     shape: list[int] = []
-
-
-class ChunkError(DecodeError):
-    """Raised when chunks do not add up to the whole they announce (INVALID_ARGUMENT)."""
 
 
 def _pieces(view: memoryview, chunk_bytes: int, first: dict[str, Any]) -> Iterator[Chunk]:

@@ -10,24 +10,16 @@ from typing import Any, Generic, TypeVar, overload
 
 import grpc
 
-from . import _attachments, _status_map
-from ._calls import (
-    CallInfo,
-    MetadataTuple,
-    RequestStream,
-    as_metadata,
-    check_request,
-    decode_response,
-    multicallable_kwargs,
-    user_metadata,
-)
+from . import _attachments
+from ._calls import RequestStream, check_request, decode_response, multicallable_kwargs
 from ._client_core import ClientCore
+from ._status_map import client_errors
 from .codec import JsonCodec
-from .context import Metadata
 from .errors import RpcError
+from .metadata import CallInfo, Metadata, MetadataTuple, as_metadata, user_metadata
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 
-__all__ = ["BidiStream", "CallInfo", "Client", "ResponseStream"]
+__all__ = ["BidiStream", "Client", "ResponseStream"]
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -58,11 +50,8 @@ class ResponseStream(Generic[Res]):
 
     def __next__(self) -> Res:
         try:
-            data = next(self._call)
-        except grpc.RpcError as exc:
-            if self._sending is not None:
-                self._sending.raise_error()
-            raise _status_map.error_of(exc) from None
+            with client_errors(self._sending):
+                data = next(self._call)
         except StopIteration:
             if self._on_end is not None:
                 self._on_end(as_metadata(self._call.trailing_metadata()))
@@ -103,7 +92,7 @@ class ResponseStream(Generic[Res]):
 
 
 class BidiStream(ResponseStream[Res], Generic[Req, Res]):
-    """A bidirectional call whose requests are sent one by one with :meth:`send`.
+    """A bidirectional call whose requests are sent one by one with :meth:`write`.
 
     Use it when what to send depends on what was received (the server speaks
     first, say). Call :meth:`done_writing` to half-close.
@@ -125,12 +114,15 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
                 return
             yield item  # type: ignore[misc]
 
-    def send(self, request: Req) -> None:
-        """Queue ``request`` to be sent."""
+    def write(self, request: Req) -> None:
+        """Queue ``request`` to be sent (the same verb as :meth:`AsyncBidiStream.write`)."""
         if self._closed.is_set():
-            raise ValueError("send() after done_writing()")
+            raise ValueError("write() after done_writing()")
         check_request(self._method, request)
         self._outbox.put(self._method.request_codec.encode(request))
+
+    #: An alias of :meth:`write`, the verb of earlier releases.
+    send = write
 
     def done_writing(self) -> None:
         """Half-close: tell the server no more requests follow."""
@@ -240,16 +232,12 @@ class Client(ClientCore[grpc.Channel]):
                 stream._on_end = self._learn
             return stream
         options = self._options(method, timeout, metadata, wait_for_ready)
-        try:
+        with client_errors(requests):
             if self._learns(method):
                 data, call = self._multicallable(method).with_call(argument, **options)
                 self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
             else:
                 data = self._multicallable(method)(argument, **options)
-        except grpc.RpcError as exc:
-            if requests is not None:
-                requests.raise_error()
-            raise _status_map.error_of(exc) from None
         return decode_response(method.response_codec, data, frames=self._reads_frames(method))
 
     def _encode_one(self, method: Method[Any, Any], request: Any) -> bytes:
@@ -289,14 +277,10 @@ class Client(ClientCore[grpc.Channel]):
         if method.cardinality.server_streaming:
             raise TypeError(f"{method.path} streams its responses: use call() and iterate")
         requests, argument = self._request_stream(method, request)
-        try:
+        with client_errors(requests):
             data, call = self._multicallable(method).with_call(
                 argument, **self._options(method, timeout, metadata, wait_for_ready)
             )
-        except grpc.RpcError as exc:
-            if requests is not None:
-                requests.raise_error()
-            raise _status_map.error_of(exc) from None
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
         info = CallInfo(
@@ -312,7 +296,7 @@ class Client(ClientCore[grpc.Channel]):
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
     ) -> BidiStream[Req, Res]:
-        """Start a bidirectional call whose requests you :meth:`~BidiStream.send` one by one."""
+        """Start a bidirectional call whose requests you :meth:`~BidiStream.write` one by one."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
         return BidiStream(

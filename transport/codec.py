@@ -1,9 +1,9 @@
 """The JSON codec: one encoder and one decoder per message type, built once.
 
-The contract is three members, as in grpc-go's ``encoding.Codec``: ``name``,
-``encode`` and ``decode``. Decoding errors carry msgspec's field path
-(``Expected `int`, got `str` - at `$.n```) so the server can answer
-INVALID_ARGUMENT with a message that names the field.
+It implements the codec contract (:class:`transport.encoding.Codec`: ``name``,
+``encode`` and ``decode``, as grpc-go's ``encoding.Codec``). Decoding errors
+carry msgspec's field path (``Expected `int`, got `str` - at `$.n```) so the
+server can answer INVALID_ARGUMENT with a message that names the field.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from __future__ import annotations
 import codecs
 import sys
 import typing
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import msgspec
 import numpy as np
 
 from . import _attachments
+from .errors import DecodeError, DecodeLimitError
 from .ndarray import check_declared_dtype, decode_ndarray, encode_ndarray
 
 __all__ = [
@@ -24,8 +25,6 @@ __all__ = [
     "CONTAINER_ALLOWANCE",
     "MAX_JSON_DEPTH",
     "NOT_UTF8",
-    "DecodeError",
-    "DecodeLimitError",
     "FrozenMessage",
     "JsonCodec",
     "Message",
@@ -69,14 +68,6 @@ class FrozenMessage(msgspec.Struct, frozen=True, kw_only=True, rename="camel", o
     Subclass with ``frozen=True`` repeated (``class Point(FrozenMessage,
     frozen=True)``): type checkers take a subclass without it to be mutable.
     """
-
-
-class DecodeError(ValueError):
-    """Raised when bytes are not valid JSON or do not match the declared type."""
-
-
-class DecodeLimitError(DecodeError):
-    """Raised when a message holds more arrays and objects than its size allows."""
 
 
 def _scan(data: bytes) -> tuple[int, int]:
@@ -193,7 +184,7 @@ def _dec_hook(type_: type[Any], obj: Any) -> Any:
 class JsonCodec(Generic[T]):
     """Encode and decode one message type as JSON (the registered codec ``json``)."""
 
-    name = "json"
+    name: ClassVar[str] = "json"
 
     __slots__ = ("_decoder", "_encoder", "contents", "type")
 
@@ -222,13 +213,9 @@ class JsonCodec(Generic[T]):
     def _decode_frame(self, data: bytes) -> T:
         try:
             return cast(T, _attachments.decode_framed(data, self.type, _dec_hook))
-        except msgspec.ValidationError as exc:
-            raise DecodeError(str(exc)) from None
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except _FAILURES as exc:
             header = memoryview(data)[8 : 8 + int.from_bytes(data[4:8], "little")]
-            raise _malformed("malformed attachment frame", header, exc) from None
-        except RecursionError:
-            raise DecodeError("JSON is nested too deeply") from None
+            raise _failure(exc, "malformed attachment frame", header) from None
 
     def decode_framed(self, data: bytes) -> T:
         """Like :meth:`decode`, and read an attachment frame too: for a peer that announced them."""
@@ -252,11 +239,20 @@ class JsonCodec(Generic[T]):
             _check_containers(data)
         try:
             return self._decoder.decode(data)
-        except msgspec.ValidationError as exc:
-            raise DecodeError(str(exc)) from None
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            if data[:4] == _attachments.MAGIC:
+        except _FAILURES as exc:
+            if data[:4] == _attachments.MAGIC and not isinstance(exc, msgspec.ValidationError):
                 raise DecodeError("an attachment frame, but frames were not negotiated") from None
-            raise _malformed("malformed JSON", data, exc) from None
-        except RecursionError:
-            raise DecodeError("JSON is nested too deeply") from None
+            raise _failure(exc, "malformed JSON", data) from None
+
+
+# What msgspec raises for bytes that are not the message; _failure words each.
+_FAILURES = (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _failure(exc: Exception, malformed: str, document: bytes | memoryview) -> DecodeError:
+    """The one wording of a decode failure: the field path, what is malformed, or the depth."""
+    if isinstance(exc, msgspec.ValidationError):
+        return DecodeError(str(exc))
+    if isinstance(exc, RecursionError):
+        return DecodeError("JSON is nested too deeply")
+    return _malformed(malformed, document, exc)

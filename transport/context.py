@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
 
-from ._calls import user_metadata
 from .errors import RpcError
+from .metadata import Metadata, user_metadata
 from .peer import PeerIdentity, peer_identity
 from .status import StatusCode
 
-__all__ = ["AsyncContext", "Context", "Metadata"]
-
-#: Call metadata: ``(key, value)`` pairs; keys ending ``-bin`` carry bytes.
-Metadata = Sequence[tuple[str, "str | bytes"]]
+__all__ = ["AsyncContext", "Context"]
 
 # Guards the lazy creation of Context._done (cheap: taken once per waiting call).
 _DONE_LOCK = threading.Lock()

@@ -7,7 +7,15 @@ from typing import Any
 
 from .status import StatusCode
 
-__all__ = ["DeclarationError", "DeclarationWarning", "RpcError", "TransportError"]
+__all__ = [
+    "ChunkError",
+    "DeclarationError",
+    "DeclarationWarning",
+    "DecodeError",
+    "DecodeLimitError",
+    "RpcError",
+    "TransportError",
+]
 
 MetadataItems = Sequence[tuple[str, "str | bytes"]]
 
@@ -22,6 +30,18 @@ class DeclarationError(TransportError, TypeError):
 
 class DeclarationWarning(UserWarning):
     """Warned when a declaration works at run time but type checkers will refuse it."""
+
+
+class DecodeError(TransportError, ValueError):
+    """Raised when bytes do not decode as the declared message (INVALID_ARGUMENT)."""
+
+
+class DecodeLimitError(DecodeError):
+    """Raised when a message holds more arrays and objects than its size allows."""
+
+
+class ChunkError(DecodeError):
+    """Raised when chunks do not add up to the whole they announce (INVALID_ARGUMENT)."""
 
 
 class RpcError(TransportError):

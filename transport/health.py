@@ -36,6 +36,8 @@ from ._health_wire import (
     encode_request,
     encode_response,
 )
+from ._status_map import abort, abort_async, client_errors
+from .status import StatusCode
 
 __all__ = [
     "HEALTH_SERVICE",
@@ -186,7 +188,7 @@ class Health:
     def _check(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         status = self.status(_requested_service(request, context))
         if status is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
+            abort(context, StatusCode.NOT_FOUND, "unknown service")
         return encode_response(status)
 
     def _watch(self, request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
@@ -212,7 +214,7 @@ class Health:
     ) -> bytes:
         status = self.status(await _requested_service_async(request, context))
         if status is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
+            await abort_async(context, StatusCode.NOT_FOUND, "unknown service")
         return encode_response(status)
 
     async def _watch_async(
@@ -260,11 +262,11 @@ _SHUTTING_DOWN = "the server is shutting down"
 
 
 def _refuse(requests: Any, context: grpc.ServicerContext) -> None:
-    context.abort(grpc.StatusCode.UNAVAILABLE, _SHUTTING_DOWN)
+    abort(context, StatusCode.UNAVAILABLE, _SHUTTING_DOWN)
 
 
 async def _refuse_async(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    await context.abort(grpc.StatusCode.UNAVAILABLE, _SHUTTING_DOWN)
+    await abort_async(context, StatusCode.UNAVAILABLE, _SHUTTING_DOWN)
 
 
 # A refusal takes any call (its request is never read), known method or not.
@@ -311,8 +313,7 @@ def _requested_service(request: bytes, context: grpc.ServicerContext) -> str:
     try:
         return decode_request(request)
     except ValueError as exc:
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed HealthCheckRequest: {exc}")
-        raise  # pragma: no cover - abort() raised
+        abort(context, StatusCode.INVALID_ARGUMENT, f"malformed HealthCheckRequest: {exc}")
 
 
 async def _requested_service_async(
@@ -321,17 +322,23 @@ async def _requested_service_async(
     try:
         return decode_request(request)
     except ValueError as exc:
-        await context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT, f"malformed HealthCheckRequest: {exc}"
+        await abort_async(
+            context, StatusCode.INVALID_ARGUMENT, f"malformed HealthCheckRequest: {exc}"
         )
-        raise  # pragma: no cover - abort() raised
 
 
 def check(
     channel: grpc.Channel, service: str = "", *, timeout: float | None = None
 ) -> ServingStatus:
-    """Ask the server behind ``channel`` for the status of ``service``; raise grpc.RpcError."""
+    """Ask the server behind ``channel`` for the status of ``service``.
+
+    Raises :class:`~transport.RpcError` when the call fails (NOT_FOUND for a
+    service the server does not know, UNIMPLEMENTED without a health service),
+    and ``ValueError`` for an answer that is not a ``HealthCheckResponse``.
+    """
     call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
         f"/{HEALTH_SERVICE}/Check"
     )
-    return decode_response(call(encode_request(service), timeout=timeout))
+    with client_errors():
+        answer = call(encode_request(service), timeout=timeout)
+    return decode_response(answer)

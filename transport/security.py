@@ -29,8 +29,10 @@ from typing import Any, Union
 import grpc
 import grpc.aio
 
+from ._status_map import abort, abort_async
 from .health import HEALTH_SERVICE
 from .peer import PRINCIPAL_ATTRIBUTE
+from .status import StatusCode
 
 __all__ = [
     "AsyncTokenAuthInterceptor",
@@ -210,11 +212,11 @@ _DENIED = "missing or invalid bearer token"
 
 
 def _deny(requests: Any, context: grpc.ServicerContext) -> None:
-    context.abort(grpc.StatusCode.UNAUTHENTICATED, _DENIED)
+    abort(context, StatusCode.UNAUTHENTICATED, _DENIED)
 
 
 async def _deny_async(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    await context.abort(grpc.StatusCode.UNAUTHENTICATED, _DENIED)
+    await abort_async(context, StatusCode.UNAUTHENTICATED, _DENIED)
 
 
 # Refusals take the request side as a stream whatever the method: the call ends

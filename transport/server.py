@@ -21,6 +21,7 @@ from . import _attachments, _declaration_checks, _status_map
 from .codec import JsonCodec
 from .context import AsyncContext, Context
 from .errors import DeclarationError, RpcError
+from .metadata import DETAILS_KEY
 from .service import Cardinality, Method, Service
 from .status import StatusCode
 
@@ -46,7 +47,7 @@ def _details_metadata(
         # Metadata carried by the error itself goes out with its status.
         trailing += exc.trailing_metadata
     if details is not None:
-        trailing += ((_status_map.DETAILS_KEY, details),)
+        trailing += ((DETAILS_KEY, details),)
     return trailing
 
 

@@ -34,7 +34,7 @@ EXPECTED_REVEALS = [
     "regressed.Answer",
     "transport.client.ResponseStream[regressed.Answer]",
     "regressed.Answer",
-    "tuple[regressed.Answer, transport._calls.CallInfo]",
+    "tuple[regressed.Answer, transport.metadata.CallInfo]",
     "typing.Awaitable[regressed.Answer]",
     "transport.async_client.AsyncResponseStream[regressed.Answer]",
 ]

@@ -94,7 +94,7 @@ def sync_calls(client: Client, questions: list[Question]) -> None:
     assert_type(client.with_call(Oracle.Gather, questions), tuple[Answer, CallInfo])
     with client.open(Oracle.Converse) as chat:
         assert_type(chat, BidiStream[Question, Answer])
-        chat.send(Question())
+        chat.write(Question())
         assert_type(next(chat), Answer)
     with client.call(Oracle.Stream, Question()) as scoped:
         assert_type(scoped, ResponseStream[Answer])
@@ -129,10 +129,20 @@ def wrong_requests(client: Client, aclient: AsyncClient) -> None:
     client.open(Oracle.Ask)  # type: ignore[arg-type]
     aclient.call(Oracle.Ask, Answer())  # type: ignore[misc]
     with client.open(Oracle.Converse) as chat:
-        chat.send(Answer())  # type: ignore[arg-type]
+        chat.write(Answer())  # type: ignore[arg-type]
 
 
 def wrong_results(client: Client) -> None:
     text: int = client.call(Oracle.Ask, Question()).text  # type: ignore[assignment]
     missing = client.call(Oracle.Ask, Question()).missing  # type: ignore[attr-defined]
     del text, missing
+
+
+def codecs_keep_the_contract() -> None:
+    """Both codecs are a ``Codec`` of their message type (mypy checks the assignment)."""
+    from transport import JsonCodec, ProtobufCodec
+    from transport.encoding import Codec
+
+    json_wire: Codec[Question] = JsonCodec(Question)
+    protobuf_wire: Codec[Question] = ProtobufCodec(Question)
+    assert isinstance(json_wire, Codec) and isinstance(protobuf_wire, Codec)

@@ -11,8 +11,7 @@ from contextlib import contextmanager
 
 import grpc
 
-from ..options import server_options
-from ..server import Binding
+from transport import Binding, server_options
 
 
 @contextmanager

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ..async_client import AsyncClient
-from ..context import Metadata
 from ..errors import RpcError
+from ..metadata import Metadata
 from ..status import StatusCode
 from .messages import (
     EchoStatus,

@@ -17,11 +17,11 @@ import re
 import struct
 from collections.abc import Callable
 from math import copysign
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
-from ..codec import DecodeError
+from ..errors import DecodeError
 from ._fields import (
     Buffer,
     Reader,
@@ -298,7 +298,7 @@ class ProtobufCodec(Generic[T]):
     :class:`~transport.protobuf.Number`; the tables are built here, once.
     """
 
-    name = "protobuf"
+    name: ClassVar[str] = "protobuf"
 
     __slots__ = ("_compiled", "type")
 

@@ -65,7 +65,7 @@ class Fence:
     nothing woke up to say so.
     """
 
-    __slots__ = ("_clock", "_listeners", "_notified", "_valid_until", "instance_id")
+    __slots__ = ("_clock", "_listeners", "_notified", "_retired", "_valid_until", "instance_id")
 
     def __init__(
         self,
@@ -83,6 +83,7 @@ class Fence:
         self._clock = clock
         self._valid_until = math.inf if holding else -math.inf
         self._listeners: list[Callable[[bool], None]] = []
+        self._retired = False
         self._notified = self.holds_lease
 
     @property
@@ -92,8 +93,15 @@ class Fence:
 
     @property
     def holds_lease(self) -> bool:
-        """Whether this owner may serve fenced calls now, by its own clock."""
+        """Whether this owner may serve fenced calls now, by its own clock (never once retired)."""
+        if self._retired:
+            return False
         return not self.instance_id or self._clock() < self._valid_until
+
+    @property
+    def retired(self) -> bool:
+        """Whether :meth:`retire` was called: the owner serves no fenced call again."""
+        return self._retired
 
     def time_left(self) -> float:
         """Seconds until the lease may have lapsed (``inf`` when held without a deadline)."""
@@ -103,8 +111,11 @@ class Fence:
         """Let a call that expects owner ``expected`` through, or raise why not.
 
         Raises :class:`FencedError` when ``expected`` is missing or another owner, and
-        :class:`LeaseLapsedError` when this owner does not hold its lease now.
+        :class:`LeaseLapsedError` when this owner does not hold its lease now or has
+        retired (even when fencing is off).
         """
+        if self._retired:
+            raise LeaseLapsedError(self.instance_id)
         if not self.instance_id:
             return
         if expected != self.instance_id:
@@ -120,6 +131,15 @@ class Fence:
     def lapse(self) -> None:
         """Stop serving fenced calls now (the lease was lost or released)."""
         self._valid_until = -math.inf
+        self.refresh()
+
+    def retire(self) -> None:
+        """Stop serving fenced calls for good (the server is closing), fenced or not.
+
+        The final state: :meth:`hold` no longer moves it, every :meth:`check`
+        raises :class:`LeaseLapsedError`, and listeners hear ``False`` once.
+        """
+        self._retired = True
         self.refresh()
 
     def subscribe(self, listener: Callable[[bool], None]) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NamedTuple
 
 import grpc.aio
 
@@ -78,14 +78,19 @@ class Server:
             max_sessions=max_sessions, idle_timeout=idle_timeout
         )
         self.workers = Workers(max_workers)
-        self._handlers = _Handlers(self)
+        self._keeper = _SessionKeeper(self.sessions)
+        self._handlers = _Handlers(
+            fence=self.fence,
+            handles=self.handles,
+            keeper=self._keeper,
+            model=_Model(
+                describe=self.workers.adapt(service.describe),
+                open=self.workers.adapt(service.open_session),
+                workers=self.workers,
+            ),
+            health=self.health,
+        )
         self.binding: Binding = bind(Runtime, self._handlers)
-        self._describe = self.workers.adapt(service.describe)
-        self._open = self.workers.adapt(service.open_session)
-        self._closed = False
-        self._listeners: list[Callable[[bool], None]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._reaper: asyncio.Task[None] | None = None
 
     @property
     def instance_id(self) -> str:
@@ -95,7 +100,7 @@ class Server:
     @property
     def holds_lease(self) -> bool:
         """Whether fenced calls are served now (False once the lease lapsed or on close)."""
-        return not self._closed and self.fence.holds_lease
+        return self.fence.holds_lease
 
     @property
     def session_count(self) -> int:
@@ -105,11 +110,10 @@ class Server:
     def subscribe(self, listener: Callable[[bool], None]) -> None:
         """Call ``listener(holds_lease)`` when :attr:`holds_lease` changes.
 
-        Changes come from the lease (see :class:`Fence`) and from :meth:`close`,
-        which reports ``False`` once, even for an unfenced server.
+        Changes come from the lease and from :meth:`close`, which reports
+        ``False`` once, even for an unfenced server (see :meth:`Fence.retire`).
         """
-        self._listeners.append(listener)
-        self.fence.subscribe(lambda holding: None if self._closed else listener(holding))
+        self.fence.subscribe(listener)
 
     def health(self) -> HealthStatus:
         """What the Health probe answers."""
@@ -128,22 +132,37 @@ class Server:
         server.add_generic_rpc_handlers((_FenceFirst(self.binding.handler, self._handlers),))
 
     async def close(self) -> None:
-        """Refuse new sessions and close every open one (each backend session once)."""
-        if not self._closed and self.fence.holds_lease:
-            self._closed = True
-            for listener in self._listeners:
-                listener(False)
-        self._closed = True
-        if self._reaper is not None:
-            self._reaper.cancel()
-        await self.close_sessions(self.sessions.drain())
+        """Refuse every fenced call from now on and close every open session (each once)."""
+        self.fence.retire()
+        await self._keeper.close_all()
         self.workers.shutdown()
 
     def drop_sessions(self) -> None:
         """Close every session in the background (the lease was lost: handles die with it)."""
-        self._spawn(self.close_sessions(self.sessions.drain()))
+        self._keeper.drop_all()
 
     async def close_sessions(self, sessions: list[OpenedSession]) -> None:
+        """Call the backend's ``close()`` of each session; log, never raise, its errors."""
+        await self._keeper.close(sessions)
+
+
+class _Model(NamedTuple):
+    """The backend's calls as the handlers make them (sync ones on worker threads)."""
+
+    describe: Callable[[OpenSessionRequest], Awaitable[ModelInfo]]
+    open: Callable[[OpenSessionRequest], Awaitable[Session]]
+    workers: Workers
+
+
+class _SessionKeeper:
+    """The lifecycle of open sessions: closing them once, and reaping idle ones."""
+
+    def __init__(self, sessions: SessionTable[OpenedSession]) -> None:
+        self.sessions = sessions
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+
+    async def close(self, sessions: list[OpenedSession]) -> None:
         """Call the backend's ``close()`` of each session; log, never raise, its errors."""
         for opened in sessions:
             try:
@@ -151,26 +170,35 @@ class Server:
             except Exception:
                 log.exception("closing a %s session failed", opened.info.type)
 
+    async def close_all(self) -> None:
+        """Stop reaping and close every open session."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+        await self.close(self.sessions.drain())
+
+    def drop_all(self) -> None:
+        """Close every open session in the background."""
+        task = asyncio.get_running_loop().create_task(self.close(self.sessions.drain()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def finish(self, entry: SessionEntry[OpenedSession]) -> None:
+        """Release a session after a call; close it if it was removed meanwhile."""
+        closing = self.sessions.release(entry)
+        if closing is not None:
+            await self.close([closing])
+
+    def start_reaper(self) -> None:
+        """Close sessions left idle past the table's timeout, from now on."""
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_idle())
+
     async def _reap_idle(self) -> None:
         while True:
             due = self.sessions.next_expiry()
             # A floor of 10 ms: rounding must not make this spin at an expiry instant.
             await asyncio.sleep(max(0.01, self.sessions.idle_timeout if due is None else due))
-            await self.close_sessions(self.sessions.expire())
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _start_reaper(self) -> None:
-        if self._reaper is None or self._reaper.done():
-            self._reaper = asyncio.get_running_loop().create_task(self._reap_idle())
-
-    async def _finish(self, entry: SessionEntry[OpenedSession]) -> None:
-        closing = self.sessions.release(entry)
-        if closing is not None:
-            await self.close_sessions([closing])
+            await self.close(self.sessions.expire())
 
 
 class _FenceFirst(grpc.GenericRpcHandler):
@@ -230,12 +258,22 @@ async def _admitted(admit: Callable[[AsyncContext], None], grpc_context: Any, pa
 class _Handlers:
     """The ``transport.v1.Runtime`` methods, as served by :class:`Server`."""
 
-    def __init__(self, server: Server) -> None:
-        self._server = server
-        self._fence = server.fence
-        self._handles = server.handles
-        self._sessions = server.sessions
-        self._owner_metadata = ((OWNER_METADATA_KEY, server.instance_id),)
+    def __init__(
+        self,
+        *,
+        fence: Fence,
+        handles: Handles,
+        keeper: _SessionKeeper,
+        model: _Model,
+        health: Callable[[], HealthStatus],
+    ) -> None:
+        self._fence = fence
+        self._handles = handles
+        self._keeper = keeper
+        self._sessions = keeper.sessions
+        self._model = model
+        self._health = health
+        self._owner_metadata = ((OWNER_METADATA_KEY, fence.instance_id),)
 
     def _admit(self, context: AsyncContext) -> None:
         """Let a fenced call through, or refuse it with the serving owner in trailing metadata."""
@@ -246,42 +284,37 @@ class _Handlers:
             raise
 
     async def Health(self, request: HealthRequest, context: AsyncContext) -> HealthStatus:
-        return self._server.health()
+        return self._health()
 
     async def Describe(self, request: OpenSessionRequest, context: AsyncContext) -> ModelInfo:
         self._admit(context)
-        info: ModelInfo = await self._server._describe(request)
-        return info
+        return await self._model.describe(request)
 
     async def OpenSession(
         self, request: OpenSessionRequest, context: AsyncContext
     ) -> OpenSessionReply:
         self._admit(context)
-        server = self._server
-        await server.close_sessions(self._sessions.expire())
+        await self._keeper.close(self._sessions.expire())
         self._sessions.reserve()
         try:
-            session: Session = await server._open(request)
+            session: Session = await self._model.open(request)
         except BaseException:
             self._sessions.unreserve()
             raise
         try:
             info = getattr(session, "info", None)
             if not isinstance(info, ModelInfo):
-                info = await server._describe(request)
-            opened = OpenedSession(session, info, server.workers)
+                info = await self._model.describe(request)
+            opened = OpenedSession(session, info, self._model.workers)
             # The lease may have lapsed, or the server closed, while the model loaded.
             self._admit(context)
-            if server._closed:
-                context.set_trailing_metadata(self._owner_metadata)
-                raise LeaseLapsedError(server.instance_id)
         except BaseException:
             self._sessions.unreserve()
-            await server.workers.adapt(session.close)()
+            await self._model.workers.adapt(session.close)()
             raise
         handle = self._handles.mint()
         self._sessions.add(handle, opened)
-        server._start_reaper()
+        self._keeper.start_reaper()
         return OpenSessionReply(handle=handle, info=info)
 
     async def Infer(self, request: InferRequest, context: AsyncContext) -> InferReply:
@@ -290,7 +323,7 @@ class _Handlers:
         try:
             outputs = await entry.session.infer(request.inputs)
         finally:
-            await self._server._finish(entry)
+            await self._keeper.finish(entry)
         self._admit(context)  # no answer from an owner whose lease lapsed meanwhile
         return InferReply(outputs=as_arrays(outputs))
 
@@ -312,7 +345,7 @@ class _Handlers:
         finally:
             # Close the backend's generator now, not whenever it is collected.
             await pieces.aclose()
-            await self._server._finish(entry)
+            await self._keeper.finish(entry)
 
     async def CloseSession(
         self, request: CloseSessionRequest, context: AsyncContext
@@ -320,5 +353,5 @@ class _Handlers:
         self._admit(context)
         closing = self._sessions.remove(self._handles.verify(request.handle))
         if closing is not None:
-            await self._server.close_sessions([closing])
+            await self._keeper.close([closing])
         return CloseSessionReply()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...client import Client
-from ...server import bind
+from transport import Client, bind
+
 from .._cli import demo_against, parser, serve_until_signalled
 from .arrays import from_numpy
 from .client import JinaSession

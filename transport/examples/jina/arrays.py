@@ -15,7 +15,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from ...ndarray import MAX_DIMS, Quantization, decode_ndarray, encode_ndarray, quantize
+from transport.ndarray import MAX_DIMS, Quantization, decode_ndarray, encode_ndarray, quantize
+
 from .protocol import DenseNdArrayProto, NdArrayProto, SparseNdArrayProto
 
 __all__ = ["MAX_SPARSE_ELEMENTS", "element_count", "from_numpy", "to_numpy"]

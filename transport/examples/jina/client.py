@@ -6,7 +6,8 @@ import uuid
 from collections.abc import Iterable
 from types import TracebackType
 
-from ...client import BidiStream, Client
+from transport import BidiStream, Client
+
 from .protocol import DocumentProto, JinaRPC, RequestProto, StatusProto
 
 __all__ = ["JinaSession"]
@@ -27,7 +28,7 @@ class JinaSession:
 
     def request(self, request: RequestProto) -> RequestProto:
         """Send ``request`` and return its response (same ``requestId``)."""
-        self._stream.send(request)
+        self._stream.write(request)
         response = next(self._stream)
         if response.request_id != request.request_id:
             raise ValueError(

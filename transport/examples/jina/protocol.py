@@ -13,12 +13,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Protocol
 
-from ...codec import Message
-from ...ndarray import decode_ndarray
-from ...protobuf import Number
-from ...service import Service, rpc
-from ...types import Float32, Int32, Int64, UInt32, UInt64
-from ...wellknown import EnumField, ProtoEnum, Struct, Timestamp, one_of
+from transport import (
+    EnumField,
+    Float32,
+    Int32,
+    Int64,
+    Message,
+    Number,
+    ProtoEnum,
+    Service,
+    Struct,
+    Timestamp,
+    UInt32,
+    UInt64,
+    one_of,
+    rpc,
+)
+from transport.ndarray import decode_ndarray
 
 
 class DenseNdArrayProto(Message):

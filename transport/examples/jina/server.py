@@ -9,9 +9,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ...context import Context
-from ...errors import RpcError
-from ...status import StatusCode
+from transport import Context, RpcError, StatusCode
+
 from .._in_flight import CallsInFlight
 from .arrays import element_count, to_numpy
 from .protocol import DocumentProto, NamedScoreProto, RequestProto, StatusProto

@@ -6,8 +6,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from ...client import Client
-from ...server import bind
+from transport import Client, bind
+
 from .._cli import demo_against, parser, serve_until_signalled
 from .client import ingest
 from .protocol import ExportRequest, Migrator

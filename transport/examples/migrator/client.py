@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ...client import Client
+from transport import Client
+
 from .protocol import IngestFileCopy, IngestFileResult, Migrator
 
 __all__ = ["copy_for", "ingest"]
@@ -49,6 +50,6 @@ def ingest(
     with client.open(Migrator.Ingest, timeout=timeout) as stream:
         for copy in stream:
             result = copy_for(copy, source_dir)
-            stream.send(result)
+            stream.write(result)
             results.append(result)
     return results

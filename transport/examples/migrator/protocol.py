@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Protocol
 
-from ...codec import Message
-from ...protobuf import Number
-from ...service import Service, rpc
+from transport import Message, Number, Service, rpc
 
 
 class IngestFileResult(Message):

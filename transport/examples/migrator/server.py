@@ -8,9 +8,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ...context import Context
-from ...errors import RpcError
-from ...status import StatusCode
+from transport import Context, RpcError, StatusCode
+
 from .._in_flight import CallsInFlight
 from .protocol import ExportRequest, ExportResponse, IngestFileCopy, IngestFileResult
 

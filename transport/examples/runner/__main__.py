@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ...client import Client
-from ...server import bind
-from ...wellknown import Empty
+from transport import Client, Empty, bind
+
 from .._cli import demo_against, parser, serve_until_signalled
 from .client import engage
 from .protocol import RunnerProtocol

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import msgspec
 
-from ...client import Client
+from transport import Client
+
 from .protocol import CallFinished, CallResultStart, ClientMsg, DataFrame, RunnerProtocol, TryCall
 
 __all__ = ["Outcome", "call_messages", "engage"]

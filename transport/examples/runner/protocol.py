@@ -12,11 +12,7 @@ from typing import Annotated, Protocol
 
 import msgspec
 
-from ...codec import Message
-from ...protobuf import Number
-from ...service import Service, rpc
-from ...types import Int32
-from ...wellknown import Empty, one_of
+from transport import Empty, Int32, Message, Number, Service, one_of, rpc
 
 
 class TryCall(Message):

@@ -7,10 +7,8 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from ...context import Context
-from ...errors import RpcError
-from ...status import StatusCode
-from ...wellknown import Empty
+from transport import Context, Empty, RpcError, StatusCode
+
 from .._in_flight import CallsInFlight
 from .protocol import (
     CallFinished,

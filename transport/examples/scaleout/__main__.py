@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from itertools import islice
 
-from ...client import Client
-from ...server import Binding, bind
+from transport import Binding, Client, bind
+
 from .._cli import demo_against, parser, serve_until_signalled
 from .client import download_model, upload_model
 from .protocol import (

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ...client import Client
+from transport import Client
+
 from .protocol import CHUNK_SIZE, ModelRequest, ModelResponse, ModelService, file_chunks
 
 __all__ = ["download_model", "upload_model"]

@@ -10,11 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Protocol
 
-from ...codec import Message
-from ...protobuf import Number
-from ...service import Service, rpc
-from ...types import Float32
-from ...wellknown import EnumField, ProtoEnum, Timestamp, UInt32Value
+from transport import (
+    EnumField,
+    Float32,
+    Message,
+    Number,
+    ProtoEnum,
+    Service,
+    Timestamp,
+    UInt32Value,
+    rpc,
+)
 
 
 class LogLevel(ProtoEnum):

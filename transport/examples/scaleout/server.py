@@ -5,10 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from ...codec import Message
-from ...context import Context
-from ...errors import RpcError
-from ...status import StatusCode
+from transport import Context, Message, RpcError, StatusCode
+
 from .._in_flight import CallsInFlight
 from .protocol import (
     CHUNK_SIZE,
