@@ -7,7 +7,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from dataclasses import dataclass
 from typing import Any
 
-from . import _attachments
+from . import _attachments, _batches
 from ._status_map import DETAILS_KEY
 from .codec import DecodeError, JsonCodec
 from .errors import RpcError
@@ -31,7 +31,7 @@ def as_metadata(items: Any) -> MetadataTuple:
 
 
 # Entries the library itself sends; users see their own metadata only.
-_RESERVED = frozenset({_attachments.KEY, DETAILS_KEY})
+_RESERVED = frozenset({_attachments.KEY, _batches.KEY, DETAILS_KEY})
 
 
 def user_metadata(items: Any) -> MetadataTuple:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
@@ -10,7 +11,7 @@ from typing import Any, Generic, TypeVar, overload
 import grpc
 import grpc.aio
 
-from . import _attachments, _grpc_fixes, _status_map
+from . import _attachments, _batches, _grpc_fixes, _status_map
 from ._calls import (
     CallInfo,
     MetadataTuple,
@@ -22,7 +23,8 @@ from ._calls import (
     user_metadata,
 )
 from ._client_core import ClientCore
-from .codec import JsonCodec
+from ._coalescing import coalesced_async
+from .codec import DecodeError, JsonCodec
 from .context import Metadata
 from .errors import RpcError
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
@@ -50,12 +52,17 @@ class AsyncResponseStream(Generic[Res]):
     _on_end: Callable[[MetadataTuple], None] | None = None
     # The client's own stream of requests, whose failure ends the call.
     _sending: RequestStream | None = None
+    # Told the initial metadata with the first response (the client learns batches there).
+    _on_initial: Callable[[MetadataTuple], object] | None = None
 
-    def __init__(self, call: Any, codec: JsonCodec[Res]) -> None:
+    def __init__(self, call: Any, codec: JsonCodec[Res], batches: bool = False) -> None:
         self._call = call
         self._codec = codec
         self._iterator: AsyncIterator[bytes] | None = None
         self._cancelled = False
+        # Messages of a batch not yet handed out (only if the call announced batches).
+        self._batches = batches
+        self._unpacked: deque[memoryview] = deque()
 
     def __aiter__(self) -> AsyncIterator[Res]:
         return self
@@ -63,6 +70,8 @@ class AsyncResponseStream(Generic[Res]):
     async def __anext__(self) -> Res:
         if self._cancelled:
             raise _cancelled_locally()
+        if self._unpacked:
+            return self._decode(self._unpacked.popleft())
         if self._iterator is None:
             self._iterator = self._call.__aiter__()
             # The first read also waits for grpc.aio's task that starts the call.
@@ -87,6 +96,21 @@ class AsyncResponseStream(Generic[Res]):
                 raise _cancelled_locally() from None
             self._cancelled = True  # a cancel of the reader cancels the call
             raise
+        if self._on_initial is not None:
+            self._on_initial(as_metadata(await self._call.initial_metadata()))
+            self._on_initial = None
+        if self._batches and data[:1] == _batches.LEAD_BYTE:
+            try:
+                self._unpacked.extend(_batches.unpack(data))
+            except DecodeError as exc:
+                self._call.cancel()
+                raise RpcError(
+                    StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}"
+                ) from None
+            return self._decode(self._unpacked.popleft())
+        return self._decode(data)
+
+    def _decode(self, data: Any) -> Res:
         try:
             return decode_response(self._codec, data)  # type: ignore[no-any-return]
         except RpcError:
@@ -154,8 +178,8 @@ def _cancelled_locally() -> RpcError:
 class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
     """A bidirectional call whose requests are written one by one with :meth:`write`."""
 
-    def __init__(self, method: Method[Req, Res], call: Any) -> None:
-        super().__init__(call, method.response_codec)
+    def __init__(self, method: Method[Req, Res], call: Any, batches: bool = False) -> None:
+        super().__init__(call, method.response_codec, batches)
         self._method = method
 
     async def write(self, request: Req) -> None:
@@ -203,7 +227,9 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
             check_request(method, request)
             return None, self._request_encoder(method)(request)
         requests = RequestStream(method, request, self._request_encoder(method))
-        return requests, requests.encoded_async()
+        limit = self._request_batch_limit()
+        encoded = requests.encoded_async()
+        return requests, coalesced_async(encoded, limit) if limit else encoded
 
     @overload
     def call(
@@ -257,10 +283,12 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         options = self._options(method, timeout, metadata)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **options)
-            stream = AsyncResponseStream(call, method.response_codec)
+            stream = AsyncResponseStream(call, method.response_codec, self.coalesce)
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
+            if requests is not None and self.coalesce:
+                stream._on_initial = self._learn_batches
             return stream
         return self._unary(method, argument, options, requests)
 
@@ -272,6 +300,8 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
             data = await _response_of(call)
             if self._learns(method):
                 self._peer_reads_frames = _attachments.announced(await call.trailing_metadata())
+            if requests is not None and self.coalesce:
+                self._learn_batches(await call.initial_metadata())
         except grpc.RpcError as exc:
             _raise_request_error(requests)
             raise _status_map.error_of(exc) from None
@@ -324,7 +354,9 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
             _raise_request_error(requests)
             raise
         if self._learns(method):
-            self._peer_reads_frames = _attachments.announced(info.trailing_metadata)
+            self._peer_reads_frames = _attachments.announced(await call.trailing_metadata())
+        if requests is not None and self.coalesce:
+            self._learn_batches(await call.initial_metadata())
         return decode_response(method.response_codec, data), info
 
     def open(
@@ -338,7 +370,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
         call = self._multicallable(method)(**self._options(method, timeout, metadata))
-        return AsyncBidiStream(method, call)
+        return AsyncBidiStream(method, call, self.coalesce)
 
     async def close(self) -> None:
         """Close the channel if this client opened it."""

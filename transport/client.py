@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 import grpc
 
-from . import _attachments, _status_map
+from . import _attachments, _batches, _status_map
 from ._calls import (
     CallInfo,
     MetadataTuple,
@@ -22,10 +23,12 @@ from ._calls import (
     user_metadata,
 )
 from ._client_core import ClientCore
-from .codec import JsonCodec
+from ._coalescing import coalesced
+from .codec import DecodeError, JsonCodec
 from .context import Metadata
 from .errors import RpcError
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
+from .status import StatusCode
 
 __all__ = ["BidiStream", "CallInfo", "Client", "ResponseStream"]
 
@@ -47,15 +50,22 @@ class ResponseStream(Generic[Res]):
     _on_end: Callable[[MetadataTuple], None] | None = None
     # The client's own stream of requests, whose failure ends the call.
     _sending: RequestStream | None = None
+    # Told the initial metadata with the first response (the client learns batches there).
+    _on_initial: Callable[[MetadataTuple], object] | None = None
 
-    def __init__(self, call: Any, codec: JsonCodec[Res]) -> None:
+    def __init__(self, call: Any, codec: JsonCodec[Res], batches: bool = False) -> None:
         self._call = call
         self._codec = codec
+        # Messages of a batch not yet handed out (only if the call announced batches).
+        self._batches = batches
+        self._unpacked: deque[memoryview] = deque()
 
     def __iter__(self) -> Iterator[Res]:
         return self
 
     def __next__(self) -> Res:
+        if self._unpacked:
+            return self._decode(self._unpacked.popleft())
         try:
             data = next(self._call)
         except grpc.RpcError as exc:
@@ -66,6 +76,21 @@ class ResponseStream(Generic[Res]):
             if self._on_end is not None:
                 self._on_end(as_metadata(self._call.trailing_metadata()))
             raise
+        if self._on_initial is not None:
+            self._on_initial(as_metadata(self._call.initial_metadata()))
+            self._on_initial = None
+        if self._batches and data[:1] == _batches.LEAD_BYTE:
+            try:
+                self._unpacked.extend(_batches.unpack(data))
+            except DecodeError as exc:
+                self._call.cancel()
+                raise RpcError(
+                    StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}"
+                ) from None
+            return self._decode(self._unpacked.popleft())
+        return self._decode(data)
+
+    def _decode(self, data: Any) -> Res:
         try:
             return decode_response(self._codec, data)  # type: ignore[no-any-return]
         except RpcError:
@@ -108,18 +133,44 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
     first, say). Call :meth:`done_writing` to half-close.
     """
 
-    def __init__(self, method: Method[Req, Res], multicallable: Any, **call_options: Any) -> None:
+    def __init__(
+        self, method: Method[Req, Res], multicallable: Any, batches: bool, **call_options: Any
+    ) -> None:
         self._method = method
         self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = threading.Event()
-        super().__init__(multicallable(self._requests(), **call_options), method.response_codec)
+        # How large a batch of requests the server reads: 0 until it says so.
+        self.batch_limit = 0
+        super().__init__(
+            multicallable(self._requests(), **call_options), method.response_codec, batches
+        )
 
     def _requests(self) -> Iterator[bytes]:
+        held: deque[bytes] = deque()  # taken from the outbox, not yet sent
+        closing = False
         while True:
-            item = self._outbox.get()
-            if item is _CLOSE:
-                return
-            yield item  # type: ignore[misc]
+            if not held:
+                item = _CLOSE if closing else self._outbox.get()
+                if item is _CLOSE:
+                    return
+                held.append(item)  # type: ignore[arg-type]
+            limit = self.batch_limit
+            if not limit:
+                yield held.popleft()
+                continue
+            # Add what else is already queued, up to a batch.
+            queued = sum(map(len, held))
+            while not closing and queued < limit:
+                try:
+                    item = self._outbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _CLOSE:
+                    closing = True
+                else:
+                    held.append(item)  # type: ignore[arg-type]
+                    queued += len(item)  # type: ignore[arg-type]
+            yield _batches.take(held, limit)[0]
 
     def send(self, request: Req) -> None:
         """Queue ``request`` to be sent."""
@@ -168,7 +219,8 @@ class Client(ClientCore[grpc.Channel]):
         if not method.cardinality.client_streaming:
             return None, self._encode_one(method, request)
         requests = RequestStream(method, request, self._request_encoder(method))
-        return requests, requests.encoded()
+        limit = self._request_batch_limit()
+        return requests, coalesced(requests.encoded(), limit) if limit else requests.encoded()
 
     @overload
     def call(
@@ -221,16 +273,22 @@ class Client(ClientCore[grpc.Channel]):
         requests, argument = self._request_stream(method, request)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **self._options(method, timeout, metadata))
-            stream = ResponseStream(call, method.response_codec)
+            stream = ResponseStream(call, method.response_codec, self.coalesce)
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
+            if requests is not None and self.coalesce:
+                stream._on_initial = self._learn_batches
             return stream
         options = self._options(method, timeout, metadata)
+        learns_batches = requests is not None and self.coalesce
         try:
-            if self._learns(method):
+            if self._learns(method) or learns_batches:
                 data, call = self._multicallable(method).with_call(argument, **options)
-                self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
+                if self._learns(method):
+                    self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
+                if learns_batches:
+                    self._learn_batches(call.initial_metadata())
             else:
                 data = self._multicallable(method)(argument, **options)
         except grpc.RpcError as exc:
@@ -283,6 +341,8 @@ class Client(ClientCore[grpc.Channel]):
             raise _status_map.error_of(exc) from None
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
+        if requests is not None and self.coalesce:
+            self._learn_batches(call.initial_metadata())
         info = CallInfo(
             user_metadata(call.initial_metadata()), user_metadata(call.trailing_metadata())
         )
@@ -298,9 +358,20 @@ class Client(ClientCore[grpc.Channel]):
         """Start a bidirectional call whose requests you :meth:`~BidiStream.send` one by one."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
-        return BidiStream(
-            method, self._multicallable(method), **self._options(method, timeout, metadata)
+        stream = BidiStream(
+            method,
+            self._multicallable(method),
+            self.coalesce,
+            **self._options(method, timeout, metadata),
         )
+        if self.coalesce:
+            stream.batch_limit = self._request_batch_limit()
+
+            def learn(initial_metadata: MetadataTuple) -> None:
+                stream.batch_limit = self._learn_batches(initial_metadata)
+
+            stream._on_initial = learn
+        return stream
 
     def close(self) -> None:
         """Close the channel if this client opened it."""

@@ -128,7 +128,7 @@ class JsonCodec(Generic[T]):
             return _attachments.encode_framed(message, _enc_hook)
         return self.encode(message)
 
-    def _decode_frame(self, data: bytes) -> T:
+    def _decode_frame(self, data: bytes | memoryview) -> T:
         try:
             return cast(T, _attachments.decode_framed(data, self.type, _dec_hook))
         except msgspec.ValidationError as exc:
@@ -142,7 +142,7 @@ class JsonCodec(Generic[T]):
                 f"malformed attachment frame: a string is not UTF-8 ({exc.reason})"
             ) from None
 
-    def decode(self, data: bytes) -> T:
+    def decode(self, data: bytes | memoryview) -> T:
         """Return the message in ``data``; raise :class:`DecodeError` naming the field path."""
         if self.contents.buffers and data[:4] == _attachments.MAGIC:
             # Only the frame's JSON header nests; the buffers after it are raw bytes.

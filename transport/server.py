@@ -16,7 +16,8 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from . import _attachments, _status_map
+from . import _attachments, _batches, _status_map
+from ._coalescing import coalesced, coalesced_async
 from .codec import JsonCodec
 from .context import AsyncContext, Context
 from .errors import DeclarationError, RpcError
@@ -82,18 +83,30 @@ def _expired(grpc_context: Any) -> bool:
 # turn to deliver a pending cancel of the handler's task).
 
 
-def _decoded(requests: Iterator[bytes], codec: JsonCodec[Any], grpc_context: Any) -> Iterator[Any]:
+def _decoded(
+    requests: Iterator[bytes], codec: JsonCodec[Any], grpc_context: Any, batched: bool
+) -> Iterator[Any]:
+    decode, lead = codec.decode, _batches.LEAD_BYTE if batched else None
     for data in requests:
-        yield codec.decode(data)
+        if data[:1] == lead:  # a batch of a client that this server told it reads them
+            for message in _batches.unpack(data):
+                yield decode(message)
+        else:
+            yield decode(data)
     if _expired(grpc_context):
         raise RpcError(StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
 
 
 async def _decoded_async(
-    requests: AsyncIterator[bytes], codec: JsonCodec[Any], grpc_context: Any
+    requests: AsyncIterator[bytes], codec: JsonCodec[Any], grpc_context: Any, batched: bool
 ) -> AsyncIterator[Any]:
+    decode, lead = codec.decode, _batches.LEAD_BYTE if batched else None
     async for data in requests:
-        yield codec.decode(data)
+        if data[:1] == lead:  # a batch of a client that this server told it reads them
+            for message in _batches.unpack(data):
+                yield decode(message)
+        else:
+            yield decode(data)
     await asyncio.sleep(0)
     if _expired(grpc_context):
         raise asyncio.CancelledError("the deadline passed")
@@ -102,6 +115,18 @@ async def _decoded_async(
 def _framed(negotiates: bool, grpc_context: Any) -> bool:
     """Whether to answer in attachment frames: the client announced that it reads them."""
     return negotiates and _attachments.announced(grpc_context.invocation_metadata())
+
+
+def _batch_limit(grpc_context: Any, context: Context | AsyncContext, reads: bool) -> int:
+    """How large a batch the client reads (0: it reads none); announce back that this end does.
+
+    The announcement goes in the initial metadata (``reads``: on calls that
+    stream requests), with the handler's own if it sends some.
+    """
+    limit = _batches.batch_limit(grpc_context.invocation_metadata())
+    if limit and reads:
+        context._initial = (_batches.announcement(_batches.CEILING),)
+    return limit
 
 
 def _encode_framed(method: Method[Any, Any], grpc_context: Any, context: Any, reply: Any) -> bytes:
@@ -139,7 +164,11 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         ) -> bytes | None:
             context = Context(grpc_context)
             try:
-                reply = _check(method, fn(_decoded(requests, request_codec, grpc_context), context))
+                batched = _batch_limit(grpc_context, context, True) > 0
+                reply = _check(
+                    method, fn(_decoded(requests, request_codec, grpc_context, batched), context)
+                )
+                context._send_own_initial()
                 if _framed(negotiates, grpc_context):
                     return _encode_framed(method, grpc_context, context, reply)
                 return encode(reply)
@@ -154,21 +183,44 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     def streaming(request: Any, grpc_context: grpc.ServicerContext) -> Iterator[bytes]:
         context = Context(grpc_context)
         try:
+            limit = _batch_limit(grpc_context, context, client_streaming)
             argument = (
-                _decoded(request, request_codec, grpc_context)
+                _decoded(request, request_codec, grpc_context, limit > 0)
                 if client_streaming
                 else decode(request)
             )
             framed = _framed(negotiates, grpc_context)
             write = method.response_codec.encode_framed if framed else encode
-            for reply in fn(argument, context):
-                yield write(_check(method, reply))
+            replies: Iterator[bytes] = (
+                write(_check(method, reply)) for reply in fn(argument, context)
+            )
+            if limit:
+                replies = coalesced(replies, limit, grpc_context.add_callback)
+            if client_streaming:
+                replies = _after_initial_sync(replies, context)
+            yield from replies
             if framed:
                 _attachments.announce(grpc_context, context.trailing_metadata)
         except Exception as exc:
             _abort_sync(grpc_context, context, exc, path)
 
     return streaming
+
+
+def _after_initial_sync(replies: Iterator[bytes], context: Context) -> Iterator[bytes]:
+    """``replies``, the library's initial metadata sent before the first one."""
+    for data in replies:
+        context._send_own_initial()
+        yield data
+        yield from replies
+        return
+
+
+async def _encoded_async(
+    replies: AsyncIterator[Any], method: Method[Any, Any], write: Callable[[Any], bytes]
+) -> AsyncIterator[bytes]:
+    async for reply in replies:
+        yield write(_check(method, reply))
 
 
 def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
@@ -187,11 +239,17 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
             context = AsyncContext(grpc_context)
             try:
                 argument = (
-                    _decoded_async(request, request_codec, grpc_context)
+                    _decoded_async(
+                        request,
+                        request_codec,
+                        grpc_context,
+                        _batch_limit(grpc_context, context, True) > 0,
+                    )
                     if client_streaming
                     else decode(request)
                 )
                 reply = _check(method, await fn(argument, context))
+                await context._send_own_initial()
                 if _framed(negotiates, grpc_context):
                     return _encode_framed(method, grpc_context, context, reply)
                 return encode(reply)
@@ -206,15 +264,23 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     ) -> AsyncIterator[bytes]:
         context = AsyncContext(grpc_context)
         try:
+            limit = _batch_limit(grpc_context, context, client_streaming)
             argument = (
-                _decoded_async(request, request_codec, grpc_context)
+                _decoded_async(request, request_codec, grpc_context, limit > 0)
                 if client_streaming
                 else decode(request)
             )
             framed = _framed(negotiates, grpc_context)
             write = method.response_codec.encode_framed if framed else encode
-            async for reply in fn(argument, context):
-                yield write(_check(method, reply))
+            replies = _encoded_async(fn(argument, context), method, write)
+            if limit:
+                replies = coalesced_async(replies, limit)
+            first = client_streaming
+            async for data in replies:
+                if first:
+                    first = False
+                    await context._send_own_initial()
+                yield data
             if framed:
                 _attachments.announce(grpc_context, context.trailing_metadata)
         except Exception as exc:

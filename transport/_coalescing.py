@@ -1,0 +1,193 @@
+"""Send what is already queued of a stream as one gRPC message (see ``_batches``).
+
+grpcio sends a stream by pulling the next message from an iterator and
+blocking until its write completes. To batch only what is already queued, the
+messages are produced on their own (a thread for the sync stack, a task for
+asyncio) into a queue bounded by the batch limit, and grpcio's side takes all
+that is queued, whatever it is, as soon as it is ready for the next write: a
+fast producer fills batches while a write is in flight, a slow one is sent
+message by message as it goes. Order, errors (after the messages before
+them) and back-pressure (the producer waits once a full batch is queued) are
+those of the stream without batching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from ._batches import take
+
+__all__ = ["coalesced", "coalesced_async"]
+
+
+class _Pump:
+    """A thread pulling ``source`` into a queue that :meth:`batches` empties."""
+
+    def __init__(self, source: Iterator[bytes], limit: int) -> None:
+        self._source = source
+        self._limit = limit
+        self._queued: deque[bytes] = deque()
+        self._nbytes = 0
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._space = threading.Condition(self._lock)
+        self._reading = False  # the consumer waits for a message
+        self._writing = False  # the producer waits for room
+        self._finished = False
+        self._stopped = False
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, name="transport-stream", daemon=True).start()
+
+    def _run(self) -> None:
+        source, queued, limit = self._source, self._queued, self._limit
+        try:
+            for data in source:
+                with self._lock:
+                    if self._stopped:
+                        break
+                    queued.append(data)
+                    self._nbytes += len(data)
+                    if self._reading:
+                        self._ready.notify()
+                    while self._nbytes >= limit and not self._stopped:
+                        self._writing = True
+                        self._space.wait()
+                        self._writing = False
+        except BaseException as exc:  # handed to the consumer, who raises it in order
+            self._error = exc
+        finally:
+            with self._lock:
+                self._finished = True
+                self._ready.notify()
+            if self._stopped:
+                _close(source)
+
+    def batches(self) -> Iterator[bytes]:
+        """What is queued, as gRPC messages, until the source ends (then its error, if any)."""
+        queued, limit = self._queued, self._limit
+        while True:
+            with self._lock:
+                while not queued and not self._finished and not self._stopped:
+                    self._reading = True
+                    self._ready.wait()
+                    self._reading = False
+                if not queued:
+                    if self._error is not None and not self._stopped:
+                        raise self._error
+                    return
+                data, taken = take(queued, limit)
+                self._nbytes -= taken
+                if self._writing:
+                    self._space.notify()
+            yield data
+
+    def stop(self) -> None:
+        """Stop producing: the source is closed after its current message."""
+        with self._lock:
+            self._stopped = True
+            self._ready.notify_all()
+            self._space.notify_all()
+
+
+def _close(source: Any) -> None:
+    close = getattr(source, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):  # the call is over: nobody is left to tell
+            close()
+
+
+def coalesced(
+    source: Iterator[bytes],
+    limit: int,
+    on_end: Callable[[Callable[[], None]], object] | None = None,
+) -> Iterator[bytes]:
+    """The messages of ``source``, those already queued packed together up to ``limit`` bytes.
+
+    The first message is pulled inline, so a stream that ends there never
+    starts a thread; ``on_end`` registers a callback run when the call ends
+    (a cancel wakes the sender waiting for the next message).
+    """
+    try:
+        first = next(source)
+    except StopIteration:
+        return
+    pump = _Pump(source, limit)
+    if on_end is not None:
+        on_end(pump.stop)
+    try:
+        yield first
+        yield from pump.batches()
+    finally:
+        pump.stop()
+
+
+class _AsyncPump:
+    """A task pulling ``source`` into a queue that :meth:`batches` empties."""
+
+    def __init__(self, source: AsyncIterator[bytes], limit: int) -> None:
+        self._limit = limit
+        self._queued: deque[bytes] = deque()
+        self._nbytes = 0
+        self._finished = False
+        self._error: BaseException | None = None
+        self._loop = asyncio.get_running_loop()
+        self._ready: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+        self._task = self._loop.create_task(self._run(source))
+
+    async def _run(self, source: AsyncIterator[bytes]) -> None:
+        queued, limit = self._queued, self._limit
+        try:
+            async for data in source:
+                queued.append(data)
+                self._nbytes += len(data)
+                _wake(self._ready)
+                if self._nbytes >= limit:
+                    self._space = self._loop.create_future()
+                    await self._space
+        except BaseException as exc:  # handed to the consumer, who raises it in order
+            self._error = exc
+        finally:
+            self._finished = True
+            _wake(self._ready)
+
+    async def batches(self) -> AsyncIterator[bytes]:
+        """What is queued, as gRPC messages, until the source ends (then its error, if any)."""
+        queued, limit = self._queued, self._limit
+        while True:
+            if not queued:
+                if self._finished:
+                    if self._error is not None:
+                        raise self._error
+                    return
+                self._ready = self._loop.create_future()
+                await self._ready
+                continue
+            data, taken = take(queued, limit)
+            self._nbytes -= taken
+            _wake(self._space)
+            yield data
+
+    def stop(self) -> None:
+        """Cancel the producing task (its source sees the cancel where it waits)."""
+        self._task.cancel()
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+async def coalesced_async(source: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    """The asyncio twin of :func:`coalesced` (the producer is a task on the same loop)."""
+    pump = _AsyncPump(source, limit)
+    try:
+        async for data in pump.batches():
+            yield data
+    finally:
+        pump.stop()
