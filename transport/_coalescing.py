@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any
 
 from ._batches import take
@@ -105,7 +105,7 @@ def coalesced(
     source: Iterator[bytes],
     limit: int,
     on_end: Callable[[Callable[[], None]], object] | None = None,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """The messages of ``source``, those already queued packed together up to ``limit`` bytes.
 
     The first message is pulled inline, so a stream that ends there never
