@@ -164,11 +164,7 @@ def targets(measurements: list[Measurement]) -> list[str]:
         theirs = ratio(scenario, "protobuf", metric)
         if ours is not None and theirs is not None:
             lines.append(_check(f"{scenario} {metric} transport / protobuf", ours / theirs, 1.0))
-    lines.append(
-        _check(
-            "stream_small transport x floor", ratio("stream_small", "transport", "throughput"), 1.10
-        )
-    )
+    lines += _stream_targets(table)
     for row in table:
         if (
             row["scenario"] == "ndarray"
@@ -196,4 +192,43 @@ def targets(measurements: list[Measurement]) -> list[str]:
                     1.0,
                 )
             )
+    return lines
+
+
+_STREAM_METRICS = ("throughput", "client_stream_throughput", "bidi_throughput")
+# Short streams and a trickle: no slower than the floor.
+_LATENCIES = (
+    ("stream_short", "p50_latency_3"),
+    ("stream_short", "p50_latency_20"),
+    ("stream_trickle", "p50_delivery"),
+)
+
+
+def _stream_targets(table: list[dict[str, Any]]) -> list[str]:
+    """Streams: at least 5x grpclib-json and never below the floor; short ones and a trickle
+    within 1.05x of the floor."""
+    lines = []
+    for variant in ("transport", "transport-asyncio"):
+        for metric in _STREAM_METRICS:
+            ours = _find(table, "stream_small", variant, metric)
+            theirs = _find(table, "stream_small", "grpclib-json", metric)
+            if ours is None:
+                continue
+            if theirs is not None and ours["value"]:
+                lines.append(
+                    _check(
+                        f"stream_small {metric} grpclib-json / {variant} (5x: <= 0.20)",
+                        theirs["value"] / ours["value"],
+                        0.20,
+                    )
+                )
+            lines.append(
+                _check(f"stream_small {metric} {variant} x floor", ours["ratio_to_floor"], 1.0)
+            )
+        for scenario, metric in _LATENCIES:
+            row = _find(table, scenario, variant, metric)
+            if row is not None:
+                lines.append(
+                    _check(f"{scenario} {metric} {variant} x floor", row["ratio_to_floor"], 1.05)
+                )
     return lines

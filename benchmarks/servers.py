@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent import futures
 from typing import Any
@@ -19,7 +20,24 @@ from grpclib.encoding.base import CodecBase
 from transport import AsyncContext, Context, JsonCodec, bind, grpc_options
 from transport.chunks import Chunk, array_chunks, join_array, join_array_async
 
-from .shapes import ARRAY, ECHO, SERVICE, TICKS, Bench, Reading, Tensor, Tick, TickRequest, tick
+from . import limits
+from .shapes import (
+    ARRAY,
+    CHAT,
+    COLLECT,
+    ECHO,
+    SERVICE,
+    TICKS,
+    TRICKLE,
+    TRICKLE_INTERVAL,
+    Bench,
+    Reading,
+    Tensor,
+    Tick,
+    TickRequest,
+    stamped,
+    tick,
+)
 from .shapes import protobuf_classes as _protobuf_classes
 
 # Every variant lifts the message limits: the ndarray scenario sends 64 MiB.
@@ -44,6 +62,17 @@ class SyncBench:
     def ArrayChunks(self, requests: Iterator[Chunk], context: Context) -> Iterator[Chunk]:
         return array_chunks(join_array(requests))
 
+    def Collect(self, requests: Iterator[Tick], context: Context) -> TickRequest:
+        return TickRequest(count=sum(1 for _ in requests))
+
+    def Chat(self, requests: Iterator[Tick], context: Context) -> Iterator[Tick]:
+        return requests
+
+    def Trickle(self, request: TickRequest, context: Context) -> Iterator[Tick]:
+        for sequence in range(request.count):
+            time.sleep(TRICKLE_INTERVAL)
+            yield stamped(sequence)
+
 
 class AsyncBench:
     """The transport implementation on ``grpc.aio.server``."""
@@ -64,6 +93,23 @@ class AsyncBench:
         for chunk in array_chunks(await join_array_async(requests)):
             yield chunk
 
+    async def Collect(self, requests: AsyncIterator[Tick], context: AsyncContext) -> TickRequest:
+        count = 0
+        async for _ in requests:
+            count += 1
+        return TickRequest(count=count)
+
+    async def Chat(
+        self, requests: AsyncIterator[Tick], context: AsyncContext
+    ) -> AsyncIterator[Tick]:
+        async for request in requests:
+            yield request
+
+    async def Trickle(self, request: TickRequest, context: AsyncContext) -> AsyncIterator[Tick]:
+        for sequence in range(request.count):
+            await asyncio.sleep(TRICKLE_INTERVAL)
+            yield stamped(sequence)
+
 
 def floor_tick() -> bytes:
     """The bytes the floor streams: as large as the transport's JSON of a tick."""
@@ -80,12 +126,26 @@ def _floor_handler() -> grpc.GenericRpcHandler:
         for _ in range(int(request)):
             yield payload
 
+    def collect(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        return str(sum(1 for _ in requests)).encode()
+
+    def chat(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        return requests
+
+    def trickle(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        for _ in range(int(request)):
+            time.sleep(TRICKLE_INTERVAL)
+            yield str(time.monotonic()).encode().ljust(len(payload))
+
     return grpc.method_handlers_generic_handler(
         SERVICE,
         {
             "Echo": grpc.unary_unary_rpc_method_handler(echo),
             "Ticks": grpc.unary_stream_rpc_method_handler(ticks),
             "Array": grpc.unary_unary_rpc_method_handler(echo),
+            "Collect": grpc.stream_unary_rpc_method_handler(collect),
+            "Chat": grpc.stream_stream_rpc_method_handler(chat),
+            "Trickle": grpc.unary_stream_rpc_method_handler(trickle),
         },
     )
 
@@ -184,6 +244,22 @@ class GrpclibBench:
         for sequence in range(request.count):
             await stream.send_message(tick(sequence))
 
+    async def collect(self, stream: Any) -> None:
+        count = 0
+        async for _ in stream:
+            count += 1
+        await stream.send_message(TickRequest(count=count))
+
+    async def chat(self, stream: Any) -> None:
+        async for request in stream:
+            await stream.send_message(request)
+
+    async def trickle(self, stream: Any) -> None:
+        request = await stream.recv_message()
+        for sequence in range(request.count):
+            await asyncio.sleep(TRICKLE_INTERVAL)
+            await stream.send_message(stamped(sequence))
+
     def __mapping__(self) -> dict[str, Any]:
         from grpclib.const import Cardinality, Handler
 
@@ -191,6 +267,9 @@ class GrpclibBench:
             ECHO: Handler(self.echo, Cardinality.UNARY_UNARY, Reading, Reading),
             TICKS: Handler(self.ticks, Cardinality.UNARY_STREAM, TickRequest, Tick),
             ARRAY: Handler(self.echo, Cardinality.UNARY_UNARY, Tensor, Tensor),
+            COLLECT: Handler(self.collect, Cardinality.STREAM_UNARY, Tick, TickRequest),
+            CHAT: Handler(self.chat, Cardinality.STREAM_STREAM, Tick, Tick),
+            TRICKLE: Handler(self.trickle, Cardinality.UNARY_STREAM, TickRequest, Tick),
         }
 
 
@@ -223,6 +302,8 @@ def main(variant: str) -> None:
         asyncio.run(_serve_runtime(""))
     elif variant == "grpclib-json":
         asyncio.run(_serve_grpclib())
+    elif variant in limits.SERVERS:
+        limits.SERVERS[variant]()
     else:
         raise SystemExit(f"unknown variant {variant!r}")
 

@@ -45,10 +45,21 @@ class Settings:
         return cls(1, 20, 200, 20, 200, (64 * 1024,), 128 * 1024)
 
 
+STREAMS = ("floor", "transport", "transport-asyncio", "grpclib-json")
 SCENARIOS: dict[str, tuple[str, ...]] = {
-    "unary_small": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
+    "unary_small": (
+        "floor",
+        "transport",
+        "transport-asyncio",
+        "protobuf",
+        "grpclib-json",
+        "socket",
+        "asyncio-tcp",
+    ),
     "unary_concurrent": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
-    "stream_small": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
+    "stream_small": (*STREAMS, "protobuf", "socket", "asyncio-tcp"),
+    "stream_short": STREAMS,
+    "stream_trickle": STREAMS,
     "ndarray": (
         "floor",
         "transport",
@@ -61,6 +72,9 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     # Last: the owner runtime is the newest part of the library.
     "session_infer": ("floor", "transport-unfenced", "transport-fenced"),
 }
+# Messages of one trickle stream, and streams per round of the short-stream scenario.
+TRICKLE_COUNT = 25
+SHORT_STREAMS = 100
 
 
 def _rss_mib(pid: int | str) -> float:
@@ -139,16 +153,59 @@ class Run:
         self.rounds(variants, measure)
 
     def stream_small(self, variants: Sequence[str]) -> None:
-        """A server stream of small messages: messages per second."""
+        """Streams of small messages: messages per second, server, client and bidi streams.
+
+        ``throughput`` is the server stream; variants that have no client or
+        bidi stream (protobuf, the raw sockets) measure the server stream only.
+        """
         count = self.settings.stream_count
+        kinds = (
+            ("throughput", "stream"),
+            ("client_stream_throughput", "client_stream"),
+            ("bidi_throughput", "bidi"),
+        )
 
         def measure(variant: str, driver: Driver) -> None:
-            self.record(
-                "stream_small", variant, "throughput", "msgs/s", count / driver.stream(count)
-            )
+            for metric, kind in kinds:
+                try:
+                    seconds = getattr(driver, kind)(count)
+                except NotImplementedError:
+                    continue
+                self.record("stream_small", variant, metric, "msgs/s", count / seconds)
+
+        for name in variants:  # connect, warm up, and learn what the server reads
+            for _, kind in kinds:
+                try:
+                    getattr(self.drivers[name], kind)(10)
+                except NotImplementedError:
+                    continue
+        self.rounds(variants, measure)
+
+    def stream_short(self, variants: Sequence[str]) -> None:
+        """Server streams of 3 and of 20 messages, one after another: p50 time per stream."""
+        calls = max(2, min(SHORT_STREAMS, self.settings.unary_calls // 4))
+
+        def measure(variant: str, driver: Driver) -> None:
+            for length in (3, 20):
+                latencies = driver.short_streams(length, calls)
+                median = statistics.median(latencies) * 1e6
+                self.record("stream_short", variant, f"p50_latency_{length}", "us", median)
 
         for name in variants:
-            self.drivers[name].stream(10)
+            self.drivers[name].short_streams(3, 5)
+        self.rounds(variants, measure)
+
+    def stream_trickle(self, variants: Sequence[str]) -> None:
+        """A server stream of one message every 2 ms: p50 time from making to reading one."""
+
+        def measure(variant: str, driver: Driver) -> None:
+            delays = driver.trickle(TRICKLE_COUNT)
+            assert len(delays) == TRICKLE_COUNT
+            median = statistics.median(delays) * 1e6
+            self.record("stream_trickle", variant, "p50_delivery", "us", median)
+
+        for name in variants:
+            self.drivers[name].trickle(2)
         self.rounds(variants, measure)
 
     def session_infer(self, variants: Sequence[str]) -> None:
