@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 
@@ -12,7 +13,7 @@ import msgspec
 import pytest
 
 from transport import _attachments, _batches
-from transport._coalescing import coalesced, coalesced_async
+from transport._coalescing import FAST_RUN, coalesced, coalesced_async
 from transport.codec import DecodeError
 
 MESSAGES = [b'{"n":1}', b"{}", b'{"text":"' + b"x" * 300 + b'"}']
@@ -77,9 +78,24 @@ def test_the_announced_limit_is_read_with_care() -> None:
 # -- the sync pump --------------------------------------------------------------------
 
 
+def _written(stream: Iterator[bytes]) -> list[bytes]:
+    """What ``stream`` sends to a writer that takes 50 µs a write (as grpcio takes longer)."""
+    sent = []
+    for data in stream:
+        sent.append(data)
+        _write_time()
+    return sent
+
+
+def _write_time() -> None:
+    until = time.perf_counter() + 50e-6
+    while time.perf_counter() < until:
+        pass
+
+
 def test_what_is_queued_goes_together_and_in_order() -> None:
     source = (f'{{"n":{n}}}'.encode() for n in range(10_000))
-    sent = list(coalesced(source, 1024))
+    sent = _written(coalesced(source, 1024))
     assert _batches.flatten(sent) == [f'{{"n":{n}}}'.encode() for n in range(10_000)]
     assert len(sent) < 1_000  # a fast producer fills batches
     assert all(len(data) <= 1024 for data in sent)
@@ -115,22 +131,34 @@ def test_an_error_comes_after_the_messages_before_it() -> None:
 
 def test_the_producer_waits_once_a_batch_is_queued() -> None:
     produced = []
-    full, too_many = threading.Event(), threading.Event()
+    too_many = threading.Event()
 
     def source() -> Iterator[bytes]:
         for n in range(1000):
             produced.append(n)
-            if len(produced) == 11:  # the first, sent inline, and ten queued: 100 bytes
-                full.set()
-            if len(produced) > 12:
+            if len(produced) > 40:  # inline ones, a batch sent, a batch queued: about 26
                 too_many.set()
             yield b"x" * 10
 
     stream = coalesced(source(), 100)
-    next(stream)
-    assert full.wait(timeout=10)
-    assert not too_many.wait(timeout=0.2)  # the producer waits for room
-    assert len(_batches.flatten(stream)) == 999
+    for _ in range(FAST_RUN + 1):
+        next(stream)
+        _write_time()
+    assert not too_many.wait(timeout=0.3)  # the producer waits for room
+    assert len(_batches.flatten(stream)) + FAST_RUN + 1 <= 1000
+
+
+def test_a_stream_slower_than_its_writes_stays_inline() -> None:
+    threads = threading.active_count()
+
+    def source() -> Iterator[bytes]:
+        for n in range(20):
+            _write_time()  # made slower than the writer below takes
+            _write_time()
+            assert threading.active_count() == threads
+            yield str(n).encode()
+
+    assert list(coalesced(source(), 1024)) == [str(n).encode() for n in range(20)]
 
 
 def test_leaving_early_closes_the_source() -> None:
@@ -168,6 +196,7 @@ async def test_asyncio_batches_what_is_queued_in_order_then_the_error() -> None:
     with pytest.raises(ValueError, match="boom"):
         async for data in coalesced_async(source(), 512):
             sent.append(data)
+            _write_time()
     assert _batches.flatten(sent) == [str(n).encode() for n in range(5_000)]
     assert len(sent) < 500 and all(len(data) <= 512 for data in sent)
 

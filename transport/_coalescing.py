@@ -2,11 +2,12 @@
 
 grpcio sends a stream by pulling the next message from an iterator and
 blocking until its write completes. To batch only what is already queued, the
-messages are produced on their own (a thread for the sync stack, a task for
-asyncio) into a queue bounded by the batch limit, and grpcio's side takes all
-that is queued, whatever it is, as soon as it is ready for the next write: a
-fast producer fills batches while a write is in flight, a slow one is sent
-message by message as it goes. Order, errors (after the messages before
+messages of a stream that outpaces its writes are produced on their own (a
+thread for the sync stack, a task for asyncio) into a queue bounded by the
+batch limit, and grpcio's side takes all that is queued, whatever it is, as
+soon as it is ready for the next write: a fast producer fills batches while a
+write is in flight. A stream slower than its writes stays inline, message by
+message, as without batching. Order, errors (after the messages before
 them) and back-pressure (the producer waits once a full batch is queued) are
 those of the stream without batching.
 """
@@ -16,13 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any
 
 from ._batches import take
 
-__all__ = ["coalesced", "coalesced_async"]
+__all__ = ["FAST_RUN", "coalesced", "coalesced_async"]
+
+#: Messages made in a row faster than they were sent before a stream is coalesced.
+FAST_RUN = 4
 
 
 class _Pump:
@@ -108,19 +113,28 @@ def coalesced(
 ) -> Generator[bytes, None, None]:
     """The messages of ``source``, those already queued packed together up to ``limit`` bytes.
 
-    The first message is pulled inline, so a stream that ends there never
-    starts a thread; ``on_end`` registers a callback run when the call ends
-    (a cancel wakes the sender waiting for the next message).
+    Messages are pulled inline, one per write, until the source has made
+    :data:`FAST_RUN` messages in a row faster than grpcio sent them: only then
+    would messages queue up, so only then does a producer thread start. A
+    short stream or a slow trickle never pays for a thread or a hand-off.
+    ``on_end`` registers a callback run when the call ends (a cancel wakes the
+    sender waiting for the next message).
     """
-    try:
-        first = next(source)
-    except StopIteration:
-        return
+    clock = time.perf_counter
+    fast = 0
+    while fast < FAST_RUN:
+        started = clock()
+        try:
+            data = next(source)
+        except StopIteration:
+            return
+        made = clock()
+        yield data
+        fast = fast + 1 if made - started < clock() - made else 0
     pump = _Pump(source, limit)
     if on_end is not None:
         on_end(pump.stop)
     try:
-        yield first
         yield from pump.batches()
     finally:
         pump.stop()
@@ -185,6 +199,17 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
 
 async def coalesced_async(source: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
     """The asyncio twin of :func:`coalesced` (the producer is a task on the same loop)."""
+    clock = time.perf_counter
+    fast = 0
+    while fast < FAST_RUN:
+        started = clock()
+        try:
+            data = await source.__anext__()
+        except StopAsyncIteration:
+            return
+        made = clock()
+        yield data
+        fast = fast + 1 if made - started < clock() - made else 0
     pump = _AsyncPump(source, limit)
     try:
         async for data in pump.batches():
