@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from transport import _attachments, _batches
-from transport._coalescing import FAST_RUN, coalesced, coalesced_async
+from transport._coalescing import FAST_RUN, AsyncWriter, coalesced, coalesced_async
 from transport.codec import DecodeError
 
 MESSAGES = [b'{"n":1}', b"{}", b'{"text":"' + b"x" * 300 + b'"}']
@@ -234,3 +234,29 @@ async def test_asyncio_leaving_early_cancels_the_producer() -> None:
     await stream.__anext__()
     await stream.aclose()  # type: ignore[attr-defined]
     await asyncio.wait_for(closed.wait(), 10)
+
+
+@pytest.mark.anyio
+async def test_asyncio_writes_batch_once_fast_and_a_failed_send_is_raised() -> None:
+    sent: list[bytes] = []
+
+    async def send(data: bytes) -> None:
+        await asyncio.sleep(0)
+        _write_time()  # a send takes longer than the application's writes
+        if len(sent) == 30:
+            raise ConnectionError("the call ended")
+        sent.append(data)
+
+    writer = AsyncWriter(send, 64)
+    for n in range(FAST_RUN):
+        await writer.write(str(n).encode())
+    assert sent == [str(n).encode() for n in range(FAST_RUN)]  # inline so far
+    for n in range(FAST_RUN, 200):
+        await writer.write(str(n).encode())
+    await writer.drain()
+    assert _batches.flatten(sent) == [str(n).encode() for n in range(200)]
+    assert len(sent) < 200
+    with pytest.raises(ConnectionError):
+        for _ in range(10_000):
+            await writer.write(b"x" * 10)
+        await writer.drain()

@@ -140,6 +140,26 @@ def test_a_bidi_stream_batches_what_is_queued_once_the_server_answered() -> None
     assert len(received) < len(NOTES)
 
 
+@pytest.mark.anyio
+async def test_asyncio_bidi_writes_go_in_batches_once_the_server_answered() -> None:
+    server, port, recorder = _recording(True)
+    try:
+        async with AsyncClient.connect(f"127.0.0.1:{port}") as client:
+            chat = client.open(Echo.Chat)
+            await chat.write(NOTES[0])
+            assert await chat.read() is not None  # with the server's initial metadata
+            for note in NOTES[1:]:
+                await chat.write(note)
+            await chat.done_writing()
+            async for _ in chat:
+                pass
+    finally:
+        server.stop(None)
+    (received,) = recorder.received
+    assert _batches.flatten(received) == [ENCODE(note) for note in NOTES]
+    assert len(received) < len(NOTES)
+
+
 def test_every_direction_between_two_ends_of_the_library(transport_serve: Serve) -> None:
     server = transport_serve(bind(Echo, EchoServer()))
     client = server.client

@@ -19,12 +19,12 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import Any
 
 from ._batches import take
 
-__all__ = ["FAST_RUN", "coalesced", "coalesced_async"]
+__all__ = ["FAST_RUN", "AsyncWriter", "coalesced", "coalesced_async"]
 
 #: Messages made in a row faster than they were sent before a stream is coalesced.
 FAST_RUN = 4
@@ -216,3 +216,66 @@ async def coalesced_async(source: AsyncIterator[bytes], limit: int) -> AsyncIter
             yield data
     finally:
         pump.stop()
+
+
+class AsyncWriter:
+    """The writes of an asyncio bidirectional call, those already queued sent together.
+
+    Writes go inline, each awaited until grpcio took it, until the application
+    has written :data:`FAST_RUN` times in a row faster than a write took; from
+    then on a write queues its message (waiting only while a full batch is
+    queued) and a task sends what is queued. A failed send is raised by the
+    next write or by :meth:`drain`.
+    """
+
+    def __init__(self, send: Callable[[bytes], Awaitable[None]], limit: int) -> None:
+        self._send = send
+        self._limit = limit
+        self._queued: deque[bytes] = deque()
+        self._nbytes = 0
+        self._fast = 0
+        self._last = 0.0  # when the last inline write returned
+        self._task: asyncio.Task[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+
+    async def write(self, data: bytes) -> None:
+        """Send ``data``, or queue it behind a send in flight."""
+        if self._error is not None:
+            raise self._error
+        if self._fast < FAST_RUN:
+            started = time.perf_counter()
+            await self._send(data)
+            done = time.perf_counter()
+            self._fast = self._fast + 1 if started - self._last < done - started else 0
+            self._last = done
+            return
+        self._queued.append(data)
+        self._nbytes += len(data)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._flush())
+        while self._nbytes >= self._limit and self._error is None:
+            self._space = asyncio.get_running_loop().create_future()
+            await self._space
+        if self._error is not None:
+            raise self._error
+
+    async def _flush(self) -> None:
+        try:
+            while self._queued:
+                data, taken = take(self._queued, self._limit)
+                self._nbytes -= taken
+                _wake(self._space)
+                await self._send(data)
+        except BaseException as exc:  # raised by the next write, or drain()
+            self._error = exc
+            _wake(self._space)
+        finally:
+            self._task = None
+
+    async def drain(self) -> None:
+        """Wait until every queued message is sent; raise what stopped a send."""
+        while self._task is not None:
+            await self._task
+        if self._error is not None:
+            raise self._error

@@ -23,7 +23,7 @@ from ._calls import (
     user_metadata,
 )
 from ._client_core import ClientCore
-from ._coalescing import coalesced_async
+from ._coalescing import AsyncWriter, coalesced_async
 from .codec import DecodeError, JsonCodec
 from .context import Metadata
 from .errors import RpcError
@@ -181,14 +181,33 @@ class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
     def __init__(self, method: Method[Req, Res], call: Any, batches: bool = False) -> None:
         super().__init__(call, method.response_codec, batches)
         self._method = method
+        # Set once the server has said it reads batches of requests.
+        self._writer: AsyncWriter | None = None
+
+    def _coalesce(self, limit: int) -> None:
+        """Batch what is queued of the requests, up to ``limit`` bytes (0: never)."""
+        if limit and self._writer is None:
+            self._writer = AsyncWriter(self._send, limit)
 
     async def write(self, request: Req) -> None:
-        """Send ``request``."""
+        """Send ``request``.
+
+        Once the server has said it reads batches and the application writes
+        faster than the call sends, a write returns when its request is queued
+        behind the one in flight (a full batch queued makes it wait).
+        """
         check_request(self._method, request)
         if self._cancelled:
             raise _cancelled_locally()
+        data = self._method.request_codec.encode(request)
+        if self._writer is not None:
+            await self._writer.write(data)
+        else:
+            await self._send(data)
+
+    async def _send(self, data: bytes) -> None:
         try:
-            await self._call.write(self._method.request_codec.encode(request))
+            await self._call.write(data)
         except grpc.RpcError as exc:
             raise _status_map.error_of(exc) from None
         except asyncio.InvalidStateError:
@@ -205,7 +224,9 @@ class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
             raise _status_map.error_of(ended) from None
 
     async def done_writing(self) -> None:
-        """Half-close: tell the server no more requests follow."""
+        """Half-close: tell the server no more requests follow (after those queued)."""
+        if self._writer is not None:
+            await self._writer.drain()
         await self._call.done_writing()
 
 
@@ -370,7 +391,15 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
         call = self._multicallable(method)(**self._options(method, timeout, metadata))
-        return AsyncBidiStream(method, call, self.coalesce)
+        stream = AsyncBidiStream(method, call, self.coalesce)
+        if self.coalesce:
+            stream._coalesce(self._request_batch_limit())
+
+            def learn(initial_metadata: MetadataTuple) -> None:
+                stream._coalesce(self._learn_batches(initial_metadata))
+
+            stream._on_initial = learn
+        return stream
 
     async def close(self) -> None:
         """Close the channel if this client opened it."""
