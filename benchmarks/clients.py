@@ -116,6 +116,16 @@ class FloorDriver(Driver):
         trickle: Any = self.channel.unary_stream(TRICKLE, **REGISTERED)
         return [time.monotonic() - float(sent) for sent in trickle(str(count).encode())]
 
+    def scale(self, nbytes: int, calls: int, in_flight: int) -> float:
+        async def run() -> float:
+            if self.aio is None:
+                self.aio = grpc.aio.insecure_channel(self.address, options=OPTIONS)
+            echo: Any = self.aio.unary_unary(ARRAY, **REGISTERED)
+            payload = np.asarray(tensor(nbytes).array).tobytes()
+            return await concurrently(lambda: echo(payload), calls, in_flight)
+
+        return self.loop.run_until_complete(run())
+
     def array(self, nbytes: int, calls: int) -> float:
         echo: Any = self.channel.unary_unary(ARRAY, **REGISTERED)
         payload = np.asarray(tensor(nbytes).array).tobytes()
@@ -255,6 +265,15 @@ class TransportDriver(Driver):
     def trickle(self, count: int) -> list[float]:
         replies = self.client.call(Bench.Trickle, TickRequest(count=count))
         return [time.monotonic() - reply.value for reply in replies]
+
+    def scale(self, nbytes: int, calls: int, in_flight: int) -> float:
+        async def run() -> float:
+            if self.aio is None:
+                self.aio = AsyncClient.connect(self.address, **LIMITS, **self.options)
+            call, request = self.aio.call, tensor(nbytes)
+            return await concurrently(lambda: call(Bench.Array, request), calls, in_flight)
+
+        return self.loop.run_until_complete(run())
 
     def array(self, nbytes: int, calls: int) -> float:
         request = tensor(nbytes)

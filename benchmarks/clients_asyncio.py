@@ -234,6 +234,10 @@ class GrpclibDriver(Driver):
 
         return self._run(run())
 
+    def scale(self, nbytes: int, calls: int, in_flight: int) -> float:
+        request, echo = tensor(nbytes), self.array_method
+        return self._run(concurrently(lambda: echo(request), calls, in_flight))
+
     def array(self, nbytes: int, calls: int) -> float:
         request = tensor(nbytes)
 

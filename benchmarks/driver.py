@@ -84,6 +84,10 @@ class Driver:
         """Seconds per round trip of a float32 array of ``nbytes`` bytes."""
         raise NotImplementedError
 
+    def scale(self, nbytes: int, calls: int, in_flight: int) -> float:
+        """Seconds for ``calls`` echoes of a float32 array of ``nbytes``, ``in_flight`` at once."""
+        raise NotImplementedError
+
     def infer(self, calls: int) -> list[float]:
         """The latency of each of ``calls`` owner-runtime Infer calls on a small array."""
         raise NotImplementedError

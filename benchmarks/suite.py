@@ -28,21 +28,33 @@ class Settings:
     stream_count: int
     array_sizes: tuple[int, ...]
     array_bytes: int  # moved per variant and round: fewer calls for larger arrays
+    scale_in_flight: tuple[int, ...] = (1, 10, 100, 1_000)
+    scale_sizes: tuple[int, ...] = (1024, 64 * 1024, MIB)
+    scale_bytes: int = 32 * MIB  # per cell, variant and round (at least one call per flight)
 
     @classmethod
     def quick(cls) -> Settings:
-        """Under two minutes on two cores."""
+        """A few minutes on two cores."""
         return cls(3, 400, 3_000, 100, 10_000, (1 * MIB, 16 * MIB), 48 * MIB)
 
     @classmethod
     def full(cls) -> Settings:
         """More, shorter rounds (drift cancels better), and the 64 MiB array."""
-        return cls(12, 1_000, 5_000, 100, 10_000, (1 * MIB, 16 * MIB, 64 * MIB), 96 * MIB)
+        return cls(
+            12,
+            1_000,
+            5_000,
+            100,
+            10_000,
+            (1 * MIB, 16 * MIB, 64 * MIB),
+            96 * MIB,
+            scale_bytes=64 * MIB,
+        )
 
     @classmethod
     def tiny(cls) -> Settings:
         """Enough to prove the suite runs; the numbers mean nothing."""
-        return cls(1, 20, 200, 20, 200, (64 * 1024,), 128 * 1024)
+        return cls(1, 20, 200, 20, 200, (64 * 1024,), 128 * 1024, (1, 10), (1024,), 64 * 1024)
 
 
 STREAMS = ("floor", "transport", "transport-asyncio", "grpclib-json")
@@ -71,6 +83,7 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     ),
     # Last: the owner runtime is the newest part of the library.
     "session_infer": ("floor", "transport-unfenced", "transport-fenced"),
+    "scale": ("floor", "transport", "grpclib-json"),
 }
 # Messages of one trickle stream, and streams per round of the short-stream scenario.
 TRICKLE_COUNT = 25
@@ -237,3 +250,22 @@ class Run:
         self.record("ndarray", variant, f"throughput_{label}", "MiB/s", size / MIB / seconds)
         self.record("ndarray", variant, f"client_peak_rss_{label}", "MiB", _rss_mib("self"))
         self.record("ndarray", variant, f"server_peak_rss_{label}", "MiB", _rss_mib(server))
+
+    def scale(self, variants: Sequence[str]) -> None:
+        """Array echoes with 1 to 1,000 calls in flight: MiB/s and the server's peak RSS."""
+        s = self.settings
+        for size in s.scale_sizes:
+            for in_flight in s.scale_in_flight:
+                calls = max(1, min(2_000, s.scale_bytes // size) // in_flight) * in_flight
+                cell = functools.partial(self._scale, size=size, in_flight=in_flight, calls=calls)
+                self.rounds(variants, cell)
+
+    def _scale(
+        self, variant: str, driver: Driver, *, size: int, in_flight: int, calls: int
+    ) -> None:
+        label = f"{in_flight}x{size // MIB}MiB" if size >= MIB else f"{in_flight}x{size // 1024}KiB"
+        server = self.server_pids[variant]
+        _reset_rss(server)
+        seconds = driver.scale(size, calls, in_flight)
+        self.record("scale", variant, f"throughput_{label}", "MiB/s", calls * size / MIB / seconds)
+        self.record("scale", variant, f"server_peak_rss_{label}", "MiB", _rss_mib(server))

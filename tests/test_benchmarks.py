@@ -20,6 +20,7 @@ SCENARIOS = {
     "stream_trickle",
     "ndarray",
     "session_infer",
+    "scale",
 }
 
 
