@@ -72,12 +72,20 @@ class RecordingServer:
     def __init__(self, announce: bool) -> None:
         self.announce = announce
         self.received: list[list[bytes]] = []
+        self.requests: list[tuple[bool, bytes]] = []
 
     def collect(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
         if self.announce:
             context.send_initial_metadata((_batches.announcement(_batches.CEILING),))
         self.received.append(list(requests))
         return ENCODE(Note(count=len(self.received[-1])))
+
+    def repeat(self, request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        announced = any(key == _batches.KEY for key, _ in context.invocation_metadata())
+        if self.announce and announced:
+            context.send_initial_metadata((_batches.announcement(_batches.CEILING),))
+        self.requests.append((announced, request))
+        yield ENCODE(Note(text="r"))
 
     def chat(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
         if self.announce:
@@ -94,6 +102,7 @@ def _recording(announce: bool) -> tuple[grpc.Server, int, RecordingServer]:
     handlers: dict[str, Any] = {
         "Collect": grpc.stream_unary_rpc_method_handler(recorder.collect),
         "Chat": grpc.stream_stream_rpc_method_handler(recorder.chat),
+        "Repeat": grpc.unary_stream_rpc_method_handler(recorder.repeat),
     }
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("transport.tests.Echo", handlers),)
@@ -121,6 +130,30 @@ def test_a_client_batches_requests_once_the_server_said_it_reads_them(announce: 
             assert len(received) < len(expected)
         else:
             assert received == expected  # a JSON peer: one message per gRPC message
+
+
+@pytest.mark.parametrize("announce", [True, False], ids=["server-reads-batches", "json-peer"])
+def test_a_server_stream_says_in_band_that_it_reads_batches_once_the_server_is_known(
+    announce: bool,
+) -> None:
+    server, port, recorder = _recording(announce)
+    request = ENCODE(Note(text="a"))
+    try:
+        with Client.connect(f"127.0.0.1:{port}") as client:
+            for _ in range(3):
+                assert list(client.call(Echo.Repeat, Note(text="a"))) == [Note(text="r")]
+        with Client.connect(f"127.0.0.1:{port}", max_receive_message_bytes=1024) as client:
+            for _ in range(2):
+                list(client.call(Echo.Repeat, Note(text="a")))
+    finally:
+        server.stop(None)
+    if not announce:  # a JSON peer sees metadata and JSON, every time
+        assert recorder.requests == [(True, request)] * 5
+        return
+    # No metadata once the server is known: the request is a batch of one.
+    assert recorder.requests[:3] == [(True, request)] + [(False, _batches.pack([request]))] * 2
+    # A client that reads smaller batches keeps saying how large, in metadata.
+    assert recorder.requests[3:] == [(True, request)] * 2
 
 
 def test_a_bidi_stream_batches_what_is_queued_once_the_server_answered() -> None:

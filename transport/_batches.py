@@ -39,6 +39,7 @@ __all__ = [
     "flatten",
     "is_batch",
     "pack",
+    "single",
     "take",
     "unpack",
 ]
@@ -127,6 +128,14 @@ def unpack(data: bytes | memoryview) -> list[memoryview]:
         messages.append(view[start : start + length])
         start += length
     return messages
+
+
+def single(data: bytes) -> memoryview:
+    """The one message of batch frame ``data`` (a request that says its sender reads batches)."""
+    messages = unpack(data)
+    if len(messages) != 1:
+        raise DecodeError(f"a batch frame of {len(messages)} messages where one was expected")
+    return messages[0]
 
 
 def is_batch(data: bytes | memoryview) -> bool:

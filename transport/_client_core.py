@@ -111,7 +111,11 @@ class ClientCore(Generic[ChannelT]):
         chosen = self.metadata if metadata is None else check_metadata(metadata)
         if self.attachments and _attachments.negotiates(method):
             chosen = (*(chosen or ()), _attachments.ANNOUNCEMENT)
-        if self.coalesce and method.cardinality is not Cardinality.UNARY_UNARY:
+        if (
+            self.coalesce
+            and method.cardinality is not Cardinality.UNARY_UNARY
+            and not self._in_band(method)
+        ):
             chosen = (*(chosen or ()), *self._batches)
         return {"timeout": self.timeout if timeout is None else timeout, "metadata": chosen}
 
@@ -121,6 +125,30 @@ class ClientCore(Generic[ChannelT]):
 
     def _learn(self, trailing_metadata: MetadataTuple) -> None:
         self._peer_reads_frames = _attachments.announced(trailing_metadata)
+
+    def _in_band(self, method: Method[Any, Any]) -> bool:
+        """Whether a server stream says it reads batches by its request, not by metadata.
+
+        Once a server has said it reads batches, a server stream's request goes
+        as a batch of one: that says it too, without metadata on every call
+        (grpcio's metadata costs more than a short stream's messages). Only
+        for a client that reads batches of the full size.
+        """
+        return (
+            self._peer_batch_limit > 0
+            and method.cardinality is Cardinality.UNARY_STREAM
+            and self.coalesce
+            and self._batches[0][1] == str(_batches.CEILING)
+        )
+
+    def _encode_request(self, method: Method[Any, Any], request: Any) -> bytes:
+        """The one request of a call, as a batch of one when it says so in band."""
+        data: bytes = self._request_encoder(method)(request)
+        return _batches.pack((data,)) if self._in_band(method) else data
+
+    def _learns_batches(self, method: Method[Any, Any]) -> bool:
+        """Whether this streaming call should look for the server's announcement of batches."""
+        return self.coalesce and not self._in_band(method)
 
     def _request_batch_limit(self) -> int:
         """How large a batch of requests may be: 0 until a server has announced it reads them."""

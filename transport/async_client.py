@@ -246,7 +246,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         """The requests of a client stream (else ``None``) and what to hand grpcio."""
         if not method.cardinality.client_streaming:
             check_request(method, request)
-            return None, self._request_encoder(method)(request)
+            return None, self._encode_request(method, request)
         requests = RequestStream(method, request, self._request_encoder(method))
         limit = self._request_batch_limit()
         encoded = requests.encoded_async()
@@ -308,7 +308,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
-            if requests is not None and self.coalesce:
+            if self._learns_batches(method):
                 stream._on_initial = self._learn_batches
             return stream
         return self._unary(method, argument, options, requests)

@@ -277,7 +277,7 @@ class Client(ClientCore[grpc.Channel]):
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
-            if requests is not None and self.coalesce:
+            if self._learns_batches(method):
                 stream._on_initial = self._learn_batches
             return stream
         options = self._options(method, timeout, metadata)
@@ -299,7 +299,7 @@ class Client(ClientCore[grpc.Channel]):
 
     def _encode_one(self, method: Method[Any, Any], request: Any) -> bytes:
         check_request(method, request)
-        return self._request_encoder(method)(request)  # type: ignore[no-any-return]
+        return self._encode_request(method, request)
 
     @overload
     def with_call(

@@ -129,6 +129,20 @@ def _batch_limit(grpc_context: Any, context: Context | AsyncContext, reads: bool
     return limit
 
 
+def _request_of(
+    request: bytes, decode: Callable[[Any], Any], grpc_context: Any, context: Context | AsyncContext
+) -> tuple[Any, int]:
+    """The request of a server stream, and how large a batch its client reads (0: none).
+
+    A client that knows this server reads batches says that it reads them too
+    by sending its request as a batch of one, which costs no metadata; else it
+    says so in its metadata, and this end answers in its initial metadata.
+    """
+    if request[:4] == _batches.MAGIC:
+        return decode(_batches.single(request)), _batches.CEILING
+    return decode(request), _batch_limit(grpc_context, context, True)
+
+
 def _encode_framed(method: Method[Any, Any], grpc_context: Any, context: Any, reply: Any) -> bytes:
     """A unary reply as a frame, with the announcement that this end reads frames too."""
     _attachments.announce(grpc_context, context.trailing_metadata)
@@ -183,12 +197,11 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     def streaming(request: Any, grpc_context: grpc.ServicerContext) -> Iterator[bytes]:
         context = Context(grpc_context)
         try:
-            limit = _batch_limit(grpc_context, context, client_streaming)
-            argument = (
-                _decoded(request, request_codec, grpc_context, limit > 0)
-                if client_streaming
-                else decode(request)
-            )
+            if client_streaming:
+                limit = _batch_limit(grpc_context, context, True)
+                argument = _decoded(request, request_codec, grpc_context, limit > 0)
+            else:
+                argument, limit = _request_of(request, decode, grpc_context, context)
             framed = _framed(negotiates, grpc_context)
             write = method.response_codec.encode_framed if framed else encode
             replies: Iterator[bytes] = (
@@ -196,7 +209,7 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
             )
             if limit:
                 replies = coalesced(replies, limit, grpc_context.add_callback)
-            if client_streaming:
+            if context._initial:
                 replies = _after_initial_sync(replies, context)
             yield from replies
             if framed:
@@ -264,18 +277,17 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     ) -> AsyncIterator[bytes]:
         context = AsyncContext(grpc_context)
         try:
-            limit = _batch_limit(grpc_context, context, client_streaming)
-            argument = (
-                _decoded_async(request, request_codec, grpc_context, limit > 0)
-                if client_streaming
-                else decode(request)
-            )
+            if client_streaming:
+                limit = _batch_limit(grpc_context, context, True)
+                argument = _decoded_async(request, request_codec, grpc_context, limit > 0)
+            else:
+                argument, limit = _request_of(request, decode, grpc_context, context)
             framed = _framed(negotiates, grpc_context)
             write = method.response_codec.encode_framed if framed else encode
             replies = _encoded_async(fn(argument, context), method, write)
             if limit:
                 replies = coalesced_async(replies, limit)
-            first = client_streaming
+            first = bool(context._initial)
             async for data in replies:
                 if first:
                     first = False
