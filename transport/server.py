@@ -117,14 +117,14 @@ def _framed(negotiates: bool, grpc_context: Any) -> bool:
     return negotiates and _attachments.announced(grpc_context.invocation_metadata())
 
 
-def _batch_limit(grpc_context: Any, context: Context | AsyncContext, reads: bool) -> int:
-    """How large a batch the client reads (0: it reads none); announce back that this end does.
+def _batch_limit(grpc_context: Any, context: Context | AsyncContext) -> int:
+    """How large a batch the client announced it reads (0: none); announce back that this end does.
 
-    The announcement goes in the initial metadata (``reads``: on calls that
-    stream requests), with the handler's own if it sends some.
+    The announcement goes in the initial metadata, with the handler's own if
+    it sends some.
     """
     limit = _batches.batch_limit(grpc_context.invocation_metadata())
-    if limit and reads:
+    if limit:
         context._initial = (_batches.announcement(_batches.CEILING),)
     return limit
 
@@ -140,7 +140,7 @@ def _request_of(
     """
     if request[:4] == _batches.MAGIC:
         return decode(_batches.single(request)), _batches.CEILING
-    return decode(request), _batch_limit(grpc_context, context, True)
+    return decode(request), _batch_limit(grpc_context, context)
 
 
 def _encode_framed(method: Method[Any, Any], grpc_context: Any, context: Any, reply: Any) -> bytes:
@@ -178,7 +178,7 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         ) -> bytes | None:
             context = Context(grpc_context)
             try:
-                batched = _batch_limit(grpc_context, context, True) > 0
+                batched = _batch_limit(grpc_context, context) > 0
                 reply = _check(
                     method, fn(_decoded(requests, request_codec, grpc_context, batched), context)
                 )
@@ -198,7 +198,7 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         context = Context(grpc_context)
         try:
             if client_streaming:
-                limit = _batch_limit(grpc_context, context, True)
+                limit = _batch_limit(grpc_context, context)
                 argument = _decoded(request, request_codec, grpc_context, limit > 0)
             else:
                 argument, limit = _request_of(request, decode, grpc_context, context)
@@ -256,7 +256,7 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
                         request,
                         request_codec,
                         grpc_context,
-                        _batch_limit(grpc_context, context, True) > 0,
+                        _batch_limit(grpc_context, context) > 0,
                     )
                     if client_streaming
                     else decode(request)
@@ -278,7 +278,7 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         context = AsyncContext(grpc_context)
         try:
             if client_streaming:
-                limit = _batch_limit(grpc_context, context, True)
+                limit = _batch_limit(grpc_context, context)
                 argument = _decoded_async(request, request_codec, grpc_context, limit > 0)
             else:
                 argument, limit = _request_of(request, decode, grpc_context, context)
