@@ -19,7 +19,7 @@ from transport import AsyncClient, Client, JsonCodec
 from transport.chunks import array_chunks, join_array
 from transport.runtime.wire import InferRequest
 
-from .clients_asyncio import AsyncTransportDriver, GrpclibDriver
+from .clients_asyncio import AsyncFloorDriver, AsyncTransportDriver, GrpclibDriver
 from .driver import LIMITS, REGISTERED, Driver, concurrently, timed
 from .limits import AsyncioTcpDriver, SocketDriver
 from .servers import OPTIONS, RUNTIME_OWNER, floor_tick
@@ -349,6 +349,8 @@ def driver(variant: str, port: int, loop: asyncio.AbstractEventLoop) -> Driver:
         return AsyncTransportDriver(variant, port, loop)
     if variant == "grpclib-json":
         return GrpclibDriver(variant, port, loop)
+    if variant == "floor-asyncio":
+        return AsyncFloorDriver(variant, port, loop)
     if variant == "socket":
         return SocketDriver(variant, port, loop)
     if variant == "asyncio-tcp":

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from transport import AsyncClient
+from transport import AsyncClient, JsonCodec
 
 from .driver import LIMITS, Driver, concurrently, timed_calls
 from .servers import JsonCodecForGrpclib
@@ -123,6 +123,88 @@ class AsyncTransportDriver(Driver):
 
     def close(self) -> None:
         self._run(self.client.close())
+
+
+class AsyncFloorDriver(Driver):
+    """grpc.aio with identity serializers at both ends: the floor of the asyncio variants."""
+
+    def __init__(self, variant: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(variant, port, loop)
+        import grpc.aio
+
+        from .servers import OPTIONS, floor_tick
+
+        async def connect() -> Any:
+            return grpc.aio.insecure_channel(self.address, options=OPTIONS)
+
+        self.channel = loop.run_until_complete(connect())
+        registered: dict[str, Any] = {"_registered_method": True}
+        self.echo = self.channel.unary_unary(ECHO, **registered)
+        self.ticks = self.channel.unary_stream(TICKS, **registered)
+        self.trickle_method = self.channel.unary_stream(TRICKLE, **registered)
+        self.collect = self.channel.stream_unary(COLLECT, **registered)
+        self.chat = self.channel.stream_stream(CHAT, **registered)
+        self.payload = JsonCodec(Reading).encode(reading())
+        self.tick = floor_tick()
+
+    def _run(self, awaitable: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(awaitable)
+
+    def unary(self, calls: int) -> list[float]:
+        echo, payload = self.echo, self.payload
+        return self._run(timed_calls(lambda: echo(payload), calls))
+
+    def stream(self, count: int) -> float:
+        async def run() -> float:
+            start = time.perf_counter()
+            received = 0
+            async for _ in self.ticks(str(count).encode()):
+                received += 1
+            assert received == count
+            return time.perf_counter() - start
+
+        return self._run(run())
+
+    def client_stream(self, count: int) -> float:
+        async def run() -> float:
+            start = time.perf_counter()
+            assert await self.collect(iter([self.tick] * count)) == str(count).encode()
+            return time.perf_counter() - start
+
+        return self._run(run())
+
+    def bidi(self, count: int) -> float:
+        async def run() -> float:
+            start = time.perf_counter()
+            received = 0
+            async for _ in self.chat(iter([self.tick] * count)):
+                received += 1
+            assert received == count
+            return time.perf_counter() - start
+
+        return self._run(run())
+
+    def short_streams(self, length: int, calls: int) -> list[float]:
+        async def run() -> list[float]:
+            request, latencies = str(length).encode(), []
+            for _ in range(calls):
+                start = time.perf_counter()
+                async for _ in self.ticks(request):
+                    pass
+                latencies.append(time.perf_counter() - start)
+            return latencies
+
+        return self._run(run())
+
+    def trickle(self, count: int) -> list[float]:
+        async def run() -> list[float]:
+            replies = self.trickle_method(str(count).encode())
+            return [time.monotonic() - float(sent) async for sent in replies]
+
+        return self._run(run())
+
+    def close(self) -> None:
+        self._run(self.channel.close())
 
 
 class GrpclibDriver(Driver):

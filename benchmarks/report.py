@@ -205,6 +205,22 @@ _LATENCIES = (
 )
 
 
+ASYNC_FLOOR = "floor-asyncio"
+
+
+def _own_floor(
+    table: list[dict[str, Any]], scenario: str, variant: str, metric: str
+) -> tuple[str, float | None]:
+    """The ratio of ``variant`` to the floor of its kind: asyncio variants to the grpc.aio floor."""
+    row = _find(table, scenario, variant, metric)
+    floor = _find(table, scenario, ASYNC_FLOOR, metric) if "asyncio" in variant else None
+    if row is None or floor is None or not row["value"] or not floor["value"]:
+        return "floor", None if row is None else row["ratio_to_floor"]
+    if row["unit"] in _RATES:
+        return ASYNC_FLOOR, round(floor["value"] / row["value"], 3)
+    return ASYNC_FLOOR, round(row["value"] / floor["value"], 3)
+
+
 def _stream_targets(table: list[dict[str, Any]]) -> list[str]:
     """Streams: at least 5x grpclib-json and never below the floor; short ones and a trickle
     within 1.05x of the floor."""
@@ -223,15 +239,16 @@ def _stream_targets(table: list[dict[str, Any]]) -> list[str]:
                         0.20,
                     )
                 )
-            lines.append(
-                _check(f"stream_small {metric} {variant} x floor", ours["ratio_to_floor"], 1.0)
-            )
+            floor, ratio = _own_floor(table, "stream_small", variant, metric)
+            lines.append(_check(f"stream_small {metric} {variant} x {floor}", ratio, 1.0))
         for scenario, metric in _LATENCIES:
-            row = _find(table, scenario, variant, metric)
-            if row is not None:
-                lines.append(
-                    _check(f"{scenario} {metric} {variant} x floor", row["ratio_to_floor"], 1.05)
-                )
+            if _find(table, scenario, variant, metric) is not None:
+                floor, ratio = _own_floor(table, scenario, variant, metric)
+                lines.append(_check(f"{scenario} {metric} {variant} x {floor}", ratio, 1.05))
+    for metric in ("p50_latency", "p99_latency"):
+        floor, ratio = _own_floor(table, "unary_small", "transport-asyncio", metric)
+        if floor == ASYNC_FLOOR:
+            lines.append(_check(f"unary_small {metric} transport-asyncio x {floor}", ratio, 1.05))
     return lines
 
 

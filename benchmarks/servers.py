@@ -150,6 +150,44 @@ def _floor_handler() -> grpc.GenericRpcHandler:
     )
 
 
+def _floor_handler_aio() -> grpc.GenericRpcHandler:
+    """The floor on ``grpc.aio.server``: what the asyncio variants are compared with."""
+    payload = floor_tick()
+
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request
+
+    async def ticks(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        for _ in range(int(request)):
+            yield payload
+
+    async def collect(requests: AsyncIterator[bytes], context: Any) -> bytes:
+        count = 0
+        async for _ in requests:
+            count += 1
+        return str(count).encode()
+
+    async def chat(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        async for request in requests:
+            yield request
+
+    async def trickle(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        for _ in range(int(request)):
+            await asyncio.sleep(TRICKLE_INTERVAL)
+            yield str(time.monotonic()).encode().ljust(len(payload))
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
+            "Ticks": grpc.unary_stream_rpc_method_handler(ticks),
+            "Collect": grpc.stream_unary_rpc_method_handler(collect),
+            "Chat": grpc.stream_stream_rpc_method_handler(chat),
+            "Trickle": grpc.unary_stream_rpc_method_handler(trickle),
+        },
+    )
+
+
 def _protobuf_handler() -> grpc.GenericRpcHandler:
     classes = _protobuf_classes()
     tick_class = classes["Tick"]
@@ -188,9 +226,12 @@ def _serve_sync(add: Callable[[grpc.Server], None]) -> None:
     server.stop(grace=None).wait(timeout=5)
 
 
-async def _serve_aio() -> None:
+async def _serve_aio(floor: bool = False) -> None:
     server = grpc.aio.server(options=OPTIONS)
-    bind(Bench, AsyncBench()).add_to(server)
+    if floor:
+        server.add_generic_rpc_handlers((_floor_handler_aio(),))
+    else:
+        bind(Bench, AsyncBench()).add_to(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(port, flush=True)
@@ -296,6 +337,8 @@ def main(variant: str) -> None:
         _serve_sync(bind(Bench, SyncBench()).add_to)
     elif variant == "transport-asyncio":
         asyncio.run(_serve_aio())
+    elif variant == "floor-asyncio":
+        asyncio.run(_serve_aio(floor=True))
     elif variant == "transport-fenced":
         asyncio.run(_serve_runtime(RUNTIME_OWNER))
     elif variant == "transport-unfenced":

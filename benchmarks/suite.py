@@ -57,11 +57,12 @@ class Settings:
         return cls(1, 20, 200, 20, 200, (64 * 1024,), 128 * 1024, (1, 10), (1024,), 64 * 1024)
 
 
-STREAMS = ("floor", "transport", "transport-asyncio", "grpclib-json")
+STREAMS = ("floor", "transport", "floor-asyncio", "transport-asyncio", "grpclib-json")
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "unary_small": (
         "floor",
         "transport",
+        "floor-asyncio",
         "transport-asyncio",
         "protobuf",
         "grpclib-json",
