@@ -140,7 +140,7 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
         self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = threading.Event()
         # How large a batch of requests the server reads: 0 until it says so.
-        self.batch_limit = 0
+        self._batch_limit = 0
         super().__init__(
             multicallable(self._requests(), **call_options), method.response_codec, batches
         )
@@ -154,7 +154,7 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
                 if item is _CLOSE:
                     return
                 held.append(item)  # type: ignore[arg-type]
-            limit = self.batch_limit
+            limit = self._batch_limit
             if not limit:
                 yield held.popleft()
                 continue
@@ -365,10 +365,10 @@ class Client(ClientCore[grpc.Channel]):
             **self._options(method, timeout, metadata),
         )
         if self.coalesce:
-            stream.batch_limit = self._request_batch_limit()
+            stream._batch_limit = self._request_batch_limit()
 
             def learn(initial_metadata: MetadataTuple) -> None:
-                stream.batch_limit = self._learn_batches(initial_metadata)
+                stream._batch_limit = self._learn_batches(initial_metadata)
 
             stream._on_initial = learn
         return stream
