@@ -19,13 +19,17 @@ from transport import AsyncClient, Client, JsonCodec
 from transport.chunks import array_chunks, join_array
 from transport.runtime.wire import InferRequest
 
-from .clients_asyncio import AsyncTransportDriver, GrpclibDriver
+from .clients_asyncio import AsyncFloorDriver, AsyncTransportDriver, GrpclibDriver
 from .driver import LIMITS, REGISTERED, Driver, concurrently, timed
+from .limits import AsyncioTcpDriver, SocketDriver
 from .servers import OPTIONS, RUNTIME_OWNER, floor_tick
 from .shapes import (
     ARRAY,
+    CHAT,
+    COLLECT,
     ECHO,
     TICKS,
+    TRICKLE,
     Bench,
     Reading,
     TickRequest,
@@ -34,6 +38,7 @@ from .shapes import (
     protobuf_reading,
     reading,
     tensor,
+    tick,
 )
 
 
@@ -83,6 +88,43 @@ class FloorDriver(Driver):
         received = sum(len(message) for message in self.ticks(str(count).encode()))
         assert received == count * self.tick_size
         return time.perf_counter() - start
+
+    def client_stream(self, count: int) -> float:
+        collect: Any = self.channel.stream_unary(COLLECT, **REGISTERED)
+        payloads = [floor_tick()] * count
+        start = time.perf_counter()
+        assert collect(iter(payloads)) == str(count).encode()
+        return time.perf_counter() - start
+
+    def bidi(self, count: int) -> float:
+        chat: Any = self.channel.stream_stream(CHAT, **REGISTERED)
+        payloads = [floor_tick()] * count
+        start = time.perf_counter()
+        assert sum(1 for _ in chat(iter(payloads))) == count
+        return time.perf_counter() - start
+
+    def short_streams(self, length: int, calls: int) -> list[float]:
+        ticks, request, latencies = self.ticks, str(length).encode(), []
+        for _ in range(calls):
+            start = time.perf_counter()
+            for _ in ticks(request):
+                pass
+            latencies.append(time.perf_counter() - start)
+        return latencies
+
+    def trickle(self, count: int) -> list[float]:
+        trickle: Any = self.channel.unary_stream(TRICKLE, **REGISTERED)
+        return [time.monotonic() - float(sent) for sent in trickle(str(count).encode())]
+
+    def scale(self, nbytes: int, calls: int, in_flight: int) -> float:
+        async def run() -> float:
+            if self.aio is None:
+                self.aio = grpc.aio.insecure_channel(self.address, options=OPTIONS)
+            echo: Any = self.aio.unary_unary(ARRAY, **REGISTERED)
+            payload = np.asarray(tensor(nbytes).array).tobytes()
+            return await concurrently(lambda: echo(payload), calls, in_flight)
+
+        return self.loop.run_until_complete(run())
 
     def array(self, nbytes: int, calls: int) -> float:
         echo: Any = self.channel.unary_unary(ARRAY, **REGISTERED)
@@ -199,6 +241,40 @@ class TransportDriver(Driver):
         assert received == count
         return time.perf_counter() - start
 
+    def client_stream(self, count: int) -> float:
+        ticks = [tick(sequence) for sequence in range(count)]
+        start = time.perf_counter()
+        assert self.client.call(Bench.Collect, iter(ticks)).count == count
+        return time.perf_counter() - start
+
+    def bidi(self, count: int) -> float:
+        ticks = [tick(sequence) for sequence in range(count)]
+        start = time.perf_counter()
+        assert sum(1 for _ in self.client.call(Bench.Chat, iter(ticks))) == count
+        return time.perf_counter() - start
+
+    def short_streams(self, length: int, calls: int) -> list[float]:
+        call, request, latencies = self.client.call, TickRequest(count=length), []
+        for _ in range(calls):
+            start = time.perf_counter()
+            for _ in call(Bench.Ticks, request):
+                pass
+            latencies.append(time.perf_counter() - start)
+        return latencies
+
+    def trickle(self, count: int) -> list[float]:
+        replies = self.client.call(Bench.Trickle, TickRequest(count=count))
+        return [time.monotonic() - reply.value for reply in replies]
+
+    def scale(self, nbytes: int, calls: int, in_flight: int) -> float:
+        async def run() -> float:
+            if self.aio is None:
+                self.aio = AsyncClient.connect(self.address, **LIMITS, **self.options)
+            call, request = self.aio.call, tensor(nbytes)
+            return await concurrently(lambda: call(Bench.Array, request), calls, in_flight)
+
+        return self.loop.run_until_complete(run())
+
     def array(self, nbytes: int, calls: int) -> float:
         request = tensor(nbytes)
         assert np.array_equal(self.client.call(Bench.Array, request).array, request.array)
@@ -273,6 +349,12 @@ def driver(variant: str, port: int, loop: asyncio.AbstractEventLoop) -> Driver:
         return AsyncTransportDriver(variant, port, loop)
     if variant == "grpclib-json":
         return GrpclibDriver(variant, port, loop)
+    if variant == "floor-asyncio":
+        return AsyncFloorDriver(variant, port, loop)
+    if variant == "socket":
+        return SocketDriver(variant, port, loop)
+    if variant == "asyncio-tcp":
+        return AsyncioTcpDriver(variant, port, loop)
     if variant in ("transport-fenced", "transport-unfenced"):
         return RuntimeDriver(variant, port, loop)
     raise ValueError(f"unknown variant {variant!r}")

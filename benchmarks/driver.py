@@ -69,8 +69,28 @@ class Driver:
         """Seconds to receive a server stream of ``count`` messages."""
         raise NotImplementedError
 
+    def client_stream(self, count: int) -> float:
+        """Seconds to send a client stream of ``count`` messages (and get its one answer)."""
+        raise NotImplementedError
+
+    def bidi(self, count: int) -> float:
+        """Seconds to send ``count`` messages on a bidirectional stream and read their echoes."""
+        raise NotImplementedError
+
+    def short_streams(self, length: int, calls: int) -> list[float]:
+        """The latency of each of ``calls`` server streams of ``length`` messages, in seconds."""
+        raise NotImplementedError
+
+    def trickle(self, count: int) -> list[float]:
+        """For a server stream sending one message every 2 ms: each message's delivery time."""
+        raise NotImplementedError
+
     def array(self, nbytes: int, calls: int) -> float:
         """Seconds per round trip of a float32 array of ``nbytes`` bytes."""
+        raise NotImplementedError
+
+    def scale(self, nbytes: int, calls: int, in_flight: int) -> float:
+        """Seconds for ``calls`` echoes of a float32 array of ``nbytes``, ``in_flight`` at once."""
         raise NotImplementedError
 
     def infer(self, calls: int) -> list[float]:

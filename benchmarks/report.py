@@ -164,11 +164,8 @@ def targets(measurements: list[Measurement]) -> list[str]:
         theirs = ratio(scenario, "protobuf", metric)
         if ours is not None and theirs is not None:
             lines.append(_check(f"{scenario} {metric} transport / protobuf", ours / theirs, 1.0))
-    lines.append(
-        _check(
-            "stream_small transport x floor", ratio("stream_small", "transport", "throughput"), 1.10
-        )
-    )
+    lines += _stream_targets(table)
+    lines += _scale_targets(measurements)
     for row in table:
         if (
             row["scenario"] == "ndarray"
@@ -197,3 +194,135 @@ def targets(measurements: list[Measurement]) -> list[str]:
                 )
             )
     return lines
+
+
+_STREAM_METRICS = ("throughput", "client_stream_throughput", "bidi_throughput")
+# Short streams and a trickle: no slower than the floor.
+_LATENCIES = (
+    ("stream_short", "p50_latency_3"),
+    ("stream_short", "p50_latency_20"),
+    ("stream_trickle", "p50_delivery"),
+)
+
+
+ASYNC_FLOOR = "floor-asyncio"
+
+
+def _own_floor(
+    table: list[dict[str, Any]], scenario: str, variant: str, metric: str
+) -> tuple[str, float | None]:
+    """The ratio of ``variant`` to the floor of its kind: asyncio variants to the grpc.aio floor."""
+    row = _find(table, scenario, variant, metric)
+    floor = _find(table, scenario, ASYNC_FLOOR, metric) if "asyncio" in variant else None
+    if row is None or floor is None or not row["value"] or not floor["value"]:
+        return "floor", None if row is None else row["ratio_to_floor"]
+    if row["unit"] in _RATES:
+        return ASYNC_FLOOR, round(floor["value"] / row["value"], 3)
+    return ASYNC_FLOOR, round(row["value"] / floor["value"], 3)
+
+
+def _stream_targets(table: list[dict[str, Any]]) -> list[str]:
+    """Streams: at least 5x grpclib-json and never below the floor; short ones and a trickle
+    within 1.05x of the floor."""
+    lines = []
+    for variant in ("transport", "transport-asyncio"):
+        for metric in _STREAM_METRICS:
+            ours = _find(table, "stream_small", variant, metric)
+            theirs = _find(table, "stream_small", "grpclib-json", metric)
+            if ours is None:
+                continue
+            if theirs is not None and ours["value"]:
+                lines.append(
+                    _check(
+                        f"stream_small {metric} grpclib-json / {variant} (5x: <= 0.20)",
+                        theirs["value"] / ours["value"],
+                        0.20,
+                    )
+                )
+            floor, ratio = _own_floor(table, "stream_small", variant, metric)
+            lines.append(_check(f"stream_small {metric} {variant} x {floor}", ratio, 1.0))
+        for scenario, metric in _LATENCIES:
+            if _find(table, scenario, variant, metric) is not None:
+                floor, ratio = _own_floor(table, scenario, variant, metric)
+                lines.append(_check(f"{scenario} {metric} {variant} x {floor}", ratio, 1.05))
+    for metric in ("p50_latency", "p99_latency"):
+        floor, ratio = _own_floor(table, "unary_small", "transport-asyncio", metric)
+        if floor == ASYNC_FLOOR:
+            lines.append(_check(f"unary_small {metric} transport-asyncio x {floor}", ratio, 1.05))
+    return lines
+
+
+def _scale_cells(measurements: list[Measurement], variant: str, prefix: str) -> dict[str, float]:
+    return {
+        m.metric.removeprefix(prefix): m.value
+        for m in measurements
+        if m.scenario == "scale" and m.variant == variant and m.metric.startswith(prefix)
+    }
+
+
+def _load(cell: str) -> int:
+    """The bytes in flight of a scale cell such as ``100x64KiB``."""
+    in_flight, _, size = cell.partition("x")
+    unit = 1024 * 1024 if size.endswith("MiB") else 1024
+    return int(in_flight) * int(size[:-3]) * unit
+
+
+def _scale_targets(measurements: list[Measurement]) -> list[str]:
+    """Server RSS grows no more than the floor's from the lightest cell to the heaviest."""
+    floor = _scale_cells(measurements, FLOOR, "server_peak_rss_")
+    if len(floor) < 2:
+        return []
+    lightest, heaviest = min(floor, key=_load), max(floor, key=_load)
+    growth = floor[heaviest] - floor[lightest]
+    lines = []
+    for variant in sorted({m.variant for m in measurements if m.scenario == "scale"} - {FLOOR}):
+        cells = _scale_cells(measurements, variant, "server_peak_rss_")
+        if lightest in cells and heaviest in cells and growth > 0:
+            ours = cells[heaviest] - cells[lightest]
+            lines.append(
+                _check(
+                    f"scale server RSS growth {lightest} -> {heaviest} {variant} / floor",
+                    ours / growth,
+                    1.0,
+                )
+            )
+    return lines
+
+
+def scale_chart(measurements: list[Measurement], path: Path) -> Path | None:
+    """Draw the scale scenario: MiB/s and server peak RSS against calls in flight, per size."""
+    try:
+        matplotlib = importlib.import_module("matplotlib")
+    except ImportError:
+        return None
+    cells = [m for m in measurements if m.scenario == "scale"]
+    if not cells:
+        return None
+    matplotlib.use("Agg")
+    pyplot = importlib.import_module("matplotlib.pyplot")
+    sizes = list(dict.fromkeys(m.metric.rpartition("x")[2] for m in cells))
+    figure, axes = pyplot.subplots(2, len(sizes), figsize=(4.5 * len(sizes), 7), squeeze=False)
+    for column, size in enumerate(sizes):
+        for row, (prefix, unit) in enumerate(
+            (("throughput_", "MiB/s"), ("server_peak_rss_", "MiB"))
+        ):
+            ax = axes[row][column]
+            for variant in dict.fromkeys(m.variant for m in cells):
+                points = sorted(
+                    (int(m.metric.removeprefix(prefix).partition("x")[0]), m.value)
+                    for m in cells
+                    if m.variant == variant
+                    and m.metric.startswith(prefix)
+                    and m.metric.endswith(f"x{size}")
+                )
+                ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=variant)
+            ax.set_xscale("log")
+            ax.set_title(f"{size}: {'throughput' if row == 0 else 'server peak RSS'}", fontsize=9)
+            ax.set_xlabel("calls in flight")
+            ax.set_ylabel(unit)
+            ax.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+    return path

@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_chart:
         drawn = report.chart(run.measurements, args.out / "latest.png")
         print(f"drew {drawn}" if drawn else "no chart: install the 'bench' extra for matplotlib")
+        scaled = report.scale_chart(run.measurements, args.out / "latest_scale.png")
+        if scaled:
+            print(f"drew {scaled}")
     return 0
 
 

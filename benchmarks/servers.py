@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent import futures
 from typing import Any
@@ -19,7 +20,24 @@ from grpclib.encoding.base import CodecBase
 from transport import AsyncContext, Context, JsonCodec, bind, grpc_options
 from transport.chunks import Chunk, array_chunks, join_array, join_array_async
 
-from .shapes import ARRAY, ECHO, SERVICE, TICKS, Bench, Reading, Tensor, Tick, TickRequest, tick
+from . import limits
+from .shapes import (
+    ARRAY,
+    CHAT,
+    COLLECT,
+    ECHO,
+    SERVICE,
+    TICKS,
+    TRICKLE,
+    TRICKLE_INTERVAL,
+    Bench,
+    Reading,
+    Tensor,
+    Tick,
+    TickRequest,
+    stamped,
+    tick,
+)
 from .shapes import protobuf_classes as _protobuf_classes
 
 # Every variant lifts the message limits: the ndarray scenario sends 64 MiB.
@@ -44,6 +62,17 @@ class SyncBench:
     def ArrayChunks(self, requests: Iterator[Chunk], context: Context) -> Iterator[Chunk]:
         return array_chunks(join_array(requests))
 
+    def Collect(self, requests: Iterator[Tick], context: Context) -> TickRequest:
+        return TickRequest(count=sum(1 for _ in requests))
+
+    def Chat(self, requests: Iterator[Tick], context: Context) -> Iterator[Tick]:
+        return requests
+
+    def Trickle(self, request: TickRequest, context: Context) -> Iterator[Tick]:
+        for sequence in range(request.count):
+            time.sleep(TRICKLE_INTERVAL)
+            yield stamped(sequence)
+
 
 class AsyncBench:
     """The transport implementation on ``grpc.aio.server``."""
@@ -64,6 +93,23 @@ class AsyncBench:
         for chunk in array_chunks(await join_array_async(requests)):
             yield chunk
 
+    async def Collect(self, requests: AsyncIterator[Tick], context: AsyncContext) -> TickRequest:
+        count = 0
+        async for _ in requests:
+            count += 1
+        return TickRequest(count=count)
+
+    async def Chat(
+        self, requests: AsyncIterator[Tick], context: AsyncContext
+    ) -> AsyncIterator[Tick]:
+        async for request in requests:
+            yield request
+
+    async def Trickle(self, request: TickRequest, context: AsyncContext) -> AsyncIterator[Tick]:
+        for sequence in range(request.count):
+            await asyncio.sleep(TRICKLE_INTERVAL)
+            yield stamped(sequence)
+
 
 def floor_tick() -> bytes:
     """The bytes the floor streams: as large as the transport's JSON of a tick."""
@@ -80,12 +126,64 @@ def _floor_handler() -> grpc.GenericRpcHandler:
         for _ in range(int(request)):
             yield payload
 
+    def collect(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+        return str(sum(1 for _ in requests)).encode()
+
+    def chat(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        return requests
+
+    def trickle(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        for _ in range(int(request)):
+            time.sleep(TRICKLE_INTERVAL)
+            yield str(time.monotonic()).encode().ljust(len(payload))
+
     return grpc.method_handlers_generic_handler(
         SERVICE,
         {
             "Echo": grpc.unary_unary_rpc_method_handler(echo),
             "Ticks": grpc.unary_stream_rpc_method_handler(ticks),
             "Array": grpc.unary_unary_rpc_method_handler(echo),
+            "Collect": grpc.stream_unary_rpc_method_handler(collect),
+            "Chat": grpc.stream_stream_rpc_method_handler(chat),
+            "Trickle": grpc.unary_stream_rpc_method_handler(trickle),
+        },
+    )
+
+
+def _floor_handler_aio() -> grpc.GenericRpcHandler:
+    """The floor on ``grpc.aio.server``: what the asyncio variants are compared with."""
+    payload = floor_tick()
+
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request
+
+    async def ticks(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        for _ in range(int(request)):
+            yield payload
+
+    async def collect(requests: AsyncIterator[bytes], context: Any) -> bytes:
+        count = 0
+        async for _ in requests:
+            count += 1
+        return str(count).encode()
+
+    async def chat(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        async for request in requests:
+            yield request
+
+    async def trickle(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        for _ in range(int(request)):
+            await asyncio.sleep(TRICKLE_INTERVAL)
+            yield str(time.monotonic()).encode().ljust(len(payload))
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
+            "Ticks": grpc.unary_stream_rpc_method_handler(ticks),
+            "Collect": grpc.stream_unary_rpc_method_handler(collect),
+            "Chat": grpc.stream_stream_rpc_method_handler(chat),
+            "Trickle": grpc.unary_stream_rpc_method_handler(trickle),
         },
     )
 
@@ -128,9 +226,12 @@ def _serve_sync(add: Callable[[grpc.Server], None]) -> None:
     server.stop(grace=None).wait(timeout=5)
 
 
-async def _serve_aio() -> None:
+async def _serve_aio(floor: bool = False) -> None:
     server = grpc.aio.server(options=OPTIONS)
-    bind(Bench, AsyncBench()).add_to(server)
+    if floor:
+        server.add_generic_rpc_handlers((_floor_handler_aio(),))
+    else:
+        bind(Bench, AsyncBench()).add_to(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(port, flush=True)
@@ -184,6 +285,22 @@ class GrpclibBench:
         for sequence in range(request.count):
             await stream.send_message(tick(sequence))
 
+    async def collect(self, stream: Any) -> None:
+        count = 0
+        async for _ in stream:
+            count += 1
+        await stream.send_message(TickRequest(count=count))
+
+    async def chat(self, stream: Any) -> None:
+        async for request in stream:
+            await stream.send_message(request)
+
+    async def trickle(self, stream: Any) -> None:
+        request = await stream.recv_message()
+        for sequence in range(request.count):
+            await asyncio.sleep(TRICKLE_INTERVAL)
+            await stream.send_message(stamped(sequence))
+
     def __mapping__(self) -> dict[str, Any]:
         from grpclib.const import Cardinality, Handler
 
@@ -191,6 +308,9 @@ class GrpclibBench:
             ECHO: Handler(self.echo, Cardinality.UNARY_UNARY, Reading, Reading),
             TICKS: Handler(self.ticks, Cardinality.UNARY_STREAM, TickRequest, Tick),
             ARRAY: Handler(self.echo, Cardinality.UNARY_UNARY, Tensor, Tensor),
+            COLLECT: Handler(self.collect, Cardinality.STREAM_UNARY, Tick, TickRequest),
+            CHAT: Handler(self.chat, Cardinality.STREAM_STREAM, Tick, Tick),
+            TRICKLE: Handler(self.trickle, Cardinality.UNARY_STREAM, TickRequest, Tick),
         }
 
 
@@ -217,12 +337,16 @@ def main(variant: str) -> None:
         _serve_sync(bind(Bench, SyncBench()).add_to)
     elif variant == "transport-asyncio":
         asyncio.run(_serve_aio())
+    elif variant == "floor-asyncio":
+        asyncio.run(_serve_aio(floor=True))
     elif variant == "transport-fenced":
         asyncio.run(_serve_runtime(RUNTIME_OWNER))
     elif variant == "transport-unfenced":
         asyncio.run(_serve_runtime(""))
     elif variant == "grpclib-json":
         asyncio.run(_serve_grpclib())
+    elif variant in limits.SERVERS:
+        limits.SERVERS[variant]()
     else:
         raise SystemExit(f"unknown variant {variant!r}")
 

@@ -9,6 +9,7 @@ transport's JSON.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -23,6 +24,11 @@ SERVICE = "bench.v1.Bench"
 ECHO = f"/{SERVICE}/Echo"
 TICKS = f"/{SERVICE}/Ticks"
 ARRAY = f"/{SERVICE}/Array"
+COLLECT = f"/{SERVICE}/Collect"
+CHAT = f"/{SERVICE}/Chat"
+TRICKLE = f"/{SERVICE}/Trickle"
+#: The pause between two messages of the trickle scenario, in seconds.
+TRICKLE_INTERVAL = 0.002
 
 
 class Reading(Message):
@@ -76,6 +82,15 @@ class Bench(Service, Protocol, name=SERVICE):
     @rpc
     def ArrayChunks(self, requests: Iterator[Chunk]) -> Iterator[Chunk]: ...
 
+    @rpc
+    def Collect(self, requests: Iterator[Tick]) -> TickRequest: ...
+
+    @rpc
+    def Chat(self, requests: Iterator[Tick]) -> Iterator[Tick]: ...
+
+    @rpc
+    def Trickle(self, request: TickRequest) -> Iterator[Tick]: ...
+
 
 def reading() -> Reading:
     """A reading whose JSON is about 1 KiB."""
@@ -97,6 +112,11 @@ def reading() -> Reading:
 def tick(sequence: int) -> Tick:
     """The ``sequence``-th tick."""
     return Tick(sequence=sequence, value=sequence * 0.5, label="tick")
+
+
+def stamped(sequence: int) -> Tick:
+    """A tick whose value is when it was made (``time.monotonic()``, one clock for all)."""
+    return Tick(sequence=sequence, value=time.monotonic(), label="tick")
 
 
 def tensor(nbytes: int) -> Tensor:

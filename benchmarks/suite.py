@@ -28,27 +28,53 @@ class Settings:
     stream_count: int
     array_sizes: tuple[int, ...]
     array_bytes: int  # moved per variant and round: fewer calls for larger arrays
+    scale_in_flight: tuple[int, ...] = (1, 10, 100, 1_000)
+    scale_sizes: tuple[int, ...] = (1024, 64 * 1024, MIB)
+    scale_bytes: int = 32 * MIB  # per cell, variant and round (at least one call per flight)
 
     @classmethod
     def quick(cls) -> Settings:
-        """Under two minutes on two cores."""
+        """A few minutes on two cores."""
         return cls(3, 400, 3_000, 100, 10_000, (1 * MIB, 16 * MIB), 48 * MIB)
 
     @classmethod
     def full(cls) -> Settings:
         """More, shorter rounds (drift cancels better), and the 64 MiB array."""
-        return cls(12, 1_000, 5_000, 100, 10_000, (1 * MIB, 16 * MIB, 64 * MIB), 96 * MIB)
+        return cls(
+            12,
+            1_000,
+            5_000,
+            100,
+            10_000,
+            (1 * MIB, 16 * MIB, 64 * MIB),
+            96 * MIB,
+            scale_bytes=64 * MIB,
+        )
 
     @classmethod
     def tiny(cls) -> Settings:
         """Enough to prove the suite runs; the numbers mean nothing."""
-        return cls(1, 20, 200, 20, 200, (64 * 1024,), 128 * 1024)
+        return cls(1, 20, 200, 20, 200, (64 * 1024,), 128 * 1024, (1, 10), (1024,), 64 * 1024)
 
 
+STREAMS = ("floor", "transport", "floor-asyncio", "transport-asyncio", "grpclib-json")
 SCENARIOS: dict[str, tuple[str, ...]] = {
-    "unary_small": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
+    "unary_small": (
+        "floor",
+        "transport",
+        "floor-asyncio",
+        "transport-asyncio",
+        "protobuf",
+        "grpclib-json",
+        "socket",
+        "asyncio-tcp",
+    ),
     "unary_concurrent": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
-    "stream_small": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
+    "stream_small": (*STREAMS, "protobuf", "socket", "asyncio-tcp"),
+    "stream_short": STREAMS,
+    "stream_trickle": STREAMS,
+    # Before ndarray, whose 64 MiB arrays would stay in the servers' peak RSS.
+    "scale": ("floor", "transport", "grpclib-json"),
     "ndarray": (
         "floor",
         "transport",
@@ -61,6 +87,11 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     # Last: the owner runtime is the newest part of the library.
     "session_infer": ("floor", "transport-unfenced", "transport-fenced"),
 }
+# The heaviest scale cells move a GiB per variant and round: three rounds are enough.
+SCALE_ROUNDS = 3
+# Messages of one trickle stream, and streams per round of the short-stream scenario.
+TRICKLE_COUNT = 25
+SHORT_STREAMS = 100
 
 
 def _rss_mib(pid: int | str) -> float:
@@ -101,9 +132,14 @@ class Run:
             self.measurements.append(found)
         found.samples.append(value)
 
-    def rounds(self, variants: Sequence[str], measure: Callable[[str, Driver], None]) -> None:
-        """Measure every variant once per round, rotating who goes first."""
-        for round_ in range(self.settings.rounds):
+    def rounds(
+        self,
+        variants: Sequence[str],
+        measure: Callable[[str, Driver], None],
+        most: int | None = None,
+    ) -> None:
+        """Measure every variant once per round (at most ``most`` rounds), rotating the order."""
+        for round_ in range(min(self.settings.rounds, most or self.settings.rounds)):
             shift = round_ % len(variants)
             for variant in (*variants[shift:], *variants[:shift]):
                 measure(variant, self.drivers[variant])
@@ -139,16 +175,59 @@ class Run:
         self.rounds(variants, measure)
 
     def stream_small(self, variants: Sequence[str]) -> None:
-        """A server stream of small messages: messages per second."""
+        """Streams of small messages: messages per second, server, client and bidi streams.
+
+        ``throughput`` is the server stream; variants that have no client or
+        bidi stream (protobuf, the raw sockets) measure the server stream only.
+        """
         count = self.settings.stream_count
+        kinds = (
+            ("throughput", "stream"),
+            ("client_stream_throughput", "client_stream"),
+            ("bidi_throughput", "bidi"),
+        )
 
         def measure(variant: str, driver: Driver) -> None:
-            self.record(
-                "stream_small", variant, "throughput", "msgs/s", count / driver.stream(count)
-            )
+            for metric, kind in kinds:
+                try:
+                    seconds = getattr(driver, kind)(count)
+                except NotImplementedError:
+                    continue
+                self.record("stream_small", variant, metric, "msgs/s", count / seconds)
+
+        for name in variants:  # connect, warm up, and learn what the server reads
+            for _, kind in kinds:
+                try:
+                    getattr(self.drivers[name], kind)(10)
+                except NotImplementedError:
+                    continue
+        self.rounds(variants, measure)
+
+    def stream_short(self, variants: Sequence[str]) -> None:
+        """Server streams of 3 and of 20 messages, one after another: p50 time per stream."""
+        calls = max(2, min(SHORT_STREAMS, self.settings.unary_calls // 4))
+
+        def measure(variant: str, driver: Driver) -> None:
+            for length in (3, 20):
+                latencies = driver.short_streams(length, calls)
+                median = statistics.median(latencies) * 1e6
+                self.record("stream_short", variant, f"p50_latency_{length}", "us", median)
 
         for name in variants:
-            self.drivers[name].stream(10)
+            self.drivers[name].short_streams(3, 5)
+        self.rounds(variants, measure)
+
+    def stream_trickle(self, variants: Sequence[str]) -> None:
+        """A server stream of one message every 2 ms: p50 time from making to reading one."""
+
+        def measure(variant: str, driver: Driver) -> None:
+            delays = driver.trickle(TRICKLE_COUNT)
+            assert len(delays) == TRICKLE_COUNT
+            median = statistics.median(delays) * 1e6
+            self.record("stream_trickle", variant, "p50_delivery", "us", median)
+
+        for name in variants:
+            self.drivers[name].trickle(2)
         self.rounds(variants, measure)
 
     def session_infer(self, variants: Sequence[str]) -> None:
@@ -180,3 +259,22 @@ class Run:
         self.record("ndarray", variant, f"throughput_{label}", "MiB/s", size / MIB / seconds)
         self.record("ndarray", variant, f"client_peak_rss_{label}", "MiB", _rss_mib("self"))
         self.record("ndarray", variant, f"server_peak_rss_{label}", "MiB", _rss_mib(server))
+
+    def scale(self, variants: Sequence[str]) -> None:
+        """Array echoes with 1 to 1,000 calls in flight: MiB/s and the server's peak RSS."""
+        s = self.settings
+        for size in s.scale_sizes:
+            for in_flight in s.scale_in_flight:
+                calls = max(1, min(2_000, s.scale_bytes // size) // in_flight) * in_flight
+                cell = functools.partial(self._scale, size=size, in_flight=in_flight, calls=calls)
+                self.rounds(variants, cell, SCALE_ROUNDS)
+
+    def _scale(
+        self, variant: str, driver: Driver, *, size: int, in_flight: int, calls: int
+    ) -> None:
+        label = f"{in_flight}x{size // MIB}MiB" if size >= MIB else f"{in_flight}x{size // 1024}KiB"
+        server = self.server_pids[variant]
+        _reset_rss(server)
+        seconds = driver.scale(size, calls, in_flight)
+        self.record("scale", variant, f"throughput_{label}", "MiB/s", calls * size / MIB / seconds)
+        self.record("scale", variant, f"server_peak_rss_{label}", "MiB", _rss_mib(server))

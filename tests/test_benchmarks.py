@@ -12,7 +12,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = {"scenario", "variant", "metric", "value", "unit", "ratio_to_floor"}
-SCENARIOS = {"unary_small", "unary_concurrent", "stream_small", "ndarray", "session_infer"}
+SCENARIOS = {
+    "unary_small",
+    "unary_concurrent",
+    "stream_small",
+    "stream_short",
+    "stream_trickle",
+    "ndarray",
+    "session_infer",
+    "scale",
+}
 
 
 @pytest.mark.slow

@@ -215,7 +215,7 @@ def _child(node: Any, step: str | int, path: list[str | int]) -> Any:
     raise msgspec.ValidationError(f"attachment path {path} is not in the message")
 
 
-def decode_framed(data: bytes, type_: Any, hook: Callable[[type, Any], Any]) -> Any:
+def decode_framed(data: bytes | memoryview, type_: Any, hook: Callable[[type, Any], Any]) -> Any:
     """The message in attachment frame ``data``; buffers become views of ``data``."""
     view = memoryview(data)
     if len(data) < 8:

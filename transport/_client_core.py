@@ -7,10 +7,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import grpc
 
-from . import _attachments
+from . import _attachments, _batches
 from .metadata import Metadata, MetadataTuple, check_metadata
 from .options import grpc_options
-from .service import Method
+from .service import Cardinality, Method
 
 ChannelT = TypeVar("ChannelT")
 ClientT = TypeVar("ClientT", bound="ClientCore[Any]")
@@ -34,6 +34,7 @@ class ClientCore(Generic[ChannelT]):
         owns_channel: bool = False,
         attachments: bool = True,
         wait_for_ready: bool | None = None,
+        coalesce: bool = True,
     ) -> None:
         self.channel = channel
         self.timeout = timeout
@@ -48,6 +49,13 @@ class ClientCore(Generic[ChannelT]):
         # has announced them back in its trailing metadata.
         self.attachments = attachments
         self._peer_reads_frames = False
+        # Streaming calls announce that this client reads batches (unless
+        # ``coalesce`` is False); requests go in batches once a server has
+        # announced back, in its initial metadata, the size of batch it reads.
+        self.coalesce = coalesce
+        self._batches = (_batches.announcement(_batches.CEILING),)
+        self._send_limit = _batches.CEILING
+        self._peer_batch_limit = 0
 
     @classmethod
     def connect(
@@ -61,6 +69,7 @@ class ClientCore(Generic[ChannelT]):
         credentials: grpc.ChannelCredentials | None = None,
         attachments: bool = True,
         wait_for_ready: bool | None = None,
+        coalesce: bool = True,
     ) -> ClientT:
         """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
         check_metadata(metadata)  # refuse bad metadata before a channel exists to leak
@@ -73,14 +82,19 @@ class ClientCore(Generic[ChannelT]):
             if credentials is not None
             else cls._insecure_channel(target, options=options)
         )
-        return cls(
+        client = cls(
             channel,
             timeout=timeout,
             metadata=metadata,
             owns_channel=True,
             attachments=attachments,
             wait_for_ready=wait_for_ready,
+            coalesce=coalesce,
         )
+        # A batch never exceeds the limits this client's channel was given.
+        client._batches = (_batches.announcement(_batches.fitting(max_receive_message_bytes)),)
+        client._send_limit = _batches.fitting(max_send_message_bytes)
+        return client
 
     def _multicallable(self, method: Method[Any, Any]) -> Any:
         found = self._callables.get(method.path)
@@ -106,6 +120,12 @@ class ClientCore(Generic[ChannelT]):
         chosen = self.metadata if metadata is None else check_metadata(metadata)
         if self.attachments and _attachments.negotiates(method):
             chosen = (*(chosen or ()), _attachments.ANNOUNCEMENT)
+        if (
+            self.coalesce
+            and method.cardinality is not Cardinality.UNARY_UNARY
+            and not self._in_band(method)
+        ):
+            chosen = (*(chosen or ()), *self._batches)
         return {
             "timeout": self.timeout if timeout is None else timeout,
             "metadata": chosen,
@@ -122,6 +142,39 @@ class ClientCore(Generic[ChannelT]):
 
     def _learn(self, trailing_metadata: MetadataTuple) -> None:
         self._peer_reads_frames = _attachments.announced(trailing_metadata)
+
+    def _in_band(self, method: Method[Any, Any]) -> bool:
+        """Whether a server stream says it reads batches by its request, not by metadata.
+
+        Once a server has said it reads batches, a server stream's request goes
+        as a batch of one: that says it too, without metadata on every call
+        (grpcio's metadata costs more than a short stream's messages). Only
+        for a client that reads batches of the full size.
+        """
+        return (
+            self._peer_batch_limit > 0
+            and method.cardinality is Cardinality.UNARY_STREAM
+            and self.coalesce
+            and self._batches[0][1] == str(_batches.CEILING)
+        )
+
+    def _encode_request(self, method: Method[Any, Any], request: Any) -> bytes:
+        """The one request of a call, as a batch of one when it says so in band."""
+        data: bytes = self._request_encoder(method)(request)
+        return _batches.pack((data,)) if self._in_band(method) else data
+
+    def _learns_batches(self, method: Method[Any, Any]) -> bool:
+        """Whether this streaming call should look for the server's announcement of batches."""
+        return self.coalesce and not self._in_band(method)
+
+    def _request_batch_limit(self) -> int:
+        """How large a batch of requests may be: 0 until a server has announced it reads them."""
+        return min(self._peer_batch_limit, self._send_limit) if self.coalesce else 0
+
+    def _learn_batches(self, initial_metadata: Any) -> int:
+        """Note what the server of a call streaming requests announced; its batch limit."""
+        self._peer_batch_limit = _batches.batch_limit(initial_metadata)
+        return self._request_batch_limit()
 
     def _request_encoder(self, method: Method[Any, Any]) -> Any:
         codec = method.request_codec

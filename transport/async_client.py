@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
@@ -10,12 +11,13 @@ from typing import Any, Generic, TypeVar, overload
 import grpc
 import grpc.aio
 
-from . import _attachments, _grpc_fixes
+from . import _attachments, _batches, _grpc_fixes
 from ._calls import RequestStream, check_request, decode_response, multicallable_kwargs
 from ._client_core import ClientCore
+from ._coalescing import AsyncWriter, coalesced_async
 from ._status_map import client_errors, status_code, task_cancelling
 from .codec import JsonCodec
-from .errors import RpcError
+from .errors import DecodeError, RpcError
 from .metadata import CallInfo, Metadata, MetadataTuple, as_metadata, user_metadata
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from .status import StatusCode
@@ -42,13 +44,29 @@ class AsyncResponseStream(Generic[Res]):
     _on_end: Callable[[MetadataTuple], None] | None = None
     # The client's own stream of requests, whose failure ends the call.
     _sending: RequestStream | None = None
+    # Told the initial metadata with the first response (the client learns batches there).
+    _on_initial: Callable[[MetadataTuple], object] | None = None
 
-    def __init__(self, call: Any, codec: JsonCodec[Res], *, frames: bool = False) -> None:
+    def __init__(
+        self,
+        call: Any,
+        codec: JsonCodec[Res],
+        batches: bool = False,
+        *,
+        frames: bool = False,
+        in_band: bool = False,
+    ) -> None:
         self._call = call
         self._codec = codec
         self._frames = frames
         self._iterator: AsyncIterator[bytes] | None = None
         self._cancelled = False
+        # Messages of a batch not yet handed out (only if the call announced batches).
+        # A batch is read only from a server that said it sends them: in its initial
+        # metadata, or (in_band) by having read this call's request as a batch.
+        self._batches = batches
+        self._batches_confirmed = in_band
+        self._unpacked: deque[memoryview] = deque()
 
     def __aiter__(self) -> AsyncIterator[Res]:
         return self
@@ -56,6 +74,8 @@ class AsyncResponseStream(Generic[Res]):
     async def __anext__(self) -> Res:
         if self._cancelled:
             raise _cancelled_locally()
+        if self._unpacked:
+            return self._decode(self._unpacked.popleft())
         by_caller: list[bool] = []  # Python 3.10 cannot tell a cancel of the reader otherwise
 
         def cancel_by_caller() -> None:
@@ -82,6 +102,25 @@ class AsyncResponseStream(Generic[Res]):
                 raise _cancelled_locally() from None
             self._cancelled = True  # a cancel of the reader cancels the call
             raise
+        if self._on_initial is not None:
+            self._on_initial(as_metadata(await self._call.initial_metadata()))
+            self._on_initial = None
+        if self._batches and not self._batches_confirmed:
+            self._batches_confirmed = True
+            initial = as_metadata(await self._call.initial_metadata())
+            self._batches = _batches.batch_limit(initial) > 0
+        if self._batches and data[:1] == _batches.LEAD_BYTE:
+            try:
+                self._unpacked.extend(_batches.unpack(data))
+            except DecodeError as exc:
+                self._call.cancel()
+                raise RpcError(
+                    StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}"
+                ) from None
+            return self._decode(self._unpacked.popleft())
+        return self._decode(data)
+
+    def _decode(self, data: Any) -> Res:
         try:
             return decode_response(self._codec, data, frames=self._frames)  # type: ignore[no-any-return]
         except RpcError:
@@ -132,18 +171,39 @@ def _cancelled_locally() -> RpcError:
 class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
     """A bidirectional call whose requests are written one by one with :meth:`write`."""
 
-    def __init__(self, method: Method[Req, Res], call: Any, *, frames: bool = False) -> None:
-        super().__init__(call, method.response_codec, frames=frames)
+    def __init__(
+        self, method: Method[Req, Res], call: Any, batches: bool = False, *, frames: bool = False
+    ) -> None:
+        super().__init__(call, method.response_codec, batches, frames=frames)
         self._method = method
+        # Set once the server has said it reads batches of requests.
+        self._writer: AsyncWriter | None = None
+
+    def _coalesce(self, limit: int) -> None:
+        """Batch what is queued of the requests, up to ``limit`` bytes (0: never)."""
+        if limit and self._writer is None:
+            self._writer = AsyncWriter(self._send, limit)
 
     async def write(self, request: Req) -> None:
-        """Send ``request``."""
+        """Send ``request``.
+
+        Once the server has said it reads batches and the application writes
+        faster than the call sends, a write returns when its request is queued
+        behind the one in flight (a full batch queued makes it wait).
+        """
         check_request(self._method, request)
         if self._cancelled:
             raise _cancelled_locally()
+        data = self._method.request_codec.encode(request)
+        if self._writer is not None:
+            await self._writer.write(data)
+        else:
+            await self._send(data)
+
+    async def _send(self, data: bytes) -> None:
         with client_errors():
             try:
-                await self._call.write(self._method.request_codec.encode(request))
+                await self._call.write(data)
             except asyncio.InvalidStateError:
                 # The call has ended: a failed call raises its status instead.
                 code = await self._call.code()
@@ -157,7 +217,9 @@ class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
                 ) from None
 
     async def done_writing(self) -> None:
-        """Half-close: tell the server no more requests follow."""
+        """Half-close: tell the server no more requests follow (after those queued)."""
+        if self._writer is not None:
+            await self._writer.drain()
         await self._call.done_writing()
 
 
@@ -178,9 +240,11 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         """The requests of a client stream (else ``None``) and what to hand grpcio."""
         if not method.cardinality.client_streaming:
             check_request(method, request)
-            return None, self._request_encoder(method)(request)
+            return None, self._encode_request(method, request)
         requests = RequestStream(method, request, self._request_encoder(method))
-        return requests, requests.encoded_async()
+        limit = self._request_batch_limit()
+        encoded = requests.encoded_async()
+        return requests, coalesced_async(encoded, limit) if limit else encoded
 
     @overload
     def call(
@@ -240,11 +304,17 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **options)
             stream = AsyncResponseStream(
-                call, method.response_codec, frames=self._reads_frames(method)
+                call,
+                method.response_codec,
+                self.coalesce,
+                frames=self._reads_frames(method),
+                in_band=self._in_band(method),
             )
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
+            if self._learns_batches(method):
+                stream._on_initial = self._learn_batches
             return stream
         return self._unary(method, argument, options, requests)
 
@@ -256,6 +326,8 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
             data = await _response_of(call)
             if self._learns(method):
                 self._peer_reads_frames = _attachments.announced(await call.trailing_metadata())
+            if requests is not None and self.coalesce:
+                self._learn_batches(await call.initial_metadata())
         return decode_response(method.response_codec, data, frames=self._reads_frames(method))
 
     @overload
@@ -301,7 +373,9 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
                 user_metadata(await call.trailing_metadata()),
             )
         if self._learns(method):
-            self._peer_reads_frames = _attachments.announced(info.trailing_metadata)
+            self._peer_reads_frames = _attachments.announced(await call.trailing_metadata())
+        if requests is not None and self.coalesce:
+            self._learn_batches(await call.initial_metadata())
         return decode_response(method.response_codec, data, frames=self._reads_frames(method)), info
 
     def open(
@@ -318,7 +392,15 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         call = self._multicallable(method)(
             **self._options(method, timeout, metadata, wait_for_ready)
         )
-        return AsyncBidiStream(method, call, frames=self._reads_frames(method))
+        stream = AsyncBidiStream(method, call, self.coalesce, frames=self._reads_frames(method))
+        if self.coalesce:
+            stream._coalesce(self._request_batch_limit())
+
+            def learn(initial_metadata: MetadataTuple) -> None:
+                stream._coalesce(self._learn_batches(initial_metadata))
+
+            stream._on_initial = learn
+        return stream
 
     async def close(self) -> None:
         """Close the channel if this client opened it."""

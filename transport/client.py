@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 import grpc
 
-from . import _attachments
+from . import _attachments, _batches
 from ._calls import RequestStream, check_request, decode_response, multicallable_kwargs
 from ._client_core import ClientCore
+from ._coalescing import coalesced
 from ._status_map import client_errors
 from .codec import JsonCodec
-from .errors import RpcError
+from .errors import DecodeError, RpcError
 from .metadata import CallInfo, Metadata, MetadataTuple, as_metadata, user_metadata
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
+from .status import StatusCode
 
 __all__ = ["BidiStream", "Client", "ResponseStream"]
 
@@ -39,16 +42,34 @@ class ResponseStream(Generic[Res]):
     _on_end: Callable[[MetadataTuple], None] | None = None
     # The client's own stream of requests, whose failure ends the call.
     _sending: RequestStream | None = None
+    # Told the initial metadata with the first response (the client learns batches there).
+    _on_initial: Callable[[MetadataTuple], object] | None = None
 
-    def __init__(self, call: Any, codec: JsonCodec[Res], *, frames: bool = False) -> None:
+    def __init__(
+        self,
+        call: Any,
+        codec: JsonCodec[Res],
+        batches: bool = False,
+        *,
+        frames: bool = False,
+        in_band: bool = False,
+    ) -> None:
         self._call = call
         self._codec = codec
         self._frames = frames
+        # Messages of a batch not yet handed out (only if the call announced batches).
+        # A batch is read only from a server that said it sends them: in its initial
+        # metadata, or (in_band) by having read this call's request as a batch.
+        self._batches = batches
+        self._batches_confirmed = in_band
+        self._unpacked: deque[memoryview] = deque()
 
     def __iter__(self) -> Iterator[Res]:
         return self
 
     def __next__(self) -> Res:
+        if self._unpacked:
+            return self._decode(self._unpacked.popleft())
         try:
             with client_errors(self._sending):
                 data = next(self._call)
@@ -56,6 +77,25 @@ class ResponseStream(Generic[Res]):
             if self._on_end is not None:
                 self._on_end(as_metadata(self._call.trailing_metadata()))
             raise
+        if self._on_initial is not None:
+            self._on_initial(as_metadata(self._call.initial_metadata()))
+            self._on_initial = None
+        if self._batches and not self._batches_confirmed:
+            self._batches_confirmed = True
+            initial = as_metadata(self._call.initial_metadata())
+            self._batches = _batches.batch_limit(initial) > 0
+        if self._batches and data[:1] == _batches.LEAD_BYTE:
+            try:
+                self._unpacked.extend(_batches.unpack(data))
+            except DecodeError as exc:
+                self._call.cancel()
+                raise RpcError(
+                    StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}"
+                ) from None
+            return self._decode(self._unpacked.popleft())
+        return self._decode(data)
+
+    def _decode(self, data: Any) -> Res:
         try:
             return decode_response(self._codec, data, frames=self._frames)  # type: ignore[no-any-return]
         except RpcError:
@@ -99,20 +139,51 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
     """
 
     def __init__(
-        self, method: Method[Req, Res], multicallable: Any, frames: bool, **call_options: Any
+        self,
+        method: Method[Req, Res],
+        multicallable: Any,
+        batches: bool,
+        frames: bool,
+        **call_options: Any,
     ) -> None:
         self._method = method
         self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = threading.Event()
-        call = multicallable(self._requests(), **call_options)
-        super().__init__(call, method.response_codec, frames=frames)
+        # How large a batch of requests the server reads: 0 until it says so.
+        self._batch_limit = 0
+        super().__init__(
+            multicallable(self._requests(), **call_options),
+            method.response_codec,
+            batches,
+            frames=frames,
+        )
 
     def _requests(self) -> Iterator[bytes]:
+        held: deque[bytes] = deque()  # taken from the outbox, not yet sent
+        closing = False
         while True:
-            item = self._outbox.get()
-            if item is _CLOSE:
-                return
-            yield item  # type: ignore[misc]
+            if not held:
+                item = _CLOSE if closing else self._outbox.get()
+                if item is _CLOSE:
+                    return
+                held.append(item)  # type: ignore[arg-type]
+            limit = self._batch_limit
+            if not limit:
+                yield held.popleft()
+                continue
+            # Add what else is already queued, up to a batch.
+            queued = sum(map(len, held))
+            while not closing and queued < limit:
+                try:
+                    item = self._outbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _CLOSE:
+                    closing = True
+                else:
+                    held.append(item)  # type: ignore[arg-type]
+                    queued += len(item)  # type: ignore[arg-type]
+            yield _batches.take(held, limit)[0]
 
     def write(self, request: Req) -> None:
         """Queue ``request`` to be sent (the same verb as :meth:`AsyncBidiStream.write`)."""
@@ -166,7 +237,8 @@ class Client(ClientCore[grpc.Channel]):
         if not method.cardinality.client_streaming:
             return None, self._encode_one(method, request)
         requests = RequestStream(method, request, self._request_encoder(method))
-        return requests, requests.encoded()
+        limit = self._request_batch_limit()
+        return requests, coalesced(requests.encoded(), limit) if limit else requests.encoded()
 
     @overload
     def call(
@@ -226,23 +298,35 @@ class Client(ClientCore[grpc.Channel]):
             call = self._multicallable(method)(
                 argument, **self._options(method, timeout, metadata, wait_for_ready)
             )
-            stream = ResponseStream(call, method.response_codec, frames=self._reads_frames(method))
+            stream = ResponseStream(
+                call,
+                method.response_codec,
+                self.coalesce,
+                frames=self._reads_frames(method),
+                in_band=self._in_band(method),
+            )
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
+            if self._learns_batches(method):
+                stream._on_initial = self._learn_batches
             return stream
         options = self._options(method, timeout, metadata, wait_for_ready)
+        learns_batches = requests is not None and self.coalesce
         with client_errors(requests):
-            if self._learns(method):
+            if self._learns(method) or learns_batches:
                 data, call = self._multicallable(method).with_call(argument, **options)
-                self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
+                if self._learns(method):
+                    self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
+                if learns_batches:
+                    self._learn_batches(call.initial_metadata())
             else:
                 data = self._multicallable(method)(argument, **options)
         return decode_response(method.response_codec, data, frames=self._reads_frames(method))
 
     def _encode_one(self, method: Method[Any, Any], request: Any) -> bytes:
         check_request(method, request)
-        return self._request_encoder(method)(request)  # type: ignore[no-any-return]
+        return self._encode_request(method, request)
 
     @overload
     def with_call(
@@ -283,6 +367,8 @@ class Client(ClientCore[grpc.Channel]):
             )
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
+        if requests is not None and self.coalesce:
+            self._learn_batches(call.initial_metadata())
         info = CallInfo(
             user_metadata(call.initial_metadata()), user_metadata(call.trailing_metadata())
         )
@@ -299,12 +385,21 @@ class Client(ClientCore[grpc.Channel]):
         """Start a bidirectional call whose requests you :meth:`~BidiStream.write` one by one."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
-        return BidiStream(
+        stream = BidiStream(
             method,
             self._multicallable(method),
+            self.coalesce,
             self._reads_frames(method),
             **self._options(method, timeout, metadata, wait_for_ready),
         )
+        if self.coalesce:
+            stream._batch_limit = self._request_batch_limit()
+
+            def learn(initial_metadata: MetadataTuple) -> None:
+                stream._batch_limit = self._learn_batches(initial_metadata)
+
+            stream._on_initial = learn
+        return stream
 
     def close(self) -> None:
         """Close the channel if this client opened it."""

@@ -210,14 +210,14 @@ class JsonCodec(Generic[T]):
             return _attachments.encode_framed(message, _enc_hook)
         return self.encode(message)
 
-    def _decode_frame(self, data: bytes) -> T:
+    def _decode_frame(self, data: bytes | memoryview) -> T:
         try:
             return cast(T, _attachments.decode_framed(data, self.type, _dec_hook))
         except _FAILURES as exc:
             header = memoryview(data)[8 : 8 + int.from_bytes(data[4:8], "little")]
             raise _failure(exc, "malformed attachment frame", header) from None
 
-    def decode_framed(self, data: bytes) -> T:
+    def decode_framed(self, data: bytes | memoryview) -> T:
         """Like :meth:`decode`, and read an attachment frame too: for a peer that announced them."""
         if self.contents.buffers and data[:4] == _attachments.MAGIC:
             # Only the frame's JSON header nests; the buffers after it are raw bytes.
@@ -228,7 +228,7 @@ class JsonCodec(Generic[T]):
             return self._decode_frame(data)
         return self.decode(data)
 
-    def decode(self, data: bytes) -> T:
+    def decode(self, data: bytes | memoryview) -> T:
         """Return the message in JSON ``data``; raise :class:`DecodeError` naming the field path.
 
         An attachment frame is not JSON: only :meth:`decode_framed` reads one.

@@ -21,11 +21,14 @@ _DONE_LOCK = threading.Lock()
 
 
 class _ContextBase:
-    __slots__ = ("_grpc", "_trailing")
+    __slots__ = ("_grpc", "_initial", "_initial_sent", "_trailing")
 
     def __init__(self, grpc_context: Any) -> None:
         self._grpc = grpc_context
         self._trailing: list[tuple[str, str | bytes]] = []
+        # Entries the library adds to the initial metadata (its batch announcement).
+        self._initial: tuple[tuple[str, str | bytes], ...] = ()
+        self._initial_sent = False
 
     def invocation_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         """The metadata the client sent with the call (without the library's own entries)."""
@@ -85,7 +88,14 @@ class Context(_ContextBase):
 
     def send_initial_metadata(self, metadata: Metadata) -> None:
         """Send ``metadata`` to the client now, before the first response."""
-        self._grpc.send_initial_metadata(tuple(metadata))
+        self._initial_sent = True
+        self._grpc.send_initial_metadata((*metadata, *self._initial))
+
+    def _send_own_initial(self) -> None:
+        """Send the library's initial metadata unless the handler has sent its own with it."""
+        if self._initial and not self._initial_sent:
+            self._initial_sent = True
+            self._grpc.send_initial_metadata(self._initial)
 
     def is_active(self) -> bool:
         """False once the call has ended: the client cancelled or the deadline passed."""
@@ -125,7 +135,14 @@ class AsyncContext(_ContextBase):
 
     async def send_initial_metadata(self, metadata: Metadata) -> None:
         """Send ``metadata`` to the client now, before the first response."""
-        await self._grpc.send_initial_metadata(tuple(metadata))
+        self._initial_sent = True
+        await self._grpc.send_initial_metadata((*metadata, *self._initial))
+
+    async def _send_own_initial(self) -> None:
+        """Send the library's initial metadata unless the handler has sent its own with it."""
+        if self._initial and not self._initial_sent:
+            self._initial_sent = True
+            await self._grpc.send_initial_metadata(self._initial)
 
     def cancelled(self) -> bool:
         """True once the client has cancelled the call or its deadline has passed."""

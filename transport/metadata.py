@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "ATTACHMENTS_KEY",
+    "BATCHES_KEY",
     "DETAILS_KEY",
     "RESERVED_KEYS",
     "CallInfo",
@@ -29,10 +30,12 @@ MetadataTuple = tuple[tuple[str, "str | bytes"], ...]
 
 #: Announces (both ways) that this end reads attachment frames.
 ATTACHMENTS_KEY = "transport-attachments"
+#: Announces (both ways) the largest batch of stream messages this end reads.
+BATCHES_KEY = "transport-batches"
 #: Trailing metadata that carries an error's JSON details.
 DETAILS_KEY = "transport-error-details-bin"
 #: Every key the library sends on its own account.
-RESERVED_KEYS = frozenset({ATTACHMENTS_KEY, DETAILS_KEY})
+RESERVED_KEYS = frozenset({ATTACHMENTS_KEY, BATCHES_KEY, DETAILS_KEY})
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from . import _attachments, _declaration_checks, _status_map
+from . import _attachments, _batches, _declaration_checks, _status_map
+from ._coalescing import coalesced, coalesced_async
 from .codec import JsonCodec
 from .context import AsyncContext, Context
 from .errors import DeclarationError, RpcError
@@ -84,16 +85,21 @@ def _expired(grpc_context: Any) -> bool:
 # turn to deliver a pending cancel of the handler's task).
 
 
-def _decoder(codec: JsonCodec[Any], negotiates: bool, grpc_context: Any) -> Callable[[bytes], Any]:
+def _decoder(codec: JsonCodec[Any], negotiates: bool, grpc_context: Any) -> Callable[[Any], Any]:
     """The request decoder: attachment frames only from a client that announced them."""
     return codec.decode_framed if _framed(negotiates, grpc_context) else codec.decode
 
 
 def _decoded(
-    requests: Iterator[bytes], decode: Callable[[bytes], Any], grpc_context: Any
+    requests: Iterator[bytes], decode: Callable[[Any], Any], grpc_context: Any, batched: bool
 ) -> Iterator[Any]:
+    lead = _batches.LEAD_BYTE if batched else None
     for data in requests:
-        yield decode(data)
+        if data[:1] == lead:  # a batch of a client that this server told it reads them
+            for message in _batches.unpack(data):
+                yield decode(message)
+        else:
+            yield decode(data)
     if _expired(grpc_context):
         raise RpcError(StatusCode.DEADLINE_EXCEEDED, "the deadline passed")
 
@@ -115,7 +121,7 @@ def _off_loop(work: Callable[[Any], Any], argument: Any) -> asyncio.Future[Any]:
     return asyncio.get_running_loop().run_in_executor(_codec_threads, work, argument)
 
 
-async def _decode_async(decode: Callable[[bytes], Any], data: bytes) -> Any:
+async def _decode_async(decode: Callable[[Any], Any], data: bytes | memoryview) -> Any:
     if len(data) < OFF_LOOP_BYTES:
         return decode(data)
     return await _off_loop(decode, data)
@@ -130,10 +136,15 @@ async def _encode_async(encode: Callable[[Any], bytes], reply: Any, large: bool)
 
 
 async def _decoded_async(
-    requests: AsyncIterator[bytes], decode: Callable[[bytes], Any], grpc_context: Any
+    requests: AsyncIterator[bytes], decode: Callable[[Any], Any], grpc_context: Any, batched: bool
 ) -> AsyncIterator[Any]:
+    lead = _batches.LEAD_BYTE if batched else None
     async for data in requests:
-        yield await _decode_async(decode, data)
+        if data[:1] == lead:  # a batch of a client that this server told it reads them
+            for message in _batches.unpack(data):
+                yield await _decode_async(decode, message)
+        else:
+            yield await _decode_async(decode, data)
     await asyncio.sleep(0)
     if _expired(grpc_context):
         raise asyncio.CancelledError("the deadline passed")
@@ -142,6 +153,32 @@ async def _decoded_async(
 def _framed(negotiates: bool, grpc_context: Any) -> bool:
     """Whether to answer in attachment frames: the client announced that it reads them."""
     return negotiates and _attachments.announced(grpc_context.invocation_metadata())
+
+
+def _batch_limit(grpc_context: Any, context: Context | AsyncContext) -> int:
+    """How large a batch the client announced it reads (0: none); announce back that this end does.
+
+    The announcement goes in the initial metadata, with the handler's own if
+    it sends some.
+    """
+    limit = _batches.batch_limit(grpc_context.invocation_metadata())
+    if limit:
+        context._initial = (_batches.announcement(_batches.CEILING),)
+    return limit
+
+
+def _request_of(
+    request: bytes, grpc_context: Any, context: Context | AsyncContext
+) -> tuple[bytes | memoryview, int]:
+    """The request of a server stream, and how large a batch its client reads (0: none).
+
+    A client that knows this server reads batches says that it reads them too
+    by sending its request as a batch of one, which costs no metadata; else it
+    says so in its metadata, and this end answers in its initial metadata.
+    """
+    if request[:4] == _batches.MAGIC:
+        return _batches.single(request), _batches.CEILING
+    return request, _batch_limit(grpc_context, context)
 
 
 def _encode_framed(method: Method[Any, Any], grpc_context: Any, context: Any, reply: Any) -> bytes:
@@ -180,7 +217,11 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
             context = Context(grpc_context)
             try:
                 decode = _decoder(request_codec, negotiates, grpc_context)
-                reply = _check(method, fn(_decoded(requests, decode, grpc_context), context))
+                batched = _batch_limit(grpc_context, context) > 0
+                reply = _check(
+                    method, fn(_decoded(requests, decode, grpc_context, batched), context)
+                )
+                context._send_own_initial()
                 if _framed(negotiates, grpc_context):
                     return _encode_framed(method, grpc_context, context, reply)
                 return encode(reply)
@@ -196,19 +237,47 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         context = Context(grpc_context)
         decode = _decoder(request_codec, negotiates, grpc_context)
         try:
-            argument = (
-                _decoded(request, decode, grpc_context) if client_streaming else decode(request)
-            )
+            if client_streaming:
+                limit = _batch_limit(grpc_context, context)
+                argument = _decoded(request, decode, grpc_context, limit > 0)
+            else:
+                data, limit = _request_of(request, grpc_context, context)
+                argument = decode(data)
             framed = _framed(negotiates, grpc_context)
             write = method.response_codec.encode_framed if framed else encode
-            for reply in fn(argument, context):
-                yield write(_check(method, reply))
+            replies: Iterator[bytes] = (
+                write(_check(method, reply)) for reply in fn(argument, context)
+            )
+            if limit:
+                replies = coalesced(replies, limit, grpc_context.add_callback)
+            if context._initial:
+                replies = _after_initial_sync(replies, context)
+            yield from replies
             if framed:
                 _attachments.announce(grpc_context, context.trailing_metadata)
         except Exception as exc:
             _abort_sync(grpc_context, context, exc, path)
 
     return streaming
+
+
+def _after_initial_sync(replies: Iterator[bytes], context: Context) -> Iterator[bytes]:
+    """``replies``, the library's initial metadata sent before the first one."""
+    for data in replies:
+        context._send_own_initial()
+        yield data
+        yield from replies
+        return
+
+
+async def _encoded_async(
+    replies: AsyncIterator[Any],
+    method: Method[Any, Any],
+    write: Callable[[Any], bytes],
+    carrying: bool,
+) -> AsyncIterator[bytes]:
+    async for reply in replies:
+        yield await _encode_async(write, _check(method, reply), carrying)
 
 
 def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
@@ -229,11 +298,14 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
             decode = _decoder(request_codec, negotiates, grpc_context)
             try:
                 argument = (
-                    _decoded_async(request, decode, grpc_context)
+                    _decoded_async(
+                        request, decode, grpc_context, _batch_limit(grpc_context, context) > 0
+                    )
                     if client_streaming
                     else await _decode_async(decode, request)
                 )
                 reply = _check(method, await fn(argument, context))
+                await context._send_own_initial()
                 if _framed(negotiates, grpc_context):
                     _attachments.announce(grpc_context, context.trailing_metadata)
                     return await _encode_async(response_codec.encode_framed, reply, carrying)
@@ -250,15 +322,23 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         context = AsyncContext(grpc_context)
         decode = _decoder(request_codec, negotiates, grpc_context)
         try:
-            argument = (
-                _decoded_async(request, decode, grpc_context)
-                if client_streaming
-                else await _decode_async(decode, request)
-            )
+            if client_streaming:
+                limit = _batch_limit(grpc_context, context)
+                argument = _decoded_async(request, decode, grpc_context, limit > 0)
+            else:
+                data, limit = _request_of(request, grpc_context, context)
+                argument = await _decode_async(decode, data)
             framed = _framed(negotiates, grpc_context)
-            write = method.response_codec.encode_framed if framed else encode
-            async for reply in fn(argument, context):
-                yield await _encode_async(write, _check(method, reply), carrying)
+            write = response_codec.encode_framed if framed else encode
+            replies = _encoded_async(fn(argument, context), method, write, carrying)
+            if limit:
+                replies = coalesced_async(replies, limit)
+            first = bool(context._initial)
+            async for data in replies:
+                if first:
+                    first = False
+                    await context._send_own_initial()
+                yield data
             if framed:
                 _attachments.announce(grpc_context, context.trailing_metadata)
         except Exception as exc:
