@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar, cast
 import msgspec
 import numpy as np
 
-from . import _attachments
+from . import _attachments, _lenient_json
 from .ndarray import check_declared_dtype, decode_ndarray, encode_ndarray
 
 __all__ = [
@@ -195,7 +195,7 @@ class JsonCodec(Generic[T]):
 
     name = "json"
 
-    __slots__ = ("_decoder", "_encoder", "contents", "type")
+    __slots__ = ("_decoder", "_encoder", "_leniency", "contents", "type")
 
     def __init__(self, type_: type[T]) -> None:
         self.type = type_
@@ -206,6 +206,8 @@ class JsonCodec(Generic[T]):
             raise TypeError(f"{type_!r} cannot be used as a message type: {exc}") from exc
         # Whether arrays and bytes fields can take the fast paths of _attachments.
         self.contents = _attachments.contents(type_)
+        # What else proto3 JSON peers send (other names, numbers as strings...).
+        self._leniency = _lenient_json.Leniency(type_)
 
     def encode(self, message: T) -> bytes:
         """Return the JSON bytes of ``message``."""
@@ -250,13 +252,48 @@ class JsonCodec(Generic[T]):
             _check_depth(data)
         if len(data) > CONTAINER_ALLOWANCE:  # nor hold more arrays and objects
             _check_containers(data)
+        if self._leniency.names_alias(data):  # a name the strict decoder would skip
+            return self._decode_lenient(data, None)
         try:
             return self._decoder.decode(data)
         except msgspec.ValidationError as exc:
-            raise DecodeError(str(exc)) from None
+            return self._decode_lenient(data, exc)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             if data[:4] == _attachments.MAGIC:
                 raise DecodeError("an attachment frame, but frames were not negotiated") from None
             raise _malformed("malformed JSON", data, exc) from None
+        except RecursionError:
+            raise DecodeError("JSON is nested too deeply") from None
+
+    def _decode_strict(self, data: bytes) -> T:
+        """The strict decoder's answer, for a document whose syntax is known to be valid."""
+        try:
+            return self._decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            raise DecodeError(str(exc)) from None
+
+    def _decode_lenient(self, data: bytes, strict_error: msgspec.ValidationError | None) -> T:
+        """Decode what a proto3 JSON peer may send: other names, numbers as strings, ...
+
+        The slow path, taken when the strict decoder failed (``strict_error``)
+        or the document may name a field otherwise; the limits were checked.
+        """
+        try:
+            document = msgspec.json.decode(data)
+        except msgspec.ValidationError:  # beyond what msgspec reads untyped: a huge integer
+            if strict_error is not None:
+                raise DecodeError(str(strict_error)) from None
+            return self._decode_strict(data)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise _malformed("malformed JSON", data, exc) from None
+        except RecursionError:
+            raise DecodeError("JSON is nested too deeply") from None
+        try:
+            normalised, changed = self._leniency.normalise(document)
+            if strict_error is not None and not changed:
+                raise DecodeError(str(strict_error)) from None
+            return cast(T, _lenient_json.convert(normalised, self.type, _dec_hook))
+        except (msgspec.ValidationError, _lenient_json.DuplicateFieldError) as exc:
+            raise DecodeError(str(exc)) from None
         except RecursionError:
             raise DecodeError("JSON is nested too deeply") from None
