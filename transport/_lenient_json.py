@@ -29,7 +29,7 @@ import msgspec.inspect as mi
 import numpy as np
 import pybase64
 
-__all__ = ["DuplicateFieldError", "Leniency", "convert"]
+__all__ = ["DuplicateFieldError", "Leniency", "convert", "mentions"]
 
 # A JSON number, as protojson reads one inside a string.
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?\Z")
@@ -196,6 +196,14 @@ def _choice(
     return normalise
 
 
+def mentions(data: bytes, quoted_names: tuple[bytes, ...]) -> bool:
+    """Whether ``data`` holds one of ``quoted_names`` (a key, or a string value: then a walk)."""
+    for name in quoted_names:  # noqa: SIM110 - any() of a generator costs more
+        if data.find(name) >= 0:  # half the cost of ``name in data``
+            return True
+    return False
+
+
 def _lower_camel(name: str) -> str:
     """The JSON name protoc gives a ``.proto`` field by default: ``sensor_id`` is ``sensorId``."""
     head, *rest = name.split("_")
@@ -232,14 +240,6 @@ class Leniency:
         self.underscored = tuple(alias for alias in quoted if b"_" in alias)
         #: The other aliases, looked for in every document.
         self.quoted = tuple(alias for alias in quoted if b"_" not in alias)
-
-    def names_alias(self, data: bytes) -> bool:
-        """Whether ``data`` may use a field name other than the wire name (then walk it)."""
-        if self.underscored and b"_" in data:
-            for alias in self.underscored:
-                if alias in data:
-                    return True
-        return any(alias in data for alias in self.quoted)
 
     def normalise(self, document: Any) -> tuple[Any, bool]:
         """``document`` as the strict decoder expects it, and whether anything changed.

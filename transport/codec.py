@@ -195,7 +195,7 @@ class JsonCodec(Generic[T]):
 
     name = "json"
 
-    __slots__ = ("_decoder", "_encoder", "_leniency", "contents", "type")
+    __slots__ = ("_decoder", "_encoder", "_leniency", "_quoted", "_underscored", "contents", "type")
 
     def __init__(self, type_: type[T]) -> None:
         self.type = type_
@@ -208,6 +208,10 @@ class JsonCodec(Generic[T]):
         self.contents = _attachments.contents(type_)
         # What else proto3 JSON peers send (other names, numbers as strings...).
         self._leniency = _lenient_json.Leniency(type_)
+        # Other names of fields, looked for in each document ("sensor_id" only
+        # if it has an underscore at all): the strict decoder would skip them.
+        self._underscored = self._leniency.underscored
+        self._quoted = self._leniency.quoted
 
     def encode(self, message: T) -> bytes:
         """Return the JSON bytes of ``message``."""
@@ -252,7 +256,11 @@ class JsonCodec(Generic[T]):
             _check_depth(data)
         if len(data) > CONTAINER_ALLOWANCE:  # nor hold more arrays and objects
             _check_containers(data)
-        if self._leniency.names_alias(data):  # a name the strict decoder would skip
+        if (
+            self._underscored
+            and 95 in data  # "_": an int `in` bytes is a memchr, 8x faster than b"_"
+            and _lenient_json.mentions(data, self._underscored)
+        ) or (self._quoted and _lenient_json.mentions(data, self._quoted)):
             return self._decode_lenient(data, None)
         try:
             return self._decoder.decode(data)
