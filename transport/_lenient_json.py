@@ -307,11 +307,9 @@ class Leniency:
             return None
         names: dict[str, str] = {}
         fields: dict[str, Normalise] = {}
-
-        def normalise(value: Any, walk: _Walk) -> Any:
-            return plan(value, walk)
-
-        self._plans[key] = normalise
+        # Registered before the fields are planned, filled in after: a message
+        # that holds itself gets this very plan, one call per level.
+        plan = self._plans[key] = _object(names, fields)
         wire = {field.encode_name for field in info.fields}
         proto = _proto_names(info.cls)
         claimed: dict[str, set[str]] = {}
@@ -327,8 +325,7 @@ class Leniency:
             if len(owners) == 1:  # an alias two fields could claim is nobody's
                 names[alias] = next(iter(owners))
         self._aliases.update(names)
-        plan = _object(names, fields)
-        return normalise
+        return plan
 
     def _ndarray(self) -> Normalise:
         self._aliases.update(_NDARRAY_NAMES)
