@@ -250,7 +250,9 @@ class JsonCodec(Generic[T]):
     def decode(self, data: bytes) -> T:
         """Return the message in JSON ``data``; raise :class:`DecodeError` naming the field path.
 
-        An attachment frame is not JSON: only :meth:`decode_framed` reads one.
+        What proto3 JSON peers send is read too (``.proto`` field names,
+        integers as strings...: see :mod:`transport._lenient_json`). An
+        attachment frame is not JSON: only :meth:`decode_framed` reads one.
         """
         if len(data) > MAX_JSON_DEPTH:  # a shorter document cannot nest deeper
             _check_depth(data)
