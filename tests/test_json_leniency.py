@@ -13,6 +13,7 @@ import base64
 import json
 import math
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Annotated, Any, Protocol
 
 import grpc
@@ -21,6 +22,7 @@ import pytest
 
 from transport import (
     DecodeError,
+    Duration,
     Fixed64,
     Int32,
     Int64,
@@ -62,6 +64,7 @@ class Reading(Message):
     by_name: Annotated[dict[str, Inner], Number(14)] = {}
     step: Annotated[UInt64Value, Number(15)] = None
     labels: Annotated[dict[str, Any], Number(16)] = {}  # free JSON: never renamed
+    elapsed: Annotated[Duration | None, Number(17)] = None
 
 
 class Frame(Message):
@@ -123,6 +126,11 @@ ACCEPTED: dict[str, tuple[dict[str, Any], Reading]] = {
     "URL-safe base64": ({"payload": base64.urlsafe_b64encode(RAW).decode()}, Reading(payload=RAW)),
     "unpadded base64": ({"inner": {"blob": "YWI"}}, Reading(inner=Inner(blob=b"ab"))),
     "URL-safe unpadded base64": ({"payload": _url_safe(RAW[:4])}, Reading(payload=RAW[:4])),
+    "Duration as protojson writes it": (
+        {"elapsed": "-1.000250s"},
+        Reading(elapsed=-timedelta(seconds=1, microseconds=250)),
+    ),
+    "Duration as the codec writes it": ({"elapsed": "PT2S"}, Reading(elapsed=timedelta(seconds=2))),
     "a field name as a string value": ({"sensorId": "sensor_id"}, Reading(sensor_id="sensor_id")),
     "free JSON kept as sent": (
         {"sensor_id": "x", "labels": {"big_id": "1", "n": "2"}},
@@ -141,6 +149,7 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         {"history": [{}, {"big_id": "-1"}]},
         "Expected `int` >= 0 - at `$.history[1].bigId`",
     ),
+    "Duration with a unit other than s": ({"elapsed": "5m"}, "- at `$.elapsed`"),
     "float out of range": ({"ratio": "1e999"}, "Expected `float`, got `str` - at `$.ratio`"),
     "base64 URL-safe and standard mixed": ({"payload": "a+b-"}, "- at `$.payload`"),
     "both names": ({"sensorId": "a", "sensor_id": "b"}, "duplicate field `sensorId`"),

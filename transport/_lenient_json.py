@@ -2,13 +2,13 @@
 
 protojson (grpc-gateway, connect, grpc-go, protoc's ``json_format``) writes
 64-bit integers as strings, may send the original ``.proto`` field names
-(``sensor_id``) instead of lowerCamelCase, ``"NaN"``/``"Infinity"`` for floats
-and URL-safe or unpadded base64. msgspec reads one name and one JSON kind per
-field, so :class:`Leniency` is the slow path beside the strict decoder: the
-document is parsed to plain Python objects, walked once along the declared
-types (keys renamed to the wire names, those values turned into what the strict
-decoder expects) and converted with msgspec, which checks and reports errors
-with the field path as on the fast path.
+(``sensor_id``) instead of lowerCamelCase, ``"NaN"``/``"Infinity"`` for floats,
+URL-safe or unpadded base64 and durations as ``"1.5s"``. msgspec reads one
+name and one JSON kind per field, so :class:`Leniency` is the slow path beside
+the strict decoder: the document is parsed to plain Python objects, walked
+once along the declared types (keys renamed to the wire names, those values
+turned into what the strict decoder expects) and converted with msgspec, which
+checks and reports errors with the field path as on the fast path.
 
 The walk follows the declared types only (free JSON such as ``Struct`` is not
 entered), visits each value once and converts a numeric string only below a
@@ -21,6 +21,7 @@ import math
 import re
 import typing
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +39,8 @@ _PLAIN_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
 _MAX_NUMBER_CHARS = 64
 _FLOAT_WORDS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _URL_SAFE = str.maketrans("-_", "+/")
+# A google.protobuf.Duration as protojson writes it: "1.5s", "-0.000001s".
+_DURATION = re.compile(r"(-?)([0-9]{1,12})(?:\.([0-9]{1,9}))?s\Z")
 # The NdArray message's .proto names, and its double fields.
 _NDARRAY_NAMES = {"min_val": "minVal", "max_val": "maxVal", "original_dtype": "originalDtype"}
 
@@ -106,6 +109,22 @@ def _bytes(value: Any, walk: _Walk) -> Any:
         return value  # the strict conversion reports it, with the path
     walk.changed = True
     return decoded
+
+
+def _duration(value: Any, walk: _Walk) -> Any:
+    if not isinstance(value, str) or len(value) > 24:
+        return value
+    match = _DURATION.match(value)
+    if match is None:
+        return value  # ISO 8601, as the codec writes it, or wrong: the strict conversion tells
+    sign, seconds, fraction = match.groups()
+    micros = int(seconds) * 1_000_000 + int((fraction or "").ljust(9, "0")) // 1000
+    try:
+        duration = timedelta(microseconds=-micros if sign else micros)
+    except OverflowError:
+        return value
+    walk.changed = True
+    return duration
 
 
 def _object(names: dict[str, str], fields: dict[str, Normalise]) -> Normalise:
@@ -260,6 +279,8 @@ class Leniency:
             return _float
         if isinstance(info, (mi.BytesType, mi.ByteArrayType, mi.MemoryViewType)):
             return _bytes
+        if isinstance(info, mi.TimeDeltaType):
+            return _duration
         if isinstance(info, mi.StructType):
             return self._struct(info)
         if isinstance(info, (mi.ListType, mi.SetType, mi.FrozenSetType, mi.VarTupleType)):
