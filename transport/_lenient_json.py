@@ -217,6 +217,8 @@ def _choice(
 
 def mentions(data: bytes, quoted_names: tuple[bytes, ...]) -> bool:
     """Whether ``data`` holds one of ``quoted_names`` (a key, or a string value: then a walk)."""
+    if not isinstance(data, bytes):  # a memoryview cannot find
+        data = bytes(data)
     for name in quoted_names:  # noqa: SIM110 - any() of a generator costs more
         if data.find(name) >= 0:  # half the cost of ``name in data``
             return True
