@@ -107,7 +107,7 @@ HOSTILE: dict[str, bytes] = {
     "NaN literal": b'{"ratio": NaN}',
     "Infinity literal": b'{"ratio": Infinity}',
     "-Infinity literal": b'{"ratio": -Infinity}',
-    "NaN as a string": b'{"ratio": "NaN"}',
+    "NaN as a string for an int": b'{"count": "NaN"}',  # for a float it is NaN
     "invalid UTF-8 byte": b'{"name": "\xff"}',
     "truncated UTF-8 sequence": b'{"tags": ["ok", "ab\xc3"]}',
     "UTF-8 encoded surrogate": b'{"extra": "\xed\xa0\x80"}',
