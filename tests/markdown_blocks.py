@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 ROOT_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
@@ -33,3 +38,31 @@ def run_blocks(code: str, name: str, fixtures: dict[str, Any]) -> None:
     for key, value in list(namespace.items()):
         if key.startswith("test_") and inspect.isfunction(value):
             value(**{p: fixtures[p] for p in inspect.signature(value).parameters})
+
+
+def save_files(markdown: str, directory: Path) -> None:
+    """Save a page's file blocks in ``directory``, as a reader would."""
+    for name, code in file_blocks(markdown).items():
+        (directory / name).write_text(code)
+
+
+@contextmanager
+def running_program(directory: Path, program: str) -> Iterator[str]:
+    """Run ``python program 127.0.0.1:0`` and yield its address once it listens."""
+    process = subprocess.Popen(
+        [sys.executable, program, "127.0.0.1:0"],
+        cwd=directory,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # blocks until the server prints, or exits
+        found = re.fullmatch(r"listening on port (\d+)\n", line)
+        assert found, f"{program} printed {line!r}"
+        yield f"127.0.0.1:{found.group(1)}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.markdown_blocks import FILE_NAME, file_blocks, python_blocks, run_blocks
+from tests.markdown_blocks import (
+    FILE_NAME,
+    file_blocks,
+    python_blocks,
+    run_blocks,
+    running_program,
+    save_files,
+)
 from transport.testing import TestServer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -60,37 +67,14 @@ def test_every_python_block_is_run() -> None:
 @pytest.fixture
 def quickstart(tmp_path: Path) -> Path:
     """The quickstart's files, saved in a directory as a reader would."""
-    for name, code in file_blocks(README.read_text()).items():
-        (tmp_path / name).write_text(code)
+    save_files(README.read_text(), tmp_path)
     return tmp_path
-
-
-@contextmanager
-def _serving(directory: Path, program: str) -> Iterator[str]:
-    """Run ``python program 127.0.0.1:0`` and yield its address once it listens."""
-    process = subprocess.Popen(
-        [sys.executable, program, "127.0.0.1:0"],
-        cwd=directory,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # blocks until the server prints, or exits
-        found = re.fullmatch(r"listening on port (\d+)\n", line)
-        assert found, f"{program} printed {line!r}"
-        yield f"127.0.0.1:{found.group(1)}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("program", ["server.py", "server_async.py"])
 def test_the_quickstart_serves_and_calls(quickstart: Path, program: str) -> None:
-    with _serving(quickstart, program) as address:
+    with running_program(quickstart, program) as address:
         client = subprocess.run(
             [sys.executable, "client.py", address],
             cwd=quickstart,
@@ -115,3 +99,33 @@ def test_the_quickstart_test_passes_under_pytest(quickstart: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_quickstart_passes_mypy_strict_with_exact_types(quickstart: Path) -> None:
+    (quickstart / "reveal.py").write_text(
+        "from kv import KV, Key\nfrom transport import Client\n\n\n"
+        "def get(client: Client) -> None:\n"
+        '    reveal_type(client.call(KV.Get, Key(key="a")))\n'
+    )
+    files = sorted(p.name for p in quickstart.glob("*.py"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--cache-dir",
+            str(quickstart / ".mypy"),
+            *files,
+        ],
+        cwd=quickstart,
+        # An editable install hides the package from mypy; a user's pip install does not.
+        env={**os.environ, "MYPYPATH": str(README.parent)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert 'reveal.py:6: note: Revealed type is "kv.Entry"' in result.stdout, result.stdout
+    assert result.returncode == 0, result.stdout
+    assert "error:" not in result.stdout
