@@ -36,3 +36,14 @@ def test_every_page_is_in_the_nav_and_every_link_resolves() -> None:
     assert pages == set(re.findall(r"^  - [^:]+: (\S+\.md)$", nav, re.M))
     readme_links = re.findall(r"\]\((docs/[\w-]+\.md)", (ROOT / "README.md").read_text())
     assert readme_links and all((ROOT / link).is_file() for link in readme_links)
+
+
+def test_the_home_page_takes_the_readme_quickstart() -> None:
+    include = re.search(r'^--8<-- "README\.md:(\w+)"$', (DOCS / "index.md").read_text(), re.M)
+    assert include is not None
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split(f"<!-- --8<-- [start:{include.group(1)}] -->\n")[1]
+    quickstart = section.split(f"<!-- --8<-- [end:{include.group(1)}] -->")[0]
+    assert "# kv.py" in quickstart and "# test_kv.py" in quickstart
+    # Inside the included text a link would resolve from docs/, not from the README.
+    assert "](" not in quickstart
