@@ -47,10 +47,14 @@ def save_files(markdown: str, directory: Path) -> None:
 
 
 @contextmanager
-def running_program(directory: Path, program: str) -> Iterator[str]:
-    """Run ``python program 127.0.0.1:0`` and yield its address once it listens."""
+def running_program(directory: Path, *arguments: str) -> Iterator[str]:
+    """Run ``python ARGUMENTS`` and yield the 127.0.0.1 address it says it listens on.
+
+    A quickstart server prints ``listening on port N``; ``python -m transport run``
+    prints ``listening on HOST:PORT``.
+    """
     process = subprocess.Popen(
-        [sys.executable, program, "127.0.0.1:0"],
+        [sys.executable, *arguments],
         cwd=directory,
         stdout=subprocess.PIPE,
         text=True,
@@ -58,8 +62,8 @@ def running_program(directory: Path, program: str) -> Iterator[str]:
     try:
         assert process.stdout is not None
         line = process.stdout.readline()  # blocks until the server prints, or exits
-        found = re.fullmatch(r"listening on port (\d+)\n", line)
-        assert found, f"{program} printed {line!r}"
+        found = re.fullmatch(r"listening on (?:port |127\.0\.0\.1:)(\d+)\n", line)
+        assert found, f"{arguments} printed {line!r}"
         yield f"127.0.0.1:{found.group(1)}"
     finally:
         process.terminate()

@@ -48,7 +48,7 @@ def test_the_grpc_js_client_calls_the_quickstart_server(quickstart: Path, tmp_pa
     )
     assert install.returncode == 0, f"npm install @grpc/grpc-js failed: {install.stderr}"
     (client_dir / "kv_client.js").write_text(_js_client())
-    with running_program(quickstart, "server.py") as address:
+    with running_program(quickstart, "server.py", "127.0.0.1:0") as address:
         run = subprocess.run(
             [node, "kv_client.js", address],
             cwd=client_dir,
@@ -81,7 +81,7 @@ async def test_grpclib_needs_the_proto_label(quickstart: Path) -> None:
     class NaturalLabel(codec):  # type: ignore[misc,valid-type]
         __content_subtype__ = "json"
 
-    with running_program(quickstart, "server.py") as address:
+    with running_program(quickstart, "server.py", "127.0.0.1:0") as address:
         host, port = address.rsplit(":", 1)
         natural = Channel(host, int(port), codec=NaturalLabel())
         labelled = Channel(host, int(port), codec=codec())

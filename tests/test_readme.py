@@ -53,13 +53,14 @@ def test_every_python_block_is_run() -> None:
     blocks = python_blocks(README.read_text())
     files = [b for b in blocks if FILE_NAME.match(b)]
     assert sorted(file_blocks(README.read_text())) == [
+        "app.py",
         "client.py",
         "kv.py",
         "server.py",
         "server_async.py",
         "test_kv.py",
     ]
-    assert len(files) == 5
+    assert len(files) == 6
     run = "\n".join(code for _, code in _sections())
     assert all(b in run for b in blocks if not FILE_NAME.match(b))
 
@@ -72,9 +73,17 @@ def quickstart(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("program", ["server.py", "server_async.py"])
-def test_the_quickstart_serves_and_calls(quickstart: Path, program: str) -> None:
-    with running_program(quickstart, program) as address:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["server.py", "127.0.0.1:0"],
+        ["server_async.py", "127.0.0.1:0"],
+        ["-m", "transport", "run", "app:bindings", "--port", "0"],
+    ],
+    ids=["server.py", "server_async.py", "transport-run"],
+)
+def test_the_quickstart_serves_and_calls(quickstart: Path, command: list[str]) -> None:
+    with running_program(quickstart, *command) as address:
         client = subprocess.run(
             [sys.executable, "client.py", address],
             cwd=quickstart,
