@@ -172,8 +172,8 @@ def test_demo_runs_each_function(
     ]
 
 
-def test_the_readme_shows_the_declaration_as_written() -> None:
-    readme = Path(__file__).resolve().parent.parent / "README.md"
+def test_the_docs_show_the_declaration_as_written() -> None:
+    readme = Path(__file__).resolve().parent.parent / "docs" / "seeds.md"
     section = readme.read_text().split("\n## Seed: RunnerProtocol\n")[1].split("\n## ")[0]
     found = re.search(r"```py\n(.*?)```", section, re.S)
     assert found is not None

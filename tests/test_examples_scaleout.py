@@ -233,8 +233,8 @@ def test_demo_reports_takes_tasks_and_moves_a_model(
     assert out[-1] == "downloaded 2560000 bytes"
 
 
-def test_the_readme_shows_the_declaration_as_written() -> None:
-    readme = Path(__file__).resolve().parent.parent / "README.md"
+def test_the_docs_show_the_declaration_as_written() -> None:
+    readme = Path(__file__).resolve().parent.parent / "docs" / "seeds.md"
     section = (
         readme.read_text()
         .split("\n## Seed: Scaleout Edge (CombinerClient, ModelService)\n")[1]

@@ -1,42 +1,44 @@
-"""Run every ``python`` block of the README, section by section."""
+"""Run every ``python`` block of the README: section by section, and the quickstart as programs."""
 
 from __future__ import annotations
 
-import inspect
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.markdown_blocks import (
+    FILE_NAME,
+    file_blocks,
+    python_blocks,
+    run_blocks,
+    running_program,
+    save_files,
+)
 from transport.testing import TestServer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
 def _sections() -> list[tuple[str, str]]:
-    """(heading, code) for each top-level section with python blocks."""
+    """(heading, code) for each top-level section with python blocks that are not files."""
     sections: list[tuple[str, str]] = []
     for chunk in re.split(r"^## ", README.read_text(), flags=re.M)[1:]:
         heading = chunk.splitlines()[0].strip()
-        code = "\n".join(_BLOCK.findall(chunk))
+        code = "\n".join(b for b in python_blocks(chunk) if not FILE_NAME.match(b))
         if code:
             sections.append((heading, code))
     return sections
 
 
-@pytest.mark.parametrize(("heading", "code"), _sections(), ids=[h for h, _ in _sections()])
-def test_readme_section(
-    heading: str, code: str, transport_serve: Callable[..., TestServer]
-) -> None:
-    namespace: dict[str, Any] = {"__name__": f"readme_{heading}"}
-    exec(compile(code, f"README.md ({heading})", "exec", dont_inherit=True), namespace)
-    fixtures = {"transport_serve": transport_serve}
-    for name, value in list(namespace.items()):
-        if name.startswith("test_") and inspect.isfunction(value):
-            value(**{p: fixtures[p] for p in inspect.signature(value).parameters})
+def test_readme_sections(transport_serve: Callable[..., TestServer]) -> None:
+    """Each section's blocks in one namespace (the quickstart's files run below)."""
+    for heading, code in _sections():
+        run_blocks(code, f"README.md ({heading})", {"transport_serve": transport_serve})
 
 
 def test_readme_opens_with_the_two_commands() -> None:
@@ -44,3 +46,95 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert "python -m transport demo" in commands[0]
     assert "pytest" in commands[1]
     assert commands[1] in (README.parent / ".ci" / "run").read_text()
+
+
+def test_every_python_block_is_run() -> None:
+    """A block is either in a section run above or a file of the quickstart below."""
+    blocks = python_blocks(README.read_text())
+    files = [b for b in blocks if FILE_NAME.match(b)]
+    assert sorted(file_blocks(README.read_text())) == [
+        "app.py",
+        "client.py",
+        "kv.py",
+        "server.py",
+        "server_async.py",
+        "test_kv.py",
+    ]
+    assert len(files) == 6
+    run = "\n".join(code for _, code in _sections())
+    assert all(b in run for b in blocks if not FILE_NAME.match(b))
+
+
+@pytest.fixture
+def quickstart(tmp_path: Path) -> Path:
+    """The quickstart's files, saved in a directory as a reader would."""
+    save_files(README.read_text(), tmp_path)
+    return tmp_path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["server.py", "127.0.0.1:0"],
+        ["server_async.py", "127.0.0.1:0"],
+        ["-m", "transport", "run", "app:bindings", "--port", "0"],
+    ],
+    ids=["server.py", "server_async.py", "transport-run"],
+)
+def test_the_quickstart_serves_and_calls(quickstart: Path, command: list[str]) -> None:
+    with running_program(quickstart, *command) as address:
+        client = subprocess.run(
+            [sys.executable, "client.py", address],
+            cwd=quickstart,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert client.returncode == 0, client.stderr
+    assert client.stdout == (
+        "greeting = hello\nmissing: NOT_FOUND no such key {'key': 'missing'}\n"
+    )
+
+
+@pytest.mark.slow
+def test_the_quickstart_test_passes_under_pytest(quickstart: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_kv.py"],
+        cwd=quickstart,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_quickstart_passes_mypy_strict_with_exact_types(quickstart: Path) -> None:
+    (quickstart / "reveal.py").write_text(
+        "from kv import KV, Key\nfrom transport import Client\n\n\n"
+        "def get(client: Client) -> None:\n"
+        '    reveal_type(client.call(KV.Get, Key(key="a")))\n'
+    )
+    files = sorted(p.name for p in quickstart.glob("*.py"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--cache-dir",
+            str(quickstart / ".mypy"),
+            *files,
+        ],
+        cwd=quickstart,
+        # An editable install hides the package from mypy; a user's pip install does not.
+        env={**os.environ, "MYPYPATH": str(README.parent)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert 'reveal.py:6: note: Revealed type is "kv.Entry"' in result.stdout, result.stdout
+    assert result.returncode == 0, result.stdout
+    assert "error:" not in result.stdout

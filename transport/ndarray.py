@@ -45,7 +45,7 @@ _MAX_EXTENT = 2**62
 # Dequantize this many elements at a time: no full float64 temporary.
 _CHUNK = 1 << 16
 
-# The dtypes that travel, as the README lists them. Nothing else decodes or
+# The dtypes that travel, as docs/tutorial.md lists them. Nothing else decodes or
 # encodes: an extended-precision float or complex (float128, complex256) has
 # padding bytes in each element that no arithmetic initialises.
 _TRAVEL = [

@@ -4,7 +4,7 @@ The decisions are plain code (:meth:`Owner.step` does one round and says when
 to come back); :meth:`Owner.run` drives them on asyncio, with the store's
 blocking I/O on a worker thread and every state change on the event loop.
 
-The timing argument (README, "Leases and takeover"): before each acquire or
+The timing argument (docs/runtime.md, "Leases and takeover"): before each acquire or
 renew the owner reads its lease clock (monotonic, counting suspend; ``m0``);
 the store then writes ``expiresAt = wall_now + ttl`` with ``wall_now`` read
 later than ``m0``. The owner serves fenced calls only while

@@ -1,7 +1,7 @@
 """The runtime server: a :class:`~.contract.Service` on the wire as ``transport.v1.Runtime``.
 
 It serves on ``grpc.aio.server`` (one event loop; the choice is documented in
-the README). Async backends are awaited on the loop; sync ones run on the
+docs/runtime.md). Async backends are awaited on the loop; sync ones run on the
 server's worker threads (:mod:`.adapter`), so a slow model never stalls other
 calls. The fence, handle and session decisions are the plain code of
 :mod:`.fence`, :mod:`.handles` and :mod:`.sessions`; this module only adapts
