@@ -34,6 +34,7 @@ from ._workers import run_workers
 from .errors import DeclarationError
 from .health import Health, ServingStatus
 from .options import grpc_options
+from .reflection import add_reflection
 from .security import server_credentials
 from .server import Binding
 
@@ -118,9 +119,9 @@ def load_bindings(target: str) -> list[Binding]:
 def mount_extras(server: grpc.Server | grpc.aio.Server, bindings: Sequence[Binding]) -> None:
     """Mount what ``run`` serves besides the bindings and health.
 
-    The hook for server reflection (``grpc.reflection.v1alpha``), which needs
-    the protobuf descriptors of the bindings: it is mounted here once they exist.
+    Server reflection (``grpc.reflection.v1`` and ``v1alpha``) of the bindings.
     """
+    add_reflection(server, *bindings)
 
 
 def run_command(args: argparse.Namespace) -> int:

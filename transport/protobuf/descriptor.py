@@ -122,7 +122,14 @@ def _message(gathered: Gathered, cls: type[Any], prefix: str) -> DescriptorProto
         if schema_field.oneof is not None and schema_field.oneof not in groups:
             groups.append(schema_field.oneof)
     message.oneof_decl = [OneofDescriptorProto(name=name) for name in groups]
+    # In the .proto's order: a oneof's members together, where its first member is.
+    ordered: list[FieldSchema] = []
     for schema_field in schema.fields:
+        if schema_field.oneof is None:
+            ordered.append(schema_field)
+        elif schema_field is next(f for f in schema.fields if f.oneof == schema_field.oneof):
+            ordered += [f for f in schema.fields if f.oneof == schema_field.oneof]
+    for schema_field in ordered:
         message.field.append(_field(gathered, schema_field, prefix, message, full, groups))
     return message
 
