@@ -7,6 +7,7 @@ protobuf bytes and back (proto3 JSON mapping, as grpcurl prints it).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +59,6 @@ def converters(resolved: ResolvedMethod) -> tuple[Callable[[str], bytes], Callab
 
     def decode(data: bytes) -> str:
         message = response_class.FromString(data)
-        return json_format.MessageToJson(message, indent=None)
+        return json.dumps(json_format.MessageToDict(message), separators=(",", ":"))
 
     return encode, decode
