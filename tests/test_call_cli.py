@@ -69,6 +69,24 @@ def test_list_a_seeds_services_and_methods() -> None:
         assert methods.stdout.splitlines() == ["ModelService.Upload", "ModelService.Download"]
 
 
+def test_run_describes_the_users_service_and_health(words: str) -> None:
+    listed = cli("list", words)
+    assert listed.stdout.splitlines() == [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "words.v1.Words",
+    ]
+    health = cli("list", words, "grpc.health.v1.Health")
+    assert health.stdout.splitlines() == [
+        "grpc.health.v1.Health.Check",
+        "grpc.health.v1.Health.Watch",
+    ]
+    checked = cli("call", words, "grpc.health.v1.Health/Check", "{}")  # health speaks protobuf
+    assert checked.returncode == 0, checked.stderr
+    assert lines(checked.stdout) == [{"status": "SERVING"}]
+
+
 def test_every_call_kind_by_reflection_over_json(words: str) -> None:
     upper = cli("call", words, "words.v1.Words/Upper", '{"text": "hi"}', "--wire", "json")
     assert upper.returncode == 0, upper.stderr

@@ -30,6 +30,7 @@ import grpc
 import grpc.aio
 
 from ._drain import InFlight
+from ._health_declaration import HealthDeclaration
 from ._workers import run_workers
 from .errors import DeclarationError
 from .health import Health, ServingStatus
@@ -119,9 +120,9 @@ def load_bindings(target: str) -> list[Binding]:
 def mount_extras(server: grpc.Server | grpc.aio.Server, bindings: Sequence[Binding]) -> None:
     """Mount what ``run`` serves besides the bindings and health.
 
-    Server reflection (``grpc.reflection.v1`` and ``v1alpha``) of the bindings.
+    Server reflection (``grpc.reflection.v1`` and ``v1alpha``) of the bindings and health.
     """
-    add_reflection(server, *bindings)
+    add_reflection(server, *bindings, HealthDeclaration)
 
 
 def run_command(args: argparse.Namespace) -> int:
