@@ -140,9 +140,7 @@ class Reflection:
                 )
                 message = f"unknown symbol {symbol!r}"
                 if why is not None:
-                    message = (
-                        f"{symbol} has no protobuf descriptor (declared for JSON only?): {why}"
-                    )
+                    message = f"{symbol} has no protobuf descriptor (JSON-only?): {why}"
                 response.error_response = _error(_NOT_FOUND, message)
             else:
                 response.file_descriptor_response = self._with_dependencies(found)
