@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..codec import Message
-from ..protobuf import Number
+from ..protobuf.schema import Number
 
 __all__ = [
     "Arrays",
