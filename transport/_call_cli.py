@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import grpc
 
 from ._reflection_client import ReflectionError, Reflector, ResolvedMethod
-from .codec import DecodeError, JsonCodec
+from .codec import DecodeError
 from .security import channel_credentials
 from .service import Method, Service
 
@@ -216,7 +216,10 @@ def _from_declaration(
             raise CallError(f"the request does not match {what}: {exc}") from None
 
     def decode(data: bytes) -> str:
-        return JsonCodec(method.response_type).encode(response_wire.decode(data)).decode()
+        try:
+            return bytes(response_json.encode(response_wire.decode(data))).decode()
+        except DecodeError as exc:
+            raise CallError(f"a response does not decode: {exc}") from None
 
     kind = method.cardinality
     return kind.client_streaming, kind.server_streaming, encode, decode
@@ -233,11 +236,20 @@ def _json_passthrough(text: str) -> bytes:
     return text.strip().encode()
 
 
+def _json_text(data: bytes) -> str:
+    try:
+        return bytes(data).decode()
+    except UnicodeDecodeError:
+        raise CallError(
+            "a response is not JSON text (a protobuf server? drop --wire json)"
+        ) from None
+
+
 def _from_reflection(resolved: ResolvedMethod, wire: str) -> tuple[bool, bool, Encode, Decode]:
     method = resolved.method
     streams = method.client_streaming, method.server_streaming
     if wire == "json":
-        return (*streams, _json_passthrough, lambda data: bytes(data).decode())
+        return (*streams, _json_passthrough, _json_text)
     from ._reflection_protobuf import converters
 
     encode, decode = converters(resolved)

@@ -22,6 +22,7 @@ def converters(resolved: ResolvedMethod) -> tuple[Callable[[str], bytes], Callab
 
     try:
         from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+        from google.protobuf.message import DecodeError
     except ImportError:
         raise CallError(
             "calling by reflection over protobuf needs the protobuf package (pip install "
@@ -58,7 +59,10 @@ def converters(resolved: ResolvedMethod) -> tuple[Callable[[str], bytes], Callab
             raise CallError(f"the request does not match {method.input_type}: {exc}") from None
 
     def decode(data: bytes) -> str:
-        message = response_class.FromString(data)
+        try:
+            message = response_class.FromString(data)
+        except DecodeError as exc:
+            raise CallError(f"a response does not decode as {method.output_type}: {exc}") from None
         return json.dumps(json_format.MessageToDict(message), separators=(",", ":"))
 
     return encode, decode
