@@ -13,7 +13,7 @@ from transport.runtime.fence import OWNER_METADATA_KEY, Fence, FencedError, Leas
 RUNTIME = Path(__file__).resolve().parent.parent / "transport" / "runtime"
 PLAIN = ("fence.py", "handles.py", "sessions.py", "lease.py", "owner.py", "contract.py")
 # Core modules that do not import grpc themselves.
-PLAIN_CORE = {"errors", "status", "codec", "ndarray"}
+PLAIN_CORE = {"errors", "status", "codec", "ndarray", "protobuf.schema"}  # field numbers
 
 
 class Clock:

@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the owner story on a three-member etcd cluster it starts (needs etcd installed)",
     )
+    from ._call_cli import add_commands as add_call
     from ._health_probe import add_command as add_health
     from ._health_probe import usage_status
     from ._run import add_command as add_run
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     add_commands(commands)  # serve
     add_health(commands)
     add_run(commands)
+    add_call(commands)  # list, call
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # a usage error: health exits 1 for those, as grpc_health_probe

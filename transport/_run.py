@@ -30,10 +30,12 @@ import grpc
 import grpc.aio
 
 from ._drain import InFlight
+from ._health_declaration import HealthDeclaration
 from ._workers import run_workers
 from .errors import DeclarationError
 from .health import Health, ServingStatus
 from .options import grpc_options
+from .reflection import add_reflection
 from .security import server_credentials
 from .server import Binding
 
@@ -118,9 +120,9 @@ def load_bindings(target: str) -> list[Binding]:
 def mount_extras(server: grpc.Server | grpc.aio.Server, bindings: Sequence[Binding]) -> None:
     """Mount what ``run`` serves besides the bindings and health.
 
-    The hook for server reflection (``grpc.reflection.v1alpha``), which needs
-    the protobuf descriptors of the bindings: it is mounted here once they exist.
+    Server reflection (``grpc.reflection.v1`` and ``v1alpha``) of the bindings and health.
     """
+    add_reflection(server, *bindings, HealthDeclaration)
 
 
 def run_command(args: argparse.Namespace) -> int:

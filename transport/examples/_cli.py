@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import grpc
 
 from transport import Binding, server_options
+from transport.reflection import add_reflection
 
 
 @contextmanager
@@ -21,6 +22,7 @@ def running(bindings: Sequence[Binding], port: int = 0, *, max_workers: int = 16
     server = grpc.server(executor, options=server_options())
     for binding in bindings:
         binding.add_to(server)
+    add_reflection(server, *bindings)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     if not bound:
         raise OSError(f"could not listen on 127.0.0.1:{port}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from ..errors import DeclarationError
 from ..service import Service
@@ -20,7 +20,7 @@ from ..wellknown import Empty, ProtoEnum
 from ._wellknown import NDARRAY_PROTO
 from .schema import FieldSchema, MessageSchema, TypeSchema, proto_name_of, schema_of
 
-__all__ = ["proto_command", "proto_file"]
+__all__ = ["Gathered", "gather", "proto_command", "proto_file"]
 
 _IMPORTS = {
     "google.protobuf.Empty": "google/protobuf/empty.proto",
@@ -192,18 +192,21 @@ def _is_scalar(value: TypeSchema) -> bool:
     )
 
 
-def proto_file(
-    *declarations: type[object],
+class Gathered(NamedTuple):
+    """What one proto3 file of services holds: the ``.proto`` text and the descriptors share it."""
+
+    services: list[type[Service]]
+    collected: _Collected
+    writer: _Writer
+    package: str
+
+
+def gather(
+    declarations: tuple[type[object], ...],
     package: str | None = None,
     messages: tuple[type[Any], ...] = (),
-) -> str:
-    """Return the proto3 ``.proto`` text of one or more services of one package.
-
-    ``package`` defaults to the services' name prefix (``t1.fps.model`` for
-    ``t1.fps.model.Migrator``); ``messages`` adds message types no method
-    reaches. Raise DeclarationError if a message reached is not fully
-    numbered, or the services' packages differ.
-    """
+) -> Gathered:
+    """Collect and name the messages and enums ``declarations`` reach (see :func:`proto_file`)."""
     # type[object], not type[Service]: declarations are protocols, which mypy
     # will not pass where a concrete type[Service] is expected.
     services = [cast("type[Service]", d) for d in declarations if Service in d.__mro__]
@@ -221,7 +224,22 @@ def proto_file(
             collected.add_message(method.response_type)
     for message_type in messages:
         collected.add_message(message_type)
-    writer = _Writer(collected, package)
+    return Gathered(services, collected, _Writer(collected, package), package)
+
+
+def proto_file(
+    *declarations: type[object],
+    package: str | None = None,
+    messages: tuple[type[Any], ...] = (),
+) -> str:
+    """Return the proto3 ``.proto`` text of one or more services of one package.
+
+    ``package`` defaults to the services' name prefix (``t1.fps.model`` for
+    ``t1.fps.model.Migrator``); ``messages`` adds message types no method
+    reaches. Raise DeclarationError if a message reached is not fully
+    numbered, or the services' packages differ.
+    """
+    services, collected, writer, package = gather(declarations, package, messages)
     lines = ["// Written by `python -m transport proto` from the Python declarations.", ""]
     lines += ['syntax = "proto3";', ""]
     if package:

@@ -10,12 +10,13 @@ either kind.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from ..codec import Message
+from ..protobuf.schema import Number
 
 __all__ = [
     "Arrays",
@@ -37,29 +38,29 @@ Inputs = dict[str, npt.NDArray[Any]]
 class OpenSessionRequest(Message):
     """The typed model handle (``type`` + ``path``) and a free JSON config."""
 
-    type: str
-    path: str = ""
-    config: dict[str, Any] = {}
+    type: Annotated[str, Number(1)]
+    path: Annotated[str, Number(2)] = ""
+    config: Annotated[dict[str, Any], Number(3)] = {}
 
 
 class TensorSpec(Message):
     """One named input or output tensor: dtype name and shape (``-1`` for a free axis)."""
 
-    name: str
-    dtype: str = ""
-    shape: list[int] = []
+    name: Annotated[str, Number(1)]
+    dtype: Annotated[str, Number(2)] = ""
+    shape: Annotated[list[int], Number(3)] = []
 
 
 class ModelInfo(Message):
     """A model's capabilities as the backend reads them from the model's metadata."""
 
-    type: str
-    path: str = ""
-    backend: str = ""
-    inputs: list[TensorSpec] = []
-    outputs: list[TensorSpec] = []
-    can_generate: bool = False
-    metadata: dict[str, Any] = {}
+    type: Annotated[str, Number(1)]
+    path: Annotated[str, Number(2)] = ""
+    backend: Annotated[str, Number(3)] = ""
+    inputs: Annotated[list[TensorSpec], Number(4)] = []
+    outputs: Annotated[list[TensorSpec], Number(5)] = []
+    can_generate: Annotated[bool, Number(6)] = False
+    metadata: Annotated[dict[str, Any], Number(7)] = {}
 
 
 class HealthStatus(Message, omit_defaults=False):
@@ -69,9 +70,9 @@ class HealthStatus(Message, omit_defaults=False):
     peers read them.
     """
 
-    instance_id: str
-    ready: bool
-    backend: str
+    instance_id: Annotated[str, Number(1)]
+    ready: Annotated[bool, Number(2)]
+    backend: Annotated[str, Number(3)]
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ import anyio
 import grpc.aio
 
 from ..options import DEFAULT_MAX_CONCURRENT_CALLS, server_options
+from ..reflection import add_reflection
 from .adapter import DEFAULT_MAX_WORKERS
 from .contract import Service
 from .etcd_lease import EtcdLeaseStore, close_store, is_etcd_url
@@ -28,6 +29,7 @@ from .lease import FileLeaseStore, LeaseError, LeaseStore
 from .owner import DEFAULT_LEASE_TTL, Owner
 from .server import Server
 from .sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
+from .wire import Runtime
 
 __all__ = ["Serving", "new_instance_id", "running", "serve"]
 
@@ -121,6 +123,7 @@ async def running(
         options=server_options(extra=options), maximum_concurrent_rpcs=max_concurrent_calls
     )
     server.register(grpc_server)
+    add_reflection(grpc_server, Runtime)
     port = grpc_server.add_insecure_port(listen)
     if not port:
         raise OSError(f"cannot listen on {listen}")

@@ -13,8 +13,10 @@ import msgspec
 import numpy as np
 
 from ..codec import Message
+from ..protobuf import Number
 from ..service import Service as Declaration
 from ..service import rpc
+from ..types import Kind
 from .contract import HealthStatus, ModelInfo, OpenSessionRequest
 
 __all__ = [
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 #: A non-negative proto3 int32.
-Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1), Kind("int32")]
 
 
 class HealthRequest(Message):
@@ -40,42 +42,42 @@ class HealthRequest(Message):
 class OpenSessionReply(Message):
     """``{handle, info}``: the new session's opaque handle and its model's capabilities."""
 
-    handle: str
-    info: ModelInfo
+    handle: Annotated[str, Number(1)]
+    info: Annotated[ModelInfo, Number(2)]
 
 
 class InferRequest(Message):
     """``{handle, inputs: {name: NdArray}}``."""
 
-    handle: str
-    inputs: dict[str, np.ndarray] = {}
+    handle: Annotated[str, Number(1)]
+    inputs: Annotated[dict[str, np.ndarray], Number(2)] = {}
 
 
 class InferReply(Message):
     """``{outputs: {name: NdArray}}``."""
 
-    outputs: dict[str, np.ndarray] = {}
+    outputs: Annotated[dict[str, np.ndarray], Number(1)] = {}
 
 
 class GenerateRequest(Message):
     """``{handle, prompt, maxTokens}``; ``maxTokens`` 0 or absent: the backend's own limit."""
 
-    handle: str
-    prompt: str = ""
-    max_tokens: Count = 0
+    handle: Annotated[str, Number(1)]
+    prompt: Annotated[str, Number(2)] = ""
+    max_tokens: Annotated[Count, Number(3)] = 0
 
 
 class Token(Message):
     """``{index, text}``: one streamed piece of generated text, numbered from 0."""
 
-    index: int = 0
-    text: str = ""
+    index: Annotated[int, Number(1)] = 0
+    text: Annotated[str, Number(2)] = ""
 
 
 class CloseSessionRequest(Message):
     """``{handle}``."""
 
-    handle: str
+    handle: Annotated[str, Number(1)]
 
 
 class CloseSessionReply(Message):
