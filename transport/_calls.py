@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _attachments
-from ._status_map import DETAILS_KEY
+from ._status_map import DETAILS_KEY, STANDARD_DETAILS_KEY
 from .codec import DecodeError, DecodeLimitError, JsonCodec
 from .errors import RpcError
 from .service import Method
@@ -31,7 +31,7 @@ def as_metadata(items: Any) -> MetadataTuple:
 
 
 # Entries the library itself sends; users see their own metadata only.
-_RESERVED = frozenset({_attachments.KEY, DETAILS_KEY})
+_RESERVED = frozenset({_attachments.KEY, DETAILS_KEY, STANDARD_DETAILS_KEY})
 
 
 def user_metadata(items: Any) -> MetadataTuple:

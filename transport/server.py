@@ -18,7 +18,7 @@ import grpc
 import grpc.aio
 
 from . import _attachments, _declaration_checks, _status_map
-from .codec import JsonCodec
+from ._wires import JSON, CallWire, check
 from .context import AsyncContext, Context
 from .errors import DeclarationError, RpcError
 from .service import Cardinality, Method, Service
@@ -39,23 +39,21 @@ def _check(method: Method[Any, Any], reply: Any) -> Any:
 
 
 def _details_metadata(
-    context: Context | AsyncContext, exc: Exception, details: bytes | None
+    context: Context | AsyncContext, exc: Exception, status: tuple[StatusCode, str, bytes | None]
 ) -> tuple[tuple[str, str | bytes], ...]:
     trailing = context.trailing_metadata
     if isinstance(exc, RpcError):
         # Metadata carried by the error itself goes out with its status.
         trailing += exc.trailing_metadata
-    if details is not None:
-        trailing += ((_status_map.DETAILS_KEY, details),)
-    return trailing
+    return trailing + _status_map.details_metadata(*status)
 
 
 def _abort_sync(
     grpc_context: grpc.ServicerContext, context: Context, exc: Exception, path: str
 ) -> None:
-    code, message, details = _status_map.status_of(exc, path)
-    grpc_context.set_trailing_metadata(_details_metadata(context, exc, details))
-    grpc_context.abort(_status_map.grpc_code(code), message)
+    status = _status_map.status_of(exc, path)
+    grpc_context.set_trailing_metadata(_details_metadata(context, exc, status))
+    grpc_context.abort(_status_map.grpc_code(status[0]), status[1])
 
 
 async def _abort_async(
@@ -64,9 +62,9 @@ async def _abort_async(
     exc: Exception,
     path: str,
 ) -> None:
-    code, message, details = _status_map.status_of(exc, path)
+    status = _status_map.status_of(exc, path)
     await grpc_context.abort(
-        _status_map.grpc_code(code), message, _details_metadata(context, exc, details)
+        _status_map.grpc_code(status[0]), status[1], _details_metadata(context, exc, status)
     )
 
 
@@ -83,9 +81,14 @@ def _expired(grpc_context: Any) -> bool:
 # turn to deliver a pending cancel of the handler's task).
 
 
-def _decoder(codec: JsonCodec[Any], negotiates: bool, grpc_context: Any) -> Callable[[bytes], Any]:
-    """The request decoder: attachment frames only from a client that announced them."""
-    return codec.decode_framed if _framed(negotiates, grpc_context) else codec.decode
+def _call_wire(method: Method[Any, Any], binding: Binding, grpc_context: Any) -> CallWire:
+    """The call's wire: announced, else its first message's, else the binding's default."""
+    return CallWire(
+        method,
+        grpc_context.invocation_metadata(),
+        binding.wire,
+        _attachments.negotiates(method),
+    )
 
 
 def _decoded(
@@ -138,33 +141,24 @@ async def _decoded_async(
         raise asyncio.CancelledError("the deadline passed")
 
 
-def _framed(negotiates: bool, grpc_context: Any) -> bool:
-    """Whether to answer in attachment frames: the client announced that it reads them."""
-    return negotiates and _attachments.announced(grpc_context.invocation_metadata())
+def _encode_framed(call: CallWire, grpc_context: Any, context: Any, reply: Any) -> bytes:
+    """A unary reply in the call's wire; as a frame, announcing that this end reads them too."""
+    if call.frames:
+        _attachments.announce(grpc_context, context.trailing_metadata)
+    return call.encode(reply)
 
 
-def _encode_framed(method: Method[Any, Any], grpc_context: Any, context: Any, reply: Any) -> bytes:
-    """A unary reply as a frame, with the announcement that this end reads frames too."""
-    _attachments.announce(grpc_context, context.trailing_metadata)
-    return method.response_codec.encode_framed(reply)
-
-
-def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
+def _sync_behavior(method: Method[Any, Any], fn: Handler, binding: Binding) -> Handler:
     path = method.path
-    encode = method.response_codec.encode
-    request_codec = method.request_codec
-    negotiates = _attachments.negotiates(method)
 
     if method.cardinality is Cardinality.UNARY_UNARY:
 
         def unary_unary(data: bytes, grpc_context: grpc.ServicerContext) -> bytes | None:
             context = Context(grpc_context)
             try:
-                request = _decoder(request_codec, negotiates, grpc_context)(data)
-                reply = _check(method, fn(request, context))
-                if _framed(negotiates, grpc_context):
-                    return _encode_framed(method, grpc_context, context, reply)
-                return encode(reply)
+                call = _call_wire(method, binding, grpc_context)
+                reply = _check(method, fn(call.decode(data), context))
+                return _encode_framed(call, grpc_context, context, reply)
             except Exception as exc:
                 _abort_sync(grpc_context, context, exc, path)
                 return None
@@ -178,11 +172,9 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         ) -> bytes | None:
             context = Context(grpc_context)
             try:
-                decode = _decoder(request_codec, negotiates, grpc_context)
-                reply = _check(method, fn(_decoded(requests, decode, grpc_context), context))
-                if _framed(negotiates, grpc_context):
-                    return _encode_framed(method, grpc_context, context, reply)
-                return encode(reply)
+                call = _call_wire(method, binding, grpc_context)
+                reply = _check(method, fn(_decoded(requests, call.decode, grpc_context), context))
+                return _encode_framed(call, grpc_context, context, reply)
             except Exception as exc:
                 _abort_sync(grpc_context, context, exc, path)
                 return None
@@ -193,16 +185,16 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
 
     def streaming(request: Any, grpc_context: grpc.ServicerContext) -> Iterator[bytes]:
         context = Context(grpc_context)
-        decode = _decoder(request_codec, negotiates, grpc_context)
         try:
+            call = _call_wire(method, binding, grpc_context)
             argument = (
-                _decoded(request, decode, grpc_context) if client_streaming else decode(request)
+                _decoded(request, call.decode, grpc_context)
+                if client_streaming
+                else call.decode(request)
             )
-            framed = _framed(negotiates, grpc_context)
-            write = method.response_codec.encode_framed if framed else encode
             for reply in fn(argument, context):
-                yield write(_check(method, reply))
-            if framed:
+                yield call.encode(_check(method, reply))
+            if call.frames:
                 _attachments.announce(grpc_context, context.trailing_metadata)
         except Exception as exc:
             _abort_sync(grpc_context, context, exc, path)
@@ -210,14 +202,10 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
     return streaming
 
 
-def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
+def _async_behavior(method: Method[Any, Any], fn: Handler, binding: Binding) -> Handler:
     path = method.path
-    encode = method.response_codec.encode
-    request_codec = method.request_codec
     client_streaming = method.cardinality.client_streaming
-    negotiates = _attachments.negotiates(method)
-    response_codec = method.response_codec
-    carrying = response_codec.contents.buffers  # replies that may be large to encode
+    carrying = method.response_codec.contents.buffers  # replies that may be large to encode
 
     if not method.cardinality.server_streaming:
 
@@ -225,18 +213,17 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
             request: Any, grpc_context: grpc.aio.ServicerContext[Any, Any]
         ) -> bytes | None:
             context = AsyncContext(grpc_context)
-            decode = _decoder(request_codec, negotiates, grpc_context)
             try:
+                call = _call_wire(method, binding, grpc_context)
                 argument = (
-                    _decoded_async(request, decode, grpc_context)
+                    _decoded_async(request, call.decode, grpc_context)
                     if client_streaming
-                    else await _decode_async(decode, request)
+                    else await _decode_async(call.decode, request)
                 )
                 reply = _check(method, await fn(argument, context))
-                if _framed(negotiates, grpc_context):
+                if call.frames:
                     _attachments.announce(grpc_context, context.trailing_metadata)
-                    return await _encode_async(response_codec.encode_framed, reply, carrying)
-                return await _encode_async(encode, reply, carrying)
+                return await _encode_async(call.encode, reply, carrying)
             except Exception as exc:
                 await _abort_async(grpc_context, context, exc, path)
                 return None
@@ -247,18 +234,16 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         request: Any, grpc_context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         context = AsyncContext(grpc_context)
-        decode = _decoder(request_codec, negotiates, grpc_context)
         try:
+            call = _call_wire(method, binding, grpc_context)
             argument = (
-                _decoded_async(request, decode, grpc_context)
+                _decoded_async(request, call.decode, grpc_context)
                 if client_streaming
-                else await _decode_async(decode, request)
+                else await _decode_async(call.decode, request)
             )
-            framed = _framed(negotiates, grpc_context)
-            write = method.response_codec.encode_framed if framed else encode
             async for reply in fn(argument, context):
-                yield await _encode_async(write, _check(method, reply), carrying)
-            if framed:
+                yield await _encode_async(call.encode, _check(method, reply), carrying)
+            if call.frames:
                 _attachments.announce(grpc_context, context.trailing_metadata)
         except Exception as exc:
             await _abort_async(grpc_context, context, exc, path)
@@ -323,7 +308,10 @@ _HANDLER_FACTORIES: dict[Cardinality, Callable[..., grpc.RpcMethodHandler[Any, A
 class Binding:
     """A declaration bound to its implementation, ready to mount on grpcio servers."""
 
-    def __init__(self, service: type[object], implementation: object) -> None:
+    def __init__(self, service: type[object], implementation: object, *, wire: str = JSON) -> None:
+        #: The wire of calls that announce none and send no request before the
+        #: first answer (server-first streams, empty request streams).
+        self.wire = check(wire)
         if not (isinstance(service, type) and Service in service.__mro__):
             raise DeclarationError(f"{service!r} is not a Service declaration")
         # type[object], not type[Service]: declarations are protocols, which mypy
@@ -361,7 +349,7 @@ class Binding:
                 if fn is not None
                 else _unimplemented(method, self.asynchronous)
             )
-            behaviors[name] = _HANDLER_FACTORIES[method.cardinality](make(method, handler))
+            behaviors[name] = _HANDLER_FACTORIES[method.cardinality](make(method, handler, self))
         self.handler: grpc.GenericRpcHandler = grpc.method_handlers_generic_handler(
             self.service.service_name(), behaviors
         )
@@ -384,12 +372,16 @@ class Binding:
         return f"<Binding {self.service.service_name()} -> {type(self.implementation).__name__}>"
 
 
-def bind(service: type[object], implementation: object) -> Binding:
+def bind(service: type[object], implementation: object, *, wire: str = JSON) -> Binding:
     """Pair a declaration with an object whose methods implement it.
 
     Each implementation method takes ``(request, context)`` (or just
     ``(request)``) and is either all ``def`` (for ``grpc.server``) or all
     ``async def`` (for ``grpc.aio.server``). A declared method the object does
     not implement answers UNIMPLEMENTED.
+
+    Each call answers in the wire it was spoken in (JSON or protobuf); ``wire``
+    is the default for calls that have not said which (``"json"`` or
+    ``"protobuf"``: see :mod:`transport._wires`).
     """
-    return Binding(service, implementation)
+    return Binding(service, implementation, wire=wire)
