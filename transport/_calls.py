@@ -7,9 +7,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from dataclasses import dataclass
 from typing import Any
 
-from . import _attachments
+from . import _attachments, _wires
 from ._status_map import DETAILS_KEY, STANDARD_DETAILS_KEY
-from .codec import DecodeError, DecodeLimitError, JsonCodec
+from .codec import DecodeError, DecodeLimitError
 from .errors import RpcError
 from .service import Method
 from .status import StatusCode
@@ -118,13 +118,14 @@ class RequestStream:
             raise self.error from None
 
 
-def decode_response(codec: JsonCodec[Any], data: bytes, *, frames: bool = False) -> Any:
+def decode_response(method: Method[Any, Any], data: bytes, *, frames: bool = False) -> Any:
     """Decode a response; a payload that does not decode is INVALID_ARGUMENT with the path.
 
-    An attachment frame is read only with ``frames`` (the call announced that it reads them).
+    The wire is the response's own (its first byte). An attachment frame is read
+    only with ``frames`` (the call announced that it reads them).
     """
     try:
-        return codec.decode_framed(data) if frames else codec.decode(data)
+        return _wires.decode_reply(method, data, frames)
     except DecodeLimitError as exc:
         raise RpcError(
             StatusCode.RESOURCE_EXHAUSTED, f"response is too large to decode: {exc}"

@@ -7,10 +7,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import grpc
 
-from . import _attachments
+from . import _attachments, _wires
 from ._calls import MetadataTuple, check_metadata
 from .context import Metadata
-from .options import grpc_options
+from .options import compression_of, grpc_options
 from .service import Method
 
 ChannelT = TypeVar("ChannelT")
@@ -35,6 +35,8 @@ class ClientCore(Generic[ChannelT]):
         owns_channel: bool = False,
         attachments: bool = True,
         wait_for_ready: bool | None = None,
+        wire: str = _wires.JSON,
+        compression: grpc.Compression | str | None = None,
     ) -> None:
         self.channel = channel
         self.timeout = timeout
@@ -49,6 +51,11 @@ class ClientCore(Generic[ChannelT]):
         # has announced them back in its trailing metadata.
         self.attachments = attachments
         self._peer_reads_frames = False
+        # Requests go in this wire (announced in metadata) where the method's
+        # messages are numbered; responses are read in whichever wire they come.
+        self.wire = _wires.check(wire)
+        # gzip (or none) for every call unless a call says otherwise.
+        self.compression = compression_of(compression)
 
     @classmethod
     def connect(
@@ -62,6 +69,8 @@ class ClientCore(Generic[ChannelT]):
         credentials: grpc.ChannelCredentials | None = None,
         attachments: bool = True,
         wait_for_ready: bool | None = None,
+        wire: str = _wires.JSON,
+        compression: grpc.Compression | str | None = None,
     ) -> ClientT:
         """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
         check_metadata(metadata)  # refuse bad metadata before a channel exists to leak
@@ -81,6 +90,8 @@ class ClientCore(Generic[ChannelT]):
             owns_channel=True,
             attachments=attachments,
             wait_for_ready=wait_for_ready,
+            wire=wire,
+            compression=compression,
         )
 
     def _multicallable(self, method: Method[Any, Any]) -> Any:
@@ -103,27 +114,46 @@ class ClientCore(Generic[ChannelT]):
         timeout: float | None,
         metadata: Metadata | None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> dict[str, Any]:
         chosen = self.metadata if metadata is None else check_metadata(metadata)
-        if self.attachments and _attachments.negotiates(method):
+        if self._protobuf(method):
+            chosen = (*(chosen or ()), _wires.announcement(_wires.PROTOBUF))
+        elif self.attachments and _attachments.negotiates(method):
             chosen = (*(chosen or ()), _attachments.ANNOUNCEMENT)
-        return {
+        options = {
             "timeout": self.timeout if timeout is None else timeout,
             "metadata": chosen,
             "wait_for_ready": self.wait_for_ready if wait_for_ready is None else wait_for_ready,
         }
+        compress = self.compression if compression is None else compression_of(compression)
+        if compress is not None:
+            options["compression"] = compress
+        return options
+
+    def _protobuf(self, method: Method[Any, Any]) -> bool:
+        """Whether calls of ``method`` speak protobuf (methods without numbers speak JSON)."""
+        return self.wire == _wires.PROTOBUF and method.protobuf_codecs() is not None
 
     def _reads_frames(self, method: Method[Any, Any]) -> bool:
         """Whether this call announced that it reads frames (and so accepts them back)."""
-        return self.attachments and _attachments.negotiates(method)
+        return self.attachments and _attachments.negotiates(method) and not self._protobuf(method)
 
     def _learns(self, method: Method[Any, Any]) -> bool:
         """Whether this call should look for the server's announcement of frames."""
-        return self.attachments and not self._peer_reads_frames and _attachments.negotiates(method)
+        return not self._peer_reads_frames and self._reads_frames(method)
 
     def _learn(self, trailing_metadata: MetadataTuple) -> None:
         self._peer_reads_frames = _attachments.announced(trailing_metadata)
 
+    def _send_encoder(self, method: Method[Any, Any]) -> Any:
+        """The encoder of requests sent one by one (open streams): the call's wire, no frames."""
+        codecs = method.protobuf_codecs() if self._protobuf(method) else None
+        return codecs[0].encode if codecs is not None else method.request_codec.encode
+
     def _request_encoder(self, method: Method[Any, Any]) -> Any:
+        codecs = method.protobuf_codecs() if self.wire == _wires.PROTOBUF else None
+        if codecs is not None:
+            return codecs[0].encode
         codec = method.request_codec
         return codec.encode_framed if self._peer_reads_frames else codec.encode

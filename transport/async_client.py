@@ -22,7 +22,6 @@ from ._calls import (
     user_metadata,
 )
 from ._client_core import ClientCore
-from .codec import JsonCodec
 from .context import Metadata
 from .errors import RpcError
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
@@ -51,9 +50,9 @@ class AsyncResponseStream(Generic[Res]):
     # The client's own stream of requests, whose failure ends the call.
     _sending: RequestStream | None = None
 
-    def __init__(self, call: Any, codec: JsonCodec[Res], *, frames: bool = False) -> None:
+    def __init__(self, call: Any, method: Method[Any, Res], *, frames: bool = False) -> None:
         self._call = call
-        self._codec = codec
+        self._method = method
         self._frames = frames
         self._iterator: AsyncIterator[bytes] | None = None
         self._cancelled = False
@@ -95,7 +94,7 @@ class AsyncResponseStream(Generic[Res]):
             self._cancelled = True  # a cancel of the reader cancels the call
             raise
         try:
-            return decode_response(self._codec, data, frames=self._frames)  # type: ignore[no-any-return]
+            return decode_response(self._method, data, frames=self._frames)  # type: ignore[no-any-return]
         except RpcError:
             self._call.cancel()
             raise
@@ -161,9 +160,17 @@ def _cancelled_locally() -> RpcError:
 class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
     """A bidirectional call whose requests are written one by one with :meth:`write`."""
 
-    def __init__(self, method: Method[Req, Res], call: Any, *, frames: bool = False) -> None:
-        super().__init__(call, method.response_codec, frames=frames)
+    def __init__(
+        self,
+        method: Method[Req, Res],
+        call: Any,
+        *,
+        frames: bool = False,
+        encode: Callable[[Any], bytes] | None = None,
+    ) -> None:
+        super().__init__(call, method, frames=frames)
         self._method = method
+        self._encode = encode or method.request_codec.encode
 
     async def write(self, request: Req) -> None:
         """Send ``request``."""
@@ -171,7 +178,7 @@ class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
         if self._cancelled:
             raise _cancelled_locally()
         try:
-            await self._call.write(self._method.request_codec.encode(request))
+            await self._call.write(self._encode(request))
         except grpc.RpcError as exc:
             raise _status_map.error_of(exc) from None
         except asyncio.InvalidStateError:
@@ -222,6 +229,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> Awaitable[Res]: ...
     @overload
     def call(
@@ -232,6 +240,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> AsyncResponseStream[Res]: ...
     @overload
     def call(
@@ -242,6 +251,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> Awaitable[Res]: ...
     @overload
     def call(
@@ -252,6 +262,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> AsyncResponseStream[Res]: ...
     def call(
         self,
@@ -261,18 +272,17 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> Any:
         """Call ``method`` with ``request`` (an iterable or async iterable for client streams).
 
         Raises :class:`~transport.RpcError` when the call ends with a non-OK status.
         """
         requests, argument = self._argument(method, request)
-        options = self._options(method, timeout, metadata, wait_for_ready)
+        options = self._options(method, timeout, metadata, wait_for_ready, compression)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **options)
-            stream = AsyncResponseStream(
-                call, method.response_codec, frames=self._reads_frames(method)
-            )
+            stream = AsyncResponseStream(call, method, frames=self._reads_frames(method))
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
@@ -293,7 +303,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         except asyncio.CancelledError:
             _raise_request_error(requests)
             raise
-        return decode_response(method.response_codec, data, frames=self._reads_frames(method))
+        return decode_response(method, data, frames=self._reads_frames(method))
 
     @overload
     async def with_call(
@@ -304,6 +314,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> tuple[Res, CallInfo]: ...
     @overload
     async def with_call(
@@ -314,6 +325,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> tuple[Res, CallInfo]: ...
     async def with_call(
         self,
@@ -323,13 +335,14 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> tuple[Any, CallInfo]:
         """Like :meth:`call` for a unary response, also returning the call's metadata."""
         if method.cardinality.server_streaming:
             raise TypeError(f"{method.path} streams its responses: use call() and iterate")
         requests, argument = self._argument(method, request)
         call = self._multicallable(method)(
-            argument, **self._options(method, timeout, metadata, wait_for_ready)
+            argument, **self._options(method, timeout, metadata, wait_for_ready, compression)
         )
         try:
             data = await _response_of(call)
@@ -345,7 +358,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
             raise
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(info.trailing_metadata)
-        return decode_response(method.response_codec, data, frames=self._reads_frames(method)), info
+        return decode_response(method, data, frames=self._reads_frames(method)), info
 
     def open(
         self,
@@ -354,14 +367,17 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> AsyncBidiStream[Req, Res]:
         """Start a bidirectional call whose requests you :meth:`~AsyncBidiStream.write`."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
         call = self._multicallable(method)(
-            **self._options(method, timeout, metadata, wait_for_ready)
+            **self._options(method, timeout, metadata, wait_for_ready, compression)
         )
-        return AsyncBidiStream(method, call, frames=self._reads_frames(method))
+        return AsyncBidiStream(
+            method, call, frames=self._reads_frames(method), encode=self._send_encoder(method)
+        )
 
     async def close(self) -> None:
         """Close the channel if this client opened it."""

@@ -22,7 +22,6 @@ from ._calls import (
     user_metadata,
 )
 from ._client_core import ClientCore
-from .codec import JsonCodec
 from .context import Metadata
 from .errors import RpcError
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
@@ -48,9 +47,9 @@ class ResponseStream(Generic[Res]):
     # The client's own stream of requests, whose failure ends the call.
     _sending: RequestStream | None = None
 
-    def __init__(self, call: Any, codec: JsonCodec[Res], *, frames: bool = False) -> None:
+    def __init__(self, call: Any, method: Method[Any, Res], *, frames: bool = False) -> None:
         self._call = call
-        self._codec = codec
+        self._method = method
         self._frames = frames
 
     def __iter__(self) -> Iterator[Res]:
@@ -68,7 +67,7 @@ class ResponseStream(Generic[Res]):
                 self._on_end(as_metadata(self._call.trailing_metadata()))
             raise
         try:
-            return decode_response(self._codec, data, frames=self._frames)  # type: ignore[no-any-return]
+            return decode_response(self._method, data, frames=self._frames)  # type: ignore[no-any-return]
         except RpcError:
             self._call.cancel()
             raise
@@ -110,13 +109,19 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
     """
 
     def __init__(
-        self, method: Method[Req, Res], multicallable: Any, frames: bool, **call_options: Any
+        self,
+        method: Method[Req, Res],
+        multicallable: Any,
+        frames: bool,
+        encode: Callable[[Any], bytes],
+        **call_options: Any,
     ) -> None:
         self._method = method
+        self._encode = encode
         self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = threading.Event()
         call = multicallable(self._requests(), **call_options)
-        super().__init__(call, method.response_codec, frames=frames)
+        super().__init__(call, method, frames=frames)
 
     def _requests(self) -> Iterator[bytes]:
         while True:
@@ -130,7 +135,7 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
         if self._closed.is_set():
             raise ValueError("send() after done_writing()")
         check_request(self._method, request)
-        self._outbox.put(self._method.request_codec.encode(request))
+        self._outbox.put(self._encode(request))
 
     def done_writing(self) -> None:
         """Half-close: tell the server no more requests follow."""
@@ -185,6 +190,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> Res: ...
     @overload
     def call(
@@ -195,6 +201,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> ResponseStream[Res]: ...
     @overload
     def call(
@@ -205,6 +212,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> Res: ...
     @overload
     def call(
@@ -215,6 +223,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> ResponseStream[Res]: ...
     def call(
         self,
@@ -224,6 +233,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> Any:
         """Call ``method`` with ``request`` (an iterable of requests for client streams).
 
@@ -232,14 +242,14 @@ class Client(ClientCore[grpc.Channel]):
         requests, argument = self._request_stream(method, request)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(
-                argument, **self._options(method, timeout, metadata, wait_for_ready)
+                argument, **self._options(method, timeout, metadata, wait_for_ready, compression)
             )
-            stream = ResponseStream(call, method.response_codec, frames=self._reads_frames(method))
+            stream = ResponseStream(call, method, frames=self._reads_frames(method))
             stream._sending = requests
             if self._learns(method):
                 stream._on_end = self._learn
             return stream
-        options = self._options(method, timeout, metadata, wait_for_ready)
+        options = self._options(method, timeout, metadata, wait_for_ready, compression)
         try:
             if self._learns(method):
                 data, call = self._multicallable(method).with_call(argument, **options)
@@ -250,7 +260,7 @@ class Client(ClientCore[grpc.Channel]):
             if requests is not None:
                 requests.raise_error()
             raise _status_map.error_of(exc) from None
-        return decode_response(method.response_codec, data, frames=self._reads_frames(method))
+        return decode_response(method, data, frames=self._reads_frames(method))
 
     def _encode_one(self, method: Method[Any, Any], request: Any) -> bytes:
         check_request(method, request)
@@ -265,6 +275,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> tuple[Res, CallInfo]: ...
     @overload
     def with_call(
@@ -275,6 +286,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> tuple[Res, CallInfo]: ...
     def with_call(
         self,
@@ -284,6 +296,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> tuple[Any, CallInfo]:
         """Like :meth:`call` for a unary response, also returning the call's metadata."""
         if method.cardinality.server_streaming:
@@ -291,7 +304,7 @@ class Client(ClientCore[grpc.Channel]):
         requests, argument = self._request_stream(method, request)
         try:
             data, call = self._multicallable(method).with_call(
-                argument, **self._options(method, timeout, metadata, wait_for_ready)
+                argument, **self._options(method, timeout, metadata, wait_for_ready, compression)
             )
         except grpc.RpcError as exc:
             if requests is not None:
@@ -302,7 +315,7 @@ class Client(ClientCore[grpc.Channel]):
         info = CallInfo(
             user_metadata(call.initial_metadata()), user_metadata(call.trailing_metadata())
         )
-        return decode_response(method.response_codec, data, frames=self._reads_frames(method)), info
+        return decode_response(method, data, frames=self._reads_frames(method)), info
 
     def open(
         self,
@@ -311,6 +324,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> BidiStream[Req, Res]:
         """Start a bidirectional call whose requests you :meth:`~BidiStream.send` one by one."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
@@ -319,7 +333,8 @@ class Client(ClientCore[grpc.Channel]):
             method,
             self._multicallable(method),
             self._reads_frames(method),
-            **self._options(method, timeout, metadata, wait_for_ready),
+            self._send_encoder(method),
+            **self._options(method, timeout, metadata, wait_for_ready, compression),
         )
 
     def close(self) -> None:

@@ -102,7 +102,7 @@ class Method(Generic[ReqIn, ResOut]):
         # Built once per declaration, never per call.
         self.request_codec: JsonCodec[Any] = JsonCodec(request_type)
         self.response_codec: JsonCodec[Any] = JsonCodec(response_type)
-        self._protobuf: tuple[ProtobufCodec[Any], ProtobufCodec[Any]] | None | bool = False
+        self._protobuf: tuple[ProtobufCodec[Any], ProtobufCodec[Any]] | bool | None = False
 
     def protobuf_codecs(self) -> tuple[ProtobufCodec[Any], ProtobufCodec[Any]] | None:
         """The protobuf ``(request, response)`` codecs, built on first use; ``None`` unnumbered.
