@@ -11,15 +11,27 @@ is INVALID_ARGUMENT. Attachment frames belong to the JSON wire only.
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from . import _attachments
 from .codec import DecodeError
 from .errors import RpcError
+from .options import COMPRESSIONS
 from .service import Method
 from .status import StatusCode
 
-__all__ = ["JSON", "KEY", "PROTOBUF", "WIRES", "CallWire", "announcement", "check", "decode_reply"]
+__all__ = [
+    "JSON",
+    "KEY",
+    "PROTOBUF",
+    "WIRES",
+    "CallWire",
+    "add_arguments",
+    "announcement",
+    "check",
+    "decode_reply",
+]
 
 KEY = "transport-wire"
 JSON = "json"
@@ -127,14 +139,29 @@ class CallWire:
 
 
 def decode_reply(method: Method[Any, Any], data: bytes, frames: bool) -> Any:
-    """Decode a response by its first byte, as the server decodes requests."""
-    if of_message(data) == JSON:
-        codec = method.response_codec
-        return codec.decode_framed(data) if frames else codec.decode(data)
-    codecs = method.protobuf_codecs()
-    if codecs is None:
-        raise RpcError(
-            StatusCode.INVALID_ARGUMENT,
-            f"response of {method.path} is not JSON and its messages have no protobuf numbers",
-        )
-    return codecs[1].decode(data)
+    """Decode a response by its first byte, as the server decodes requests.
+
+    A method without protobuf numbers reads every response as JSON.
+    """
+    codecs = method.protobuf_codecs() if of_message(data) == PROTOBUF else None
+    if codecs is not None:
+        return codecs[1].decode(data)
+    codec = method.response_codec
+    return codec.decode_framed(data) if frames else codec.decode(data)
+
+
+def add_arguments(command: argparse.ArgumentParser) -> None:
+    """A serve command's ``--wire`` (the default of calls that do not say) and ``--compression``."""
+    command.add_argument(
+        "--wire",
+        choices=WIRES,
+        default=JSON,
+        help="the wire of calls that have not said theirs (server-first streams); each call "
+        "is answered in the wire it was spoken in (default: json)",
+    )
+    command.add_argument(
+        "--compression",
+        choices=sorted(COMPRESSIONS),
+        default=None,
+        help="compress what the server sends (default: none)",
+    )
