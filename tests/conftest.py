@@ -21,3 +21,9 @@ async def one_event_loop(anyio_backend: str) -> AsyncIterator[None]:
     there is no closed loop to deliver to.
     """
     yield
+
+
+@pytest.fixture(params=["json", "protobuf"])
+def client_wire(request: pytest.FixtureRequest) -> str:
+    """Each wire in turn: the seeds' behaviour tests run over JSON and over protobuf."""
+    return str(request.param)
