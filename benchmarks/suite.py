@@ -46,9 +46,23 @@ class Settings:
 
 
 SCENARIOS: dict[str, tuple[str, ...]] = {
-    "unary_small": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
+    "unary_small": (
+        "floor",
+        "transport",
+        "transport-protobuf",
+        "transport-asyncio",
+        "protobuf",
+        "grpclib-json",
+    ),
     "unary_concurrent": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
-    "stream_small": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
+    "stream_small": (
+        "floor",
+        "transport",
+        "transport-protobuf",
+        "transport-asyncio",
+        "protobuf",
+        "grpclib-json",
+    ),
     "ndarray": (
         "floor",
         "transport",
