@@ -197,3 +197,46 @@ def test_a_generated_scaleout_client_reports_and_moves_a_model(
     value = struct_pb2.Value()
     assert status.details[0].Unpack(value)
     assert json_format.MessageToDict(value) == {"modelId": "missing"}
+
+
+@pytest.mark.slow
+def test_the_serve_command_takes_the_default_wire_and_compression(tmp_path: Path) -> None:
+    from tests.test_examples_wire import served
+
+    pb = _pb2("migrator")
+    source, state = tmp_path / "source", tmp_path / "state"
+    (source / "weights").mkdir(parents=True)
+    (source / "weights" / "w.bin").write_bytes(b"w")
+    options = ["--state", str(state), "--ingest", "weights:model/weights"]
+    with served("migrator", *options, "--wire", "protobuf", "--compression", "gzip") as channel:
+        ingest: Any = channel.stream_stream(
+            "/t1.fps.model.Migrator/Ingest",
+            request_serializer=pb.IngestFileResult.SerializeToString,
+            response_deserializer=pb.IngestFileCopy.FromString,
+        )
+        outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        call = ingest(iter(outbox.get, None), timeout=10)
+        copy = next(call)  # the server spoke first, in protobuf
+        assert (copy.source_path, copy.dest_path) == ("weights", str(state / "model" / "weights"))
+        outbox.put(pb.IngestFileResult(source_path=copy.source_path, dest_path=copy.dest_path))
+        outbox.put(None)
+        assert list(call) == []
+
+
+@pytest.mark.slow
+def test_the_jina_serve_command_answers_on_the_upstream_path() -> None:
+    from tests.test_examples_wire import served
+
+    pb = _pb2("jina")
+    with served("jina") as channel:
+        call: Any = channel.stream_stream(
+            "/jina.JinaRPC/Call",
+            request_serializer=pb.RequestProto.SerializeToString,
+            response_deserializer=pb.RequestProto.FromString,
+        )
+        request = pb.RequestProto(request_id="7")
+        request.control.command = pb.RequestProto.ControlRequestProto.STATUS
+        (answer,) = list(call(iter([request]), timeout=10))
+    assert answer.request_id == "7"
+    assert answer.status.code == pb.StatusProto.READY
+    assert answer.status.description == "0 documents indexed"
