@@ -48,6 +48,9 @@ class Notes(Service, Protocol, name="wires.Notes"):
     def Greet(self, request: Note) -> Iterator[Note]: ...
 
     @rpc
+    def Lead(self, requests: Iterator[Note]) -> Iterator[Note]: ...
+
+    @rpc
     def Plain(self, request: Plain) -> Plain: ...
 
 
@@ -71,6 +74,10 @@ class NotesImpl:
 
     def Greet(self, request: Note) -> Iterator[Note]:
         yield Note(text="hello")
+
+    def Lead(self, requests: Iterator[Note]) -> Iterator[Note]:
+        yield Note(text="first")  # before any request arrives
+        yield from requests
 
     def Plain(self, request: Plain) -> Plain:
         return Plain(text=request.text + "!")
@@ -209,6 +216,22 @@ def test_a_server_first_stream_speaks_the_servers_default(default: str) -> None:
         join: Any = ch.stream_unary("/wires.Notes/Join")
         answer = join(iter([]))
     assert answer == (b"{}" if default == "json" else b"")
+
+
+@pytest.mark.parametrize("default", WIRES)
+@pytest.mark.parametrize("wire", WIRES)
+def test_a_client_of_either_wire_talks_to_a_server_that_speaks_first(
+    default: str, wire: str
+) -> None:
+    with (
+        serve(bind(Notes, NotesImpl(), wire=default), wire=wire) as server,
+        server.client.open(Notes.Lead) as stream,
+    ):
+        assert next(stream) == Note(text="first")
+        stream.send(Note(text="then", n=2))
+        assert next(stream) == Note(text="then", n=2)
+        stream.done_writing()
+        assert list(stream) == []
 
 
 def test_a_bad_wire_name_is_refused_where_it_is_given() -> None:
