@@ -297,3 +297,38 @@ def test_the_client_reads_details_from_the_standard_trailer_alone() -> None:
         server.client.call(Notes.Echo, Note(text=""))
     assert caught.value.code is StatusCode.INVALID_ARGUMENT
     assert caught.value.details == {"field": "text", "reason": "empty"}
+
+
+@pytest.mark.parametrize("trailer", [b"\xff\xff", b"\x1a\x05\x0a\x03abc", b"\x1a" * 3])
+def test_a_broken_standard_trailer_leaves_the_details_out(trailer: bytes) -> None:
+    def fail(request: bytes, context: grpc.ServicerContext) -> bytes:
+        context.set_trailing_metadata((("grpc-status-details-bin", trailer),))
+        context.abort(grpc.StatusCode.ABORTED, "broken on purpose")
+        raise AssertionError("unreachable")
+
+    class Broken:
+        def add_to(self, server: grpc.Server | grpc.aio.Server) -> None:
+            handler: Any = grpc.unary_unary_rpc_method_handler(fail)
+            server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler("wires.Notes", {"Echo": handler}),)
+            )
+
+    with serve(Broken()) as server, pytest.raises(RpcError) as caught:
+        server.client.call(Notes.Echo, Note())
+    assert caught.value.code is StatusCode.ABORTED
+    assert caught.value.details is None
+
+
+def test_details_too_deep_for_a_value_still_travel_as_json() -> None:
+    deep: Any = []
+    for _ in range(500):  # JSON writes it; a protobuf Value is too deep to build here
+        deep = [deep]
+
+    class Deep:
+        def Echo(self, request: Note) -> Note:
+            raise RpcError(StatusCode.ABORTED, "deep", deep)
+
+    with serve(bind(Notes, Deep())) as server, pytest.raises(RpcError) as caught:
+        server.client.call(Notes.Echo, Note())
+    assert caught.value.code is StatusCode.ABORTED
+    assert caught.value.details == deep

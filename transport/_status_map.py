@@ -84,7 +84,11 @@ def details_metadata(
     """The trailers that carry an error's JSON ``details``: ours and gRPC's standard one."""
     if details is None:
         return ()
-    standard = _rich_status.encode(code.value, message, msgspec.json.decode(details))
+    try:
+        standard = _rich_status.encode(code.value, message, msgspec.json.decode(details))
+    except (RecursionError, ValueError, TypeError, msgspec.DecodeError):
+        # Nested too deeply for a protobuf Value: the JSON trailer alone carries them.
+        return ((DETAILS_KEY, details),)
     return ((DETAILS_KEY, details), (STANDARD_DETAILS_KEY, standard))
 
 
