@@ -8,6 +8,7 @@ this library is on the calling side: these are the systems' real clients.
 from __future__ import annotations
 
 import queue
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -39,7 +40,18 @@ SEED_PROTOS = Path(__file__).parent / "seed_protos"
 
 
 def _pb2(seed: str) -> ModuleType:
-    return generated(seed, (SEED_PROTOS / f"{seed}.proto").read_text())
+    """The classes protoc generates from the seed's own ``.proto``.
+
+    Moved to a package of their own (``peer.<seed>``): protobuf's descriptor
+    pool holds one message per full name, and the export tests load the same
+    names from the exported ``.proto``. Bytes on the wire carry no names, and
+    the call paths are given here, so the peer speaks as the original would.
+    """
+    text = (SEED_PROTOS / f"{seed}.proto").read_text()
+    text, moved = re.subn(r"^package ([\w.]+);", rf"package peer.{seed}.\1;", text, flags=re.M)
+    if not moved:
+        text = text.replace('syntax = "proto3";', f'syntax = "proto3";\npackage peer.{seed};', 1)
+    return generated(f"{seed}_peer", text)
 
 
 def _unary(channel: grpc.Channel, path: str, request: Any, response: Any) -> Any:
