@@ -343,6 +343,8 @@ def driver(variant: str, port: int, loop: asyncio.AbstractEventLoop) -> Driver:
         return TransportDriver(variant, port, loop)
     if variant == "transport-json":
         return TransportDriver(variant, port, loop, attachments=False)
+    if variant == "transport-protobuf":
+        return TransportDriver(variant, port, loop, wire="protobuf")
     if variant == "transport-chunked":
         return ChunkedDriver(variant, port, loop)
     if variant == "transport-asyncio":

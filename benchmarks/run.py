@@ -30,7 +30,11 @@ from benchmarks.suite import SCENARIOS, Run, Settings
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 # Variants that talk to another variant's server.
-SERVER_OF = {"transport-json": "transport", "transport-chunked": "transport"}
+SERVER_OF = {
+    "transport-json": "transport",
+    "transport-chunked": "transport",
+    "transport-protobuf": "transport",  # the same server answers each call in its wire
+}
 
 
 def _server(variant: str) -> tuple[subprocess.Popen[bytes], int]:

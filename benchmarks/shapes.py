@@ -1,6 +1,7 @@
 """What travels in each scenario, declared once for every variant.
 
-The transport declares typed structs; the protobuf variant builds messages of
+The transport declares typed structs (numbered, so that they travel as
+protobuf too, in the ``transport-protobuf`` variant); the protobuf variant builds messages of
 the same shape from descriptors at run time (``descriptor_pb2`` and
 ``message_factory``, no protoc); the floor sends bytes of the same size as the
 transport's JSON.
@@ -11,13 +12,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from transport import Message, Service, rpc
 from transport.chunks import Chunk
+from transport.protobuf import Number
 from transport.runtime.wire import InferRequest
 
 SERVICE = "bench.v1.Bench"
@@ -34,30 +36,30 @@ TRICKLE_INTERVAL = 0.002
 class Reading(Message):
     """The ~1 KiB struct of ten fields of the unary scenarios."""
 
-    sensor_id: str
-    site: str
-    kind: str
-    unit: str
-    timestamp_ms: int
-    sequence: int
-    value: float
-    ok: bool
-    samples: list[float]
-    note: str
+    sensor_id: Annotated[str, Number(1)]
+    site: Annotated[str, Number(2)]
+    kind: Annotated[str, Number(3)]
+    unit: Annotated[str, Number(4)]
+    timestamp_ms: Annotated[int, Number(5)]
+    sequence: Annotated[int, Number(6)]
+    value: Annotated[float, Number(7)]
+    ok: Annotated[bool, Number(8)]
+    samples: Annotated[list[float], Number(9)]
+    note: Annotated[str, Number(10)]
 
 
 class TickRequest(Message):
     """Ask for ``count`` ticks."""
 
-    count: int
+    count: Annotated[int, Number(1)]
 
 
 class Tick(Message):
     """One small message of the stream scenario."""
 
-    sequence: int
-    value: float
-    label: str
+    sequence: Annotated[int, Number(1)]
+    value: Annotated[float, Number(2)]
+    label: Annotated[str, Number(3)]
 
 
 class Tensor(Message):

@@ -62,6 +62,7 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "unary_small": (
         "floor",
         "transport",
+        "transport-protobuf",
         "floor-asyncio",
         "transport-asyncio",
         "protobuf",
@@ -70,7 +71,7 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
         "asyncio-tcp",
     ),
     "unary_concurrent": ("floor", "transport", "transport-asyncio", "protobuf", "grpclib-json"),
-    "stream_small": (*STREAMS, "protobuf", "socket", "asyncio-tcp"),
+    "stream_small": (*STREAMS, "transport-protobuf", "protobuf", "socket", "asyncio-tcp"),
     "stream_short": STREAMS,
     "stream_trickle": STREAMS,
     # Before ndarray, whose 64 MiB arrays would stay in the servers' peak RSS.

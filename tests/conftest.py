@@ -73,3 +73,9 @@ async def transport_serve_async(
             return await stack.enter_async_context(serve_async(*bindings, **options))
 
         yield start
+
+
+@pytest.fixture(params=["json", "protobuf"])
+def client_wire(request: pytest.FixtureRequest) -> str:
+    """Each wire in turn: the seeds' behaviour tests run over JSON and over protobuf."""
+    return str(request.param)

@@ -89,3 +89,18 @@ def test_the_codec_benchmark_runs() -> None:
         sizes[("| Reading", "transport protobuf")]
         == sizes[("| Reading", "protobuf (upb), own objects")]
     )
+
+
+@pytest.mark.slow
+def test_the_compression_table_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.compression", "--size", "65536", "--calls", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| random")]
+    assert len(rows) == 4  # two wires, with and without gzip

@@ -61,6 +61,9 @@ def test_list_a_seeds_services_and_methods() -> None:
             [
                 CombinerClient.service_name(),
                 ModelService.service_name(),
+                # The same services on their upstream paths (package scaleout).
+                "scaleout.CombinerClient",
+                "scaleout.ModelService",
                 "grpc.reflection.v1.ServerReflection",
                 "grpc.reflection.v1alpha.ServerReflection",
             ]
@@ -249,11 +252,6 @@ def test_every_call_kind_over_protobuf_against_a_protoc_generated_server() -> No
         server.stop(grace=None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reflection calls go over protobuf; transport servers answer protobuf once the wire "
-    "plumbing (a request's wire from its first byte) is merged",
-)
 def test_protobuf_by_reflection_against_a_transport_server(words: str) -> None:
     upper = cli("call", words, "words.v1.Words/Upper", '{"text": "hi"}')
     assert upper.returncode == 0, upper.stderr

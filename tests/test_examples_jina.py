@@ -18,6 +18,7 @@ from transport.examples.jina import (
     DenseNdArrayProto,
     DocumentProto,
     JinaRPC,
+    JinaRPCUpstream,
     JinaServer,
     JinaSession,
     NamedScoreProto,
@@ -45,8 +46,8 @@ def pod() -> JinaServer:
 
 
 @pytest.fixture
-def server(pod: JinaServer, transport_serve: Serve) -> TestServer:
-    return transport_serve(bind(JinaRPC, pod))
+def server(pod: JinaServer, transport_serve: Serve, client_wire: str) -> TestServer:
+    return transport_serve(bind(JinaRPC, pod), bind(JinaRPCUpstream, pod), wire=client_wire)
 
 
 def _doc(doc_id: str, vector: list[float], mode: Any = "NONE", **fields: Any) -> DocumentProto:

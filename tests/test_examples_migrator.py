@@ -36,23 +36,23 @@ def _source(root: Path) -> Path:
 
 
 def test_export_lists_the_files_of_the_state_dir_sorted(
-    tmp_path: Path, transport_serve: Serve
+    tmp_path: Path, transport_serve: Serve, client_wire: str
 ) -> None:
     (tmp_path / "z").mkdir()
     (tmp_path / "z" / "1.txt").write_text("1")
     (tmp_path / "b.txt").write_text("b")
     (tmp_path / "empty-dir").mkdir()
-    client = transport_serve(bind(Migrator, MigratorServer(tmp_path))).client
+    client = transport_serve(bind(Migrator, MigratorServer(tmp_path)), wire=client_wire).client
     assert client.call(Migrator.Export, ExportRequest()).paths == ["b.txt", "z/1.txt"]
 
 
 def test_ingest_copies_files_and_directories_then_export_shows_them(
-    tmp_path: Path, transport_serve: Serve
+    tmp_path: Path, transport_serve: Serve, client_wire: str
 ) -> None:
     source = _source(tmp_path / "source")
     state = tmp_path / "state"
     server = MigratorServer(state, [("weights", "model/weights"), ("/config.json", "config.json")])
-    client = transport_serve(bind(Migrator, server)).client
+    client = transport_serve(bind(Migrator, server), wire=client_wire).client
 
     results = ingest(client, source, timeout=10)
 
@@ -70,10 +70,10 @@ def test_ingest_copies_files_and_directories_then_export_shows_them(
 
 
 def test_a_failed_copy_is_answered_with_its_error_and_the_stream_ends_ok(
-    tmp_path: Path, transport_serve: Serve
+    tmp_path: Path, transport_serve: Serve, client_wire: str
 ) -> None:
     server = MigratorServer(tmp_path / "state", [("missing.bin", "m.bin"), ("../../etc", "e")])
-    client = transport_serve(bind(Migrator, server)).client
+    client = transport_serve(bind(Migrator, server), wire=client_wire).client
     results = ingest(client, _source(tmp_path / "source"), timeout=10)
     assert [r.source_path for r in results] == ["missing.bin", "../../etc"]
     assert "FileNotFoundError" in results[0].error
@@ -81,16 +81,18 @@ def test_a_failed_copy_is_answered_with_its_error_and_the_stream_ends_ok(
     assert client.call(Migrator.Export, ExportRequest()).paths == []
 
 
-def test_an_empty_plan_ends_the_stream_at_once(tmp_path: Path, transport_serve: Serve) -> None:
-    client = transport_serve(bind(Migrator, MigratorServer(tmp_path))).client
+def test_an_empty_plan_ends_the_stream_at_once(
+    tmp_path: Path, transport_serve: Serve, client_wire: str
+) -> None:
+    client = transport_serve(bind(Migrator, MigratorServer(tmp_path)), wire=client_wire).client
     assert ingest(client, tmp_path, timeout=10) == []
 
 
 def test_a_result_for_a_copy_never_asked_for_is_invalid_argument(
-    tmp_path: Path, transport_serve: Serve
+    tmp_path: Path, transport_serve: Serve, client_wire: str
 ) -> None:
     server = MigratorServer(tmp_path / "state", [("a", "a")])
-    client = transport_serve(bind(Migrator, server)).client
+    client = transport_serve(bind(Migrator, server), wire=client_wire).client
     with client.open(Migrator.Ingest, timeout=10) as stream:
         copy = next(stream)
         stream.write(IngestFileResult(source_path="other", dest_path=copy.dest_path))
@@ -103,10 +105,10 @@ def test_a_result_for_a_copy_never_asked_for_is_invalid_argument(
 
 
 def test_stopping_before_every_copy_is_answered_is_invalid_argument(
-    tmp_path: Path, transport_serve: Serve
+    tmp_path: Path, transport_serve: Serve, client_wire: str
 ) -> None:
     server = MigratorServer(tmp_path / "state", [("a", "a"), ("b", "b")])
-    client = transport_serve(bind(Migrator, server)).client
+    client = transport_serve(bind(Migrator, server), wire=client_wire).client
     with client.open(Migrator.Ingest, timeout=10) as stream:
         first = next(stream)
         stream.write(IngestFileResult(source_path=first.source_path, dest_path=first.dest_path))
@@ -119,9 +121,11 @@ def test_stopping_before_every_copy_is_answered_is_invalid_argument(
     assert server.ingests.wait_for(0, timeout=5)
 
 
-def test_a_client_cancel_leaves_no_ingest_running(tmp_path: Path, transport_serve: Serve) -> None:
+def test_a_client_cancel_leaves_no_ingest_running(
+    tmp_path: Path, transport_serve: Serve, client_wire: str
+) -> None:
     server = MigratorServer(tmp_path / "state", [("a", "a")])
-    client = transport_serve(bind(Migrator, server)).client
+    client = transport_serve(bind(Migrator, server), wire=client_wire).client
     stream = client.open(Migrator.Ingest, timeout=10)
     assert next(stream) == IngestFileCopy(source_path="a", dest_path=str(tmp_path / "state/a"))
     assert server.ingests.count == 1

@@ -37,8 +37,8 @@ def runner() -> RunnerServer:
 
 
 @pytest.fixture
-def server(runner: RunnerServer, transport_serve: Serve) -> TestServer:
-    return transport_serve(bind(RunnerProtocol, runner))
+def server(runner: RunnerServer, transport_serve: Serve, client_wire: str) -> TestServer:
+    return transport_serve(bind(RunnerProtocol, runner), wire=client_wire)
 
 
 def test_upper_runs_on_the_concatenated_body_and_streams_the_result(server: TestServer) -> None:

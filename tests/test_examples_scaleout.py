@@ -22,6 +22,7 @@ from transport.examples.scaleout import (
     ClientAnnounceRequest,
     ClientAvailableMessage,
     CombinerClient,
+    CombinerClientUpstream,
     CombinerServer,
     FileChunk,
     Heartbeat,
@@ -31,6 +32,7 @@ from transport.examples.scaleout import (
     ModelPrediction,
     ModelRequest,
     ModelService,
+    ModelServiceUpstream,
     ModelStatus,
     ModelStore,
     ModelUpdate,
@@ -58,8 +60,15 @@ def combiner() -> CombinerServer:
 
 
 @pytest.fixture
-def server(combiner: CombinerServer, transport_serve: Serve) -> TestServer:
-    return transport_serve(bind(CombinerClient, combiner), bind(ModelService, ModelStore()))
+def server(combiner: CombinerServer, transport_serve: Serve, client_wire: str) -> TestServer:
+    store = ModelStore()
+    return transport_serve(
+        bind(CombinerClient, combiner),
+        bind(ModelService, store),
+        bind(CombinerClientUpstream, combiner),
+        bind(ModelServiceUpstream, store),
+        wire=client_wire,
+    )
 
 
 REPORTS: list[tuple[str, Message, str]] = [

@@ -272,11 +272,6 @@ def test_grpcurl_lists_and_describes_every_seed_and_the_runtime(servers: dict[st
     assert "repeated .transport.v1.TensorSpec inputs = 4;" in described.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grpcurl sends binary protobuf; the servers answer protobuf once the wire plumbing "
-    "(a request's wire from its first byte) is merged",
-)
 def test_grpcurl_calls_a_seed_and_the_runtime_with_json(servers: dict[str, str]) -> None:
     called = _grpcurl("-d", "{}", servers["runner"], "RunnerProtocol/Status")
     assert called.returncode == 0, called.stderr

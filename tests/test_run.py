@@ -230,6 +230,18 @@ def test_a_seed_service_served_by_run_and_probed(capsys: pytest.CaptureFixture[s
         assert run.stop()[0] == 0
 
 
+@pytest.mark.parametrize("wire", ["json", "protobuf"])
+def test_run_takes_a_default_wire_and_compression(wire: str) -> None:
+    from transport import Empty
+    from transport.examples.runner.protocol import RunnerProtocol
+
+    options = ("--port", "0", "--wire", wire, "--compression", "gzip")
+    with Run("tests.run_app:seed_runner", *options) as run:
+        with Client.connect(run.address, timeout=10, wire=wire, compression="gzip") as client:
+            assert client.call(RunnerProtocol.Status, Empty()).active == 0
+        assert run.stop()[0] == 0
+
+
 def test_health_of_a_seed_server_without_the_health_service() -> None:
     """The examples' own ``serve`` mounts no health service: exit 3, and the message says so."""
     seed = subprocess.Popen(

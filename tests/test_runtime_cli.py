@@ -72,6 +72,19 @@ def test_serve_loads_a_backend_by_import_path(capsys: pytest.CaptureFixture[str]
         assert status == 0 and json.loads(out)["backend"] == backend
 
 
+def test_serve_takes_a_default_wire_and_compression(capsys: pytest.CaptureFixture[str]) -> None:
+    options = ("--instance-id", "", "--wire", "protobuf", "--compression", "gzip")
+    with DaemonProcess(*options) as daemon:
+        status, out, _ = _health(capsys, daemon.endpoint)
+        assert status == 0 and json.loads(out)["ready"] is True
+
+
+def test_serve_refuses_an_unknown_wire(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--wire", "xml"])
+    assert "invalid choice: 'xml'" in capsys.readouterr().err
+
+
 def test_serve_refuses_an_unknown_backend() -> None:
     with pytest.raises(RuntimeError, match="did not start"):
         DaemonProcess("--backend", "llama")

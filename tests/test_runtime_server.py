@@ -219,6 +219,19 @@ def test_every_call_on_the_echo_backend() -> None:
         assert code is StatusCode.NOT_FOUND
 
 
+def test_the_runtime_clients_take_a_wire() -> None:
+    # The runtime's messages carry no protobuf numbers yet: its calls stay JSON on either.
+    with (
+        daemon(NoneBackend(), instance_id="owner-a", backend="none", wire="protobuf") as serving,
+        dial_leader(serving.endpoint, "owner-a", timeout=5, wire="protobuf") as client,
+    ):
+        assert client.health().ready
+        with client.open_session(ECHO) as session:
+            np.testing.assert_array_equal(session.infer({"x": np.arange(3)})["x"], np.arange(3))
+    with pytest.raises(ValueError, match="wire must be 'json' or 'protobuf'"):
+        dial_leader("127.0.0.1:1", "owner-a", wire="xml")
+
+
 def test_sync_and_async_backends_serve_the_same(backend: SyncBackend | AsyncBackend) -> None:
     with (
         daemon(backend, instance_id="owner-a") as serving,

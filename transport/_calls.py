@@ -6,7 +6,7 @@ import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from .codec import JsonCodec
+from . import _wires
 from .errors import DecodeError, DecodeLimitError, RpcError
 from .service import Method
 from .status import StatusCode
@@ -73,13 +73,14 @@ class RequestStream:
             raise self.error from None
 
 
-def decode_response(codec: JsonCodec[Any], data: bytes, *, frames: bool = False) -> Any:
+def decode_response(method: Method[Any, Any], data: bytes, *, frames: bool = False) -> Any:
     """Decode a response; a payload that does not decode is INVALID_ARGUMENT with the path.
 
-    An attachment frame is read only with ``frames`` (the call announced that it reads them).
+    The wire is the response's own (its first byte). An attachment frame is read
+    only with ``frames`` (the call announced that it reads them).
     """
     try:
-        return codec.decode_framed(data) if frames else codec.decode(data)
+        return _wires.decode_reply(method, data, frames)
     except DecodeLimitError as exc:
         raise RpcError(
             StatusCode.RESOURCE_EXHAUSTED, f"response is too large to decode: {exc}"

@@ -29,12 +29,13 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from . import _wires
 from ._drain import InFlight
 from ._health_declaration import HealthDeclaration
 from ._workers import run_workers
 from .errors import DeclarationError
 from .health import Health, ServingStatus
-from .options import grpc_options
+from .options import compression_of, grpc_options
 from .reflection import add_reflection
 from .security import server_credentials
 from .server import Binding
@@ -70,6 +71,7 @@ def add_command(commands: Any) -> None:
     run.add_argument("--tls-cert", help="PEM certificate chain: serve TLS")
     run.add_argument("--tls-key", help="PEM private key of --tls-cert")
     run.add_argument("--client-ca", help="PEM CA that client certificates must chain to (mTLS)")
+    _wires.add_arguments(run)
     # Set for the worker processes of --workers: share the port with the others.
     run.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(run=run_command)
@@ -186,6 +188,7 @@ def _prepare(
     health: Health,
 ) -> int:
     for binding in bindings:
+        binding.wire = args.wire
         binding.add_to(server)
         health.set(binding.service.service_name(), ServingStatus.SERVING)
     health.add_to(server)
@@ -215,6 +218,7 @@ def _serve_sync(
         executor,
         options=_options(args),
         interceptors=[health.interceptor(), in_flight.interceptor()],
+        compression=compression_of(args.compression),
     )
     try:
         port = _prepare(server, bindings, args, credentials, health)
@@ -244,6 +248,7 @@ async def _serve_async(
     server = grpc.aio.server(
         options=_options(args),
         interceptors=[health.async_interceptor(), in_flight.async_interceptor()],
+        compression=compression_of(args.compression),
     )
     try:
         port = _prepare(server, bindings, args, credentials, health)

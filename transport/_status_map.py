@@ -21,14 +21,17 @@ import grpc
 import grpc.aio
 import msgspec
 
+from . import _rich_status
 from .errors import DecodeError, DecodeLimitError, RpcError
 from .metadata import DETAILS_KEY
 from .status import StatusCode
 
 __all__ = [
+    "STANDARD_DETAILS_KEY",
     "abort",
     "abort_async",
     "client_errors",
+    "details_metadata",
     "error_of",
     "grpc_code",
     "status_code",
@@ -39,6 +42,8 @@ __all__ = [
 log = logging.getLogger("transport")
 
 #: Trailing metadata key that carries an error's JSON details.
+#: gRPC's own trailer for them: a ``google.rpc.Status`` protobuf, read by other gRPC stacks.
+STANDARD_DETAILS_KEY = _rich_status.KEY
 
 _TO_GRPC = {StatusCode(code.value[0]): code for code in grpc.StatusCode}
 _FROM_GRPC = {code: StatusCode(code.value[0]) for code in grpc.StatusCode}
@@ -142,6 +147,20 @@ def status_of(exc: BaseException, method: str) -> tuple[StatusCode, str, bytes |
     return StatusCode.UNKNOWN, "unexpected error in handler", None
 
 
+def details_metadata(
+    code: StatusCode, message: str, details: bytes | None
+) -> tuple[tuple[str, bytes], ...]:
+    """The trailers that carry an error's JSON ``details``: ours and gRPC's standard one."""
+    if details is None:
+        return ()
+    try:
+        standard = _rich_status.encode(code.value, message, msgspec.json.decode(details))
+    except (RecursionError, ValueError, TypeError, msgspec.DecodeError):
+        # Nested too deeply for a protobuf Value: the JSON trailer alone carries them.
+        return ((DETAILS_KEY, details),)
+    return ((DETAILS_KEY, details), (STANDARD_DETAILS_KEY, standard))
+
+
 def _metadata(items: Any) -> tuple[tuple[str, str | bytes], ...]:
     return tuple((key, value) for key, value in (items or ()))
 
@@ -155,15 +174,24 @@ def error_of(exc: grpc.RpcError) -> RpcError:
     trailing = _metadata(_call(exc, "trailing_metadata"))
     initial = _metadata(_call(exc, "initial_metadata"))
     details: Any = None
+    standard: Any = None
     for key, value in trailing:
         if key == DETAILS_KEY and isinstance(value, bytes):
             details = _details(value)
+        elif key == STANDARD_DETAILS_KEY and isinstance(value, bytes):
+            standard = value
+    if details is None and standard is not None and len(standard) <= MAX_DETAILS_BYTES:
+        # A peer that sends only gRPC's standard trailer (grpc-go, grpcio-status).
+        found = _rich_status.decode(standard)
+        details = None if _rich_status.is_unset(found) else found
     return RpcError(
         code,
         message,
         details,
         initial_metadata=initial,
-        trailing_metadata=[(k, v) for k, v in trailing if k != DETAILS_KEY],
+        trailing_metadata=[
+            (k, v) for k, v in trailing if k not in (DETAILS_KEY, STANDARD_DETAILS_KEY)
+        ],
     )
 
 

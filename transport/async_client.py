@@ -16,7 +16,6 @@ from ._calls import RequestStream, check_request, decode_response, multicallable
 from ._client_core import ClientCore
 from ._coalescing import AsyncWriter, coalesced_async
 from ._status_map import client_errors, status_code, task_cancelling
-from .codec import JsonCodec
 from .errors import DecodeError, RpcError
 from .metadata import CallInfo, Metadata, MetadataTuple, as_metadata, user_metadata
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
@@ -50,14 +49,14 @@ class AsyncResponseStream(Generic[Res]):
     def __init__(
         self,
         call: Any,
-        codec: JsonCodec[Res],
+        method: Method[Any, Res],
         batches: bool = False,
         *,
         frames: bool = False,
         in_band: bool = False,
     ) -> None:
         self._call = call
-        self._codec = codec
+        self._method = method
         self._frames = frames
         self._iterator: AsyncIterator[bytes] | None = None
         self._cancelled = False
@@ -122,7 +121,7 @@ class AsyncResponseStream(Generic[Res]):
 
     def _decode(self, data: Any) -> Res:
         try:
-            return decode_response(self._codec, data, frames=self._frames)  # type: ignore[no-any-return]
+            return decode_response(self._method, data, frames=self._frames)  # type: ignore[no-any-return]
         except RpcError:
             self._call.cancel()
             raise
@@ -172,10 +171,17 @@ class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
     """A bidirectional call whose requests are written one by one with :meth:`write`."""
 
     def __init__(
-        self, method: Method[Req, Res], call: Any, batches: bool = False, *, frames: bool = False
+        self,
+        method: Method[Req, Res],
+        call: Any,
+        batches: bool = False,
+        *,
+        frames: bool = False,
+        encode: Callable[[Any], bytes] | None = None,
     ) -> None:
-        super().__init__(call, method.response_codec, batches, frames=frames)
+        super().__init__(call, method, batches, frames=frames)
         self._method = method
+        self._encode = encode or method.request_codec.encode
         # Set once the server has said it reads batches of requests.
         self._writer: AsyncWriter | None = None
 
@@ -194,7 +200,7 @@ class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
         check_request(self._method, request)
         if self._cancelled:
             raise _cancelled_locally()
-        data = self._method.request_codec.encode(request)
+        data = self._encode(request)
         if self._writer is not None:
             await self._writer.write(data)
         else:
@@ -255,6 +261,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> Awaitable[Res]: ...
     @overload
     def call(
@@ -265,6 +272,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> AsyncResponseStream[Res]: ...
     @overload
     def call(
@@ -275,6 +283,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> Awaitable[Res]: ...
     @overload
     def call(
@@ -285,6 +294,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> AsyncResponseStream[Res]: ...
     def call(
         self,
@@ -294,18 +304,19 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> Any:
         """Call ``method`` with ``request`` (an iterable or async iterable for client streams).
 
         Raises :class:`~transport.RpcError` when the call ends with a non-OK status.
         """
         requests, argument = self._argument(method, request)
-        options = self._options(method, timeout, metadata, wait_for_ready)
+        options = self._options(method, timeout, metadata, wait_for_ready, compression)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(argument, **options)
             stream = AsyncResponseStream(
                 call,
-                method.response_codec,
+                method,
                 self.coalesce,
                 frames=self._reads_frames(method),
                 in_band=self._in_band(method),
@@ -328,7 +339,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
                 self._peer_reads_frames = _attachments.announced(await call.trailing_metadata())
             if requests is not None and self.coalesce:
                 self._learn_batches(await call.initial_metadata())
-        return decode_response(method.response_codec, data, frames=self._reads_frames(method))
+        return decode_response(method, data, frames=self._reads_frames(method))
 
     @overload
     async def with_call(
@@ -339,6 +350,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> tuple[Res, CallInfo]: ...
     @overload
     async def with_call(
@@ -349,6 +361,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> tuple[Res, CallInfo]: ...
     async def with_call(
         self,
@@ -358,13 +371,14 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> tuple[Any, CallInfo]:
         """Like :meth:`call` for a unary response, also returning the call's metadata."""
         if method.cardinality.server_streaming:
             raise TypeError(f"{method.path} streams its responses: use call() and iterate")
         requests, argument = self._argument(method, request)
         call = self._multicallable(method)(
-            argument, **self._options(method, timeout, metadata, wait_for_ready)
+            argument, **self._options(method, timeout, metadata, wait_for_ready, compression)
         )
         with client_errors(requests):
             data = await _response_of(call)
@@ -376,7 +390,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
             self._peer_reads_frames = _attachments.announced(await call.trailing_metadata())
         if requests is not None and self.coalesce:
             self._learn_batches(await call.initial_metadata())
-        return decode_response(method.response_codec, data, frames=self._reads_frames(method)), info
+        return decode_response(method, data, frames=self._reads_frames(method)), info
 
     def open(
         self,
@@ -385,14 +399,21 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> AsyncBidiStream[Req, Res]:
         """Start a bidirectional call whose requests you :meth:`~AsyncBidiStream.write`."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
         call = self._multicallable(method)(
-            **self._options(method, timeout, metadata, wait_for_ready)
+            **self._options(method, timeout, metadata, wait_for_ready, compression)
         )
-        stream = AsyncBidiStream(method, call, self.coalesce, frames=self._reads_frames(method))
+        stream = AsyncBidiStream(
+            method,
+            call,
+            self.coalesce,
+            frames=self._reads_frames(method),
+            encode=self._send_encoder(method),
+        )
         if self.coalesce:
             stream._coalesce(self._request_batch_limit())
 

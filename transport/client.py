@@ -16,7 +16,6 @@ from ._calls import RequestStream, check_request, decode_response, multicallable
 from ._client_core import ClientCore
 from ._coalescing import coalesced
 from ._status_map import client_errors
-from .codec import JsonCodec
 from .errors import DecodeError, RpcError
 from .metadata import CallInfo, Metadata, MetadataTuple, as_metadata, user_metadata
 from .service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
@@ -48,14 +47,14 @@ class ResponseStream(Generic[Res]):
     def __init__(
         self,
         call: Any,
-        codec: JsonCodec[Res],
+        method: Method[Any, Res],
         batches: bool = False,
         *,
         frames: bool = False,
         in_band: bool = False,
     ) -> None:
         self._call = call
-        self._codec = codec
+        self._method = method
         self._frames = frames
         # Messages of a batch not yet handed out (only if the call announced batches).
         # A batch is read only from a server that said it sends them: in its initial
@@ -97,7 +96,7 @@ class ResponseStream(Generic[Res]):
 
     def _decode(self, data: Any) -> Res:
         try:
-            return decode_response(self._codec, data, frames=self._frames)  # type: ignore[no-any-return]
+            return decode_response(self._method, data, frames=self._frames)  # type: ignore[no-any-return]
         except RpcError:
             self._call.cancel()
             raise
@@ -144,18 +143,17 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
         multicallable: Any,
         batches: bool,
         frames: bool,
+        encode: Callable[[Any], bytes],
         **call_options: Any,
     ) -> None:
         self._method = method
+        self._encode = encode
         self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = threading.Event()
         # How large a batch of requests the server reads: 0 until it says so.
         self._batch_limit = 0
         super().__init__(
-            multicallable(self._requests(), **call_options),
-            method.response_codec,
-            batches,
-            frames=frames,
+            multicallable(self._requests(), **call_options), method, batches, frames=frames
         )
 
     def _requests(self) -> Iterator[bytes]:
@@ -190,7 +188,7 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
         if self._closed.is_set():
             raise ValueError("write() after done_writing()")
         check_request(self._method, request)
-        self._outbox.put(self._method.request_codec.encode(request))
+        self._outbox.put(self._encode(request))
 
     #: An alias of :meth:`write`, the verb of earlier releases.
     send = write
@@ -249,6 +247,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> Res: ...
     @overload
     def call(
@@ -259,6 +258,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> ResponseStream[Res]: ...
     @overload
     def call(
@@ -269,6 +269,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> Res: ...
     @overload
     def call(
@@ -279,6 +280,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> ResponseStream[Res]: ...
     def call(
         self,
@@ -288,6 +290,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> Any:
         """Call ``method`` with ``request`` (an iterable of requests for client streams).
 
@@ -296,11 +299,11 @@ class Client(ClientCore[grpc.Channel]):
         requests, argument = self._request_stream(method, request)
         if method.cardinality.server_streaming:
             call = self._multicallable(method)(
-                argument, **self._options(method, timeout, metadata, wait_for_ready)
+                argument, **self._options(method, timeout, metadata, wait_for_ready, compression)
             )
             stream = ResponseStream(
                 call,
-                method.response_codec,
+                method,
                 self.coalesce,
                 frames=self._reads_frames(method),
                 in_band=self._in_band(method),
@@ -311,7 +314,7 @@ class Client(ClientCore[grpc.Channel]):
             if self._learns_batches(method):
                 stream._on_initial = self._learn_batches
             return stream
-        options = self._options(method, timeout, metadata, wait_for_ready)
+        options = self._options(method, timeout, metadata, wait_for_ready, compression)
         learns_batches = requests is not None and self.coalesce
         with client_errors(requests):
             if self._learns(method) or learns_batches:
@@ -322,7 +325,7 @@ class Client(ClientCore[grpc.Channel]):
                     self._learn_batches(call.initial_metadata())
             else:
                 data = self._multicallable(method)(argument, **options)
-        return decode_response(method.response_codec, data, frames=self._reads_frames(method))
+        return decode_response(method, data, frames=self._reads_frames(method))
 
     def _encode_one(self, method: Method[Any, Any], request: Any) -> bytes:
         check_request(method, request)
@@ -337,6 +340,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> tuple[Res, CallInfo]: ...
     @overload
     def with_call(
@@ -347,6 +351,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> tuple[Res, CallInfo]: ...
     def with_call(
         self,
@@ -356,6 +361,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> tuple[Any, CallInfo]:
         """Like :meth:`call` for a unary response, also returning the call's metadata."""
         if method.cardinality.server_streaming:
@@ -363,7 +369,7 @@ class Client(ClientCore[grpc.Channel]):
         requests, argument = self._request_stream(method, request)
         with client_errors(requests):
             data, call = self._multicallable(method).with_call(
-                argument, **self._options(method, timeout, metadata, wait_for_ready)
+                argument, **self._options(method, timeout, metadata, wait_for_ready, compression)
             )
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
@@ -372,7 +378,7 @@ class Client(ClientCore[grpc.Channel]):
         info = CallInfo(
             user_metadata(call.initial_metadata()), user_metadata(call.trailing_metadata())
         )
-        return decode_response(method.response_codec, data, frames=self._reads_frames(method)), info
+        return decode_response(method, data, frames=self._reads_frames(method)), info
 
     def open(
         self,
@@ -381,6 +387,7 @@ class Client(ClientCore[grpc.Channel]):
         timeout: float | None = None,
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
+        compression: grpc.Compression | str | None = None,
     ) -> BidiStream[Req, Res]:
         """Start a bidirectional call whose requests you :meth:`~BidiStream.write` one by one."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
@@ -390,7 +397,8 @@ class Client(ClientCore[grpc.Channel]):
             self._multicallable(method),
             self.coalesce,
             self._reads_frames(method),
-            **self._options(method, timeout, metadata, wait_for_ready),
+            self._send_encoder(method),
+            **self._options(method, timeout, metadata, wait_for_ready, compression),
         )
         if self.coalesce:
             stream._batch_limit = self._request_batch_limit()

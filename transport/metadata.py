@@ -15,6 +15,8 @@ __all__ = [
     "BATCHES_KEY",
     "DETAILS_KEY",
     "RESERVED_KEYS",
+    "STANDARD_DETAILS_KEY",
+    "WIRE_KEY",
     "CallInfo",
     "Metadata",
     "MetadataTuple",
@@ -32,10 +34,16 @@ MetadataTuple = tuple[tuple[str, "str | bytes"], ...]
 ATTACHMENTS_KEY = "transport-attachments"
 #: Announces (both ways) the largest batch of stream messages this end reads.
 BATCHES_KEY = "transport-batches"
+#: Announces the wire (``json`` or ``protobuf``) of a call whose requests stream.
+WIRE_KEY = "transport-wire"
 #: Trailing metadata that carries an error's JSON details.
 DETAILS_KEY = "transport-error-details-bin"
-#: Every key the library sends on its own account.
-RESERVED_KEYS = frozenset({ATTACHMENTS_KEY, BATCHES_KEY, DETAILS_KEY})
+#: gRPC's own trailer for error details (a ``google.rpc.Status``), sent beside ours.
+STANDARD_DETAILS_KEY = "grpc-status-details-bin"
+#: Every key the library sends on its own account: users never see these entries.
+RESERVED_KEYS = frozenset(
+    {ATTACHMENTS_KEY, BATCHES_KEY, WIRE_KEY, DETAILS_KEY, STANDARD_DETAILS_KEY}
+)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import grpc
+
 __all__ = [
     "DEFAULT_MAX_CONCURRENT_CALLS",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "SERVER_PROTECTIONS",
+    "compression_of",
     "grpc_options",
     "server_options",
 ]
@@ -102,3 +105,17 @@ def server_options(
     options.update(SERVER_PROTECTIONS)
     options.update(extra)
     return list(options.items())
+
+
+#: What ``compression=`` and ``--compression`` accept, by name.
+COMPRESSIONS = {"none": grpc.Compression.NoCompression, "gzip": grpc.Compression.Gzip}
+
+
+def compression_of(value: grpc.Compression | str | None) -> grpc.Compression | None:
+    """``grpc.Compression`` for ``value``: ``None``, a ``grpc.Compression``, "gzip" or "none"."""
+    if value is None or isinstance(value, grpc.Compression):
+        return value
+    found = COMPRESSIONS.get(value)
+    if found is None:
+        raise ValueError(f"compression must be one of {sorted(COMPRESSIONS)}, got {value!r}")
+    return found

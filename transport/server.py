@@ -19,10 +19,9 @@ import grpc.aio
 
 from . import _attachments, _batches, _declaration_checks, _status_map
 from ._coalescing import coalesced, coalesced_async
-from .codec import JsonCodec
+from ._wires import JSON, CallWire, check
 from .context import AsyncContext, Context
 from .errors import DeclarationError, RpcError
-from .metadata import DETAILS_KEY
 from .service import Cardinality, Method, Service
 from .status import StatusCode
 
@@ -41,23 +40,21 @@ def _check(method: Method[Any, Any], reply: Any) -> Any:
 
 
 def _details_metadata(
-    context: Context | AsyncContext, exc: Exception, details: bytes | None
+    context: Context | AsyncContext, exc: Exception, status: tuple[StatusCode, str, bytes | None]
 ) -> tuple[tuple[str, str | bytes], ...]:
     trailing = context.trailing_metadata
     if isinstance(exc, RpcError):
         # Metadata carried by the error itself goes out with its status.
         trailing += exc.trailing_metadata
-    if details is not None:
-        trailing += ((DETAILS_KEY, details),)
-    return trailing
+    return trailing + _status_map.details_metadata(*status)
 
 
 def _abort_sync(
     grpc_context: grpc.ServicerContext, context: Context, exc: Exception, path: str
 ) -> None:
-    code, message, details = _status_map.status_of(exc, path)
-    grpc_context.set_trailing_metadata(_details_metadata(context, exc, details))
-    grpc_context.abort(_status_map.grpc_code(code), message)
+    status = _status_map.status_of(exc, path)
+    grpc_context.set_trailing_metadata(_details_metadata(context, exc, status))
+    grpc_context.abort(_status_map.grpc_code(status[0]), status[1])
 
 
 async def _abort_async(
@@ -66,9 +63,9 @@ async def _abort_async(
     exc: Exception,
     path: str,
 ) -> None:
-    code, message, details = _status_map.status_of(exc, path)
+    status = _status_map.status_of(exc, path)
     await grpc_context.abort(
-        _status_map.grpc_code(code), message, _details_metadata(context, exc, details)
+        _status_map.grpc_code(status[0]), status[1], _details_metadata(context, exc, status)
     )
 
 
@@ -85,9 +82,14 @@ def _expired(grpc_context: Any) -> bool:
 # turn to deliver a pending cancel of the handler's task).
 
 
-def _decoder(codec: JsonCodec[Any], negotiates: bool, grpc_context: Any) -> Callable[[Any], Any]:
-    """The request decoder: attachment frames only from a client that announced them."""
-    return codec.decode_framed if _framed(negotiates, grpc_context) else codec.decode
+def _call_wire(method: Method[Any, Any], binding: Binding, grpc_context: Any) -> CallWire:
+    """The call's wire: announced, else its first message's, else the binding's default."""
+    return CallWire(
+        method,
+        grpc_context.invocation_metadata(),
+        binding.wire,
+        _attachments.negotiates(method),
+    )
 
 
 def _decoded(
@@ -150,11 +152,6 @@ async def _decoded_async(
         raise asyncio.CancelledError("the deadline passed")
 
 
-def _framed(negotiates: bool, grpc_context: Any) -> bool:
-    """Whether to answer in attachment frames: the client announced that it reads them."""
-    return negotiates and _attachments.announced(grpc_context.invocation_metadata())
-
-
 def _batch_limit(grpc_context: Any, context: Context | AsyncContext) -> int:
     """How large a batch the client announced it reads (0: none); announce back that this end does.
 
@@ -181,28 +178,24 @@ def _request_of(
     return request, _batch_limit(grpc_context, context)
 
 
-def _encode_framed(method: Method[Any, Any], grpc_context: Any, context: Any, reply: Any) -> bytes:
-    """A unary reply as a frame, with the announcement that this end reads frames too."""
-    _attachments.announce(grpc_context, context.trailing_metadata)
-    return method.response_codec.encode_framed(reply)
+def _encode_framed(call: CallWire, grpc_context: Any, context: Any, reply: Any) -> bytes:
+    """A unary reply in the call's wire; as a frame, announcing that this end reads them too."""
+    if call.frames:
+        _attachments.announce(grpc_context, context.trailing_metadata)
+    return call.encode(reply)
 
 
-def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
+def _sync_behavior(method: Method[Any, Any], fn: Handler, binding: Binding) -> Handler:
     path = method.path
-    encode = method.response_codec.encode
-    request_codec = method.request_codec
-    negotiates = _attachments.negotiates(method)
 
     if method.cardinality is Cardinality.UNARY_UNARY:
 
         def unary_unary(data: bytes, grpc_context: grpc.ServicerContext) -> bytes | None:
             context = Context(grpc_context)
             try:
-                request = _decoder(request_codec, negotiates, grpc_context)(data)
-                reply = _check(method, fn(request, context))
-                if _framed(negotiates, grpc_context):
-                    return _encode_framed(method, grpc_context, context, reply)
-                return encode(reply)
+                call = _call_wire(method, binding, grpc_context)
+                reply = _check(method, fn(call.decode(data), context))
+                return _encode_framed(call, grpc_context, context, reply)
             except Exception as exc:
                 _abort_sync(grpc_context, context, exc, path)
                 return None
@@ -216,15 +209,13 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         ) -> bytes | None:
             context = Context(grpc_context)
             try:
-                decode = _decoder(request_codec, negotiates, grpc_context)
+                call = _call_wire(method, binding, grpc_context)
                 batched = _batch_limit(grpc_context, context) > 0
                 reply = _check(
-                    method, fn(_decoded(requests, decode, grpc_context, batched), context)
+                    method, fn(_decoded(requests, call.decode, grpc_context, batched), context)
                 )
                 context._send_own_initial()
-                if _framed(negotiates, grpc_context):
-                    return _encode_framed(method, grpc_context, context, reply)
-                return encode(reply)
+                return _encode_framed(call, grpc_context, context, reply)
             except Exception as exc:
                 _abort_sync(grpc_context, context, exc, path)
                 return None
@@ -235,25 +226,23 @@ def _sync_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
 
     def streaming(request: Any, grpc_context: grpc.ServicerContext) -> Iterator[bytes]:
         context = Context(grpc_context)
-        decode = _decoder(request_codec, negotiates, grpc_context)
         try:
+            call = _call_wire(method, binding, grpc_context)
             if client_streaming:
                 limit = _batch_limit(grpc_context, context)
-                argument = _decoded(request, decode, grpc_context, limit > 0)
+                argument = _decoded(request, call.decode, grpc_context, limit > 0)
             else:
                 data, limit = _request_of(request, grpc_context, context)
-                argument = decode(data)
-            framed = _framed(negotiates, grpc_context)
-            write = method.response_codec.encode_framed if framed else encode
+                argument = call.decode(data)
             replies: Iterator[bytes] = (
-                write(_check(method, reply)) for reply in fn(argument, context)
+                call.encode(_check(method, reply)) for reply in fn(argument, context)
             )
             if limit:
                 replies = coalesced(replies, limit, grpc_context.add_callback)
             if context._initial:
                 replies = _after_initial_sync(replies, context)
             yield from replies
-            if framed:
+            if call.frames:
                 _attachments.announce(grpc_context, context.trailing_metadata)
         except Exception as exc:
             _abort_sync(grpc_context, context, exc, path)
@@ -271,23 +260,16 @@ def _after_initial_sync(replies: Iterator[bytes], context: Context) -> Iterator[
 
 
 async def _encoded_async(
-    replies: AsyncIterator[Any],
-    method: Method[Any, Any],
-    write: Callable[[Any], bytes],
-    carrying: bool,
+    replies: AsyncIterator[Any], method: Method[Any, Any], call: CallWire, carrying: bool
 ) -> AsyncIterator[bytes]:
     async for reply in replies:
-        yield await _encode_async(write, _check(method, reply), carrying)
+        yield await _encode_async(call.encode, _check(method, reply), carrying)
 
 
-def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
+def _async_behavior(method: Method[Any, Any], fn: Handler, binding: Binding) -> Handler:
     path = method.path
-    encode = method.response_codec.encode
-    request_codec = method.request_codec
     client_streaming = method.cardinality.client_streaming
-    negotiates = _attachments.negotiates(method)
-    response_codec = method.response_codec
-    carrying = response_codec.contents.buffers  # replies that may be large to encode
+    carrying = method.response_codec.contents.buffers  # replies that may be large to encode
 
     if not method.cardinality.server_streaming:
 
@@ -295,21 +277,20 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
             request: Any, grpc_context: grpc.aio.ServicerContext[Any, Any]
         ) -> bytes | None:
             context = AsyncContext(grpc_context)
-            decode = _decoder(request_codec, negotiates, grpc_context)
             try:
+                call = _call_wire(method, binding, grpc_context)
                 argument = (
                     _decoded_async(
-                        request, decode, grpc_context, _batch_limit(grpc_context, context) > 0
+                        request, call.decode, grpc_context, _batch_limit(grpc_context, context) > 0
                     )
                     if client_streaming
-                    else await _decode_async(decode, request)
+                    else await _decode_async(call.decode, request)
                 )
                 reply = _check(method, await fn(argument, context))
                 await context._send_own_initial()
-                if _framed(negotiates, grpc_context):
+                if call.frames:
                     _attachments.announce(grpc_context, context.trailing_metadata)
-                    return await _encode_async(response_codec.encode_framed, reply, carrying)
-                return await _encode_async(encode, reply, carrying)
+                return await _encode_async(call.encode, reply, carrying)
             except Exception as exc:
                 await _abort_async(grpc_context, context, exc, path)
                 return None
@@ -320,26 +301,24 @@ def _async_behavior(method: Method[Any, Any], fn: Handler) -> Handler:
         request: Any, grpc_context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         context = AsyncContext(grpc_context)
-        decode = _decoder(request_codec, negotiates, grpc_context)
         try:
+            call = _call_wire(method, binding, grpc_context)
             if client_streaming:
                 limit = _batch_limit(grpc_context, context)
-                argument = _decoded_async(request, decode, grpc_context, limit > 0)
+                argument = _decoded_async(request, call.decode, grpc_context, limit > 0)
             else:
                 data, limit = _request_of(request, grpc_context, context)
-                argument = await _decode_async(decode, data)
-            framed = _framed(negotiates, grpc_context)
-            write = response_codec.encode_framed if framed else encode
-            replies = _encoded_async(fn(argument, context), method, write, carrying)
+                argument = await _decode_async(call.decode, data)
+            replies = _encoded_async(fn(argument, context), method, call, carrying)
             if limit:
                 replies = coalesced_async(replies, limit)
             first = bool(context._initial)
-            async for data in replies:
+            async for encoded in replies:
                 if first:
                     first = False
                     await context._send_own_initial()
-                yield data
-            if framed:
+                yield encoded
+            if call.frames:
                 _attachments.announce(grpc_context, context.trailing_metadata)
         except Exception as exc:
             await _abort_async(grpc_context, context, exc, path)
@@ -404,7 +383,10 @@ _HANDLER_FACTORIES: dict[Cardinality, Callable[..., grpc.RpcMethodHandler[Any, A
 class Binding:
     """A declaration bound to its implementation, ready to mount on grpcio servers."""
 
-    def __init__(self, service: type[object], implementation: object) -> None:
+    def __init__(self, service: type[object], implementation: object, *, wire: str = JSON) -> None:
+        #: The wire of calls that announce none and send no request before the
+        #: first answer (server-first streams, empty request streams).
+        self.wire = check(wire)
         if not (isinstance(service, type) and Service in service.__mro__):
             raise DeclarationError(f"{service!r} is not a Service declaration")
         # type[object], not type[Service]: declarations are protocols, which mypy
@@ -442,7 +424,7 @@ class Binding:
                 if fn is not None
                 else _unimplemented(method, self.asynchronous)
             )
-            behaviors[name] = _HANDLER_FACTORIES[method.cardinality](make(method, handler))
+            behaviors[name] = _HANDLER_FACTORIES[method.cardinality](make(method, handler, self))
         self.handler: grpc.GenericRpcHandler = grpc.method_handlers_generic_handler(
             self.service.service_name(), behaviors
         )
@@ -465,12 +447,16 @@ class Binding:
         return f"<Binding {self.service.service_name()} -> {type(self.implementation).__name__}>"
 
 
-def bind(service: type[object], implementation: object) -> Binding:
+def bind(service: type[object], implementation: object, *, wire: str = JSON) -> Binding:
     """Pair a declaration with an object whose methods implement it.
 
     Each implementation method takes ``(request, context)`` (or just
     ``(request)``) and is either all ``def`` (for ``grpc.server``) or all
     ``async def`` (for ``grpc.aio.server``). A declared method the object does
     not implement answers UNIMPLEMENTED.
+
+    Each call answers in the wire it was spoken in (JSON or protobuf); ``wire``
+    is the default for calls that have not said which (``"json"`` or
+    ``"protobuf"``: see :mod:`transport._wires`).
     """
-    return Binding(service, implementation)
+    return Binding(service, implementation, wire=wire)

@@ -34,6 +34,9 @@ from . import _declaration_checks
 from .codec import JsonCodec
 from .errors import DeclarationError
 
+if TYPE_CHECKING:
+    from .protobuf import ProtobufCodec
+
 __all__ = [
     "Cardinality",
     "Method",
@@ -99,6 +102,25 @@ class Method(Generic[ReqIn, ResOut]):
         # Built once per declaration, never per call.
         self.request_codec: JsonCodec[Any] = JsonCodec(request_type)
         self.response_codec: JsonCodec[Any] = JsonCodec(response_type)
+        self._protobuf: tuple[ProtobufCodec[Any], ProtobufCodec[Any]] | bool | None = False
+
+    def protobuf_codecs(self) -> tuple[ProtobufCodec[Any], ProtobufCodec[Any]] | None:
+        """The protobuf ``(request, response)`` codecs, built on first use; ``None`` unnumbered.
+
+        Only messages whose every field has a :class:`~transport.protobuf.Number`
+        travel as protobuf; the others speak JSON only.
+        """
+        found = self._protobuf
+        if found is False:
+            from .protobuf import ProtobufCodec, is_numbered  # the protobuf tables load lazily
+
+            numbered = is_numbered(self.request_type) and is_numbered(self.response_type)
+            found = self._protobuf = (
+                (ProtobufCodec(self.request_type), ProtobufCodec(self.response_type))
+                if numbered
+                else None
+            )
+        return found  # type: ignore[return-value]
 
     def __set_name__(self, owner: type[Any], attribute: str) -> None:
         if not self.name:

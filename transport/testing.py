@@ -21,7 +21,7 @@ import grpc.aio
 
 from .async_client import AsyncClient
 from .client import Client
-from .options import server_options
+from .options import compression_of, server_options
 
 __all__ = [
     "AsyncTestServer",
@@ -102,11 +102,15 @@ def serve(
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     client_options: dict[str, Any] | None = None,
     options: Sequence[tuple[str, Any]] = (),
+    wire: str = "json",
+    compression: grpc.Compression | str | None = None,
 ) -> Iterator[TestServer]:
     """Serve ``bindings`` on ``grpc.server`` at 127.0.0.1:<ephemeral>; yield it with a client.
 
     The server has the library's protections (:func:`~transport.options.server_options`);
-    ``options`` are grpc-core arguments that replace or add to them.
+    ``options`` are grpc-core arguments that replace or add to them. ``wire``
+    is the wire of the client handed out (``"json"`` or ``"protobuf"``);
+    ``compression`` (``"gzip"``) compresses what the server sends.
     """
     server_args = server_options(
         max_send_message_bytes=max_send_message_bytes,
@@ -119,12 +123,13 @@ def serve(
         options=server_args,
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         interceptors=list(interceptors),
+        compression=compression_of(compression),
     )
     for binding in bindings:
         binding.add_to(server)
     port = _bound_port(server, credentials)
     server.start()
-    client = Client.connect(f"127.0.0.1:{port}", **(client_options or {}))
+    client = Client.connect(f"127.0.0.1:{port}", **{"wire": wire, **(client_options or {})})
     try:
         yield TestServer(server, port, client)
     finally:
@@ -143,6 +148,8 @@ async def serve_async(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     client_options: dict[str, Any] | None = None,
     options: Sequence[tuple[str, Any]] = (),
+    wire: str = "json",
+    compression: grpc.Compression | str | None = None,
 ) -> AsyncIterator[AsyncTestServer]:
     """Serve ``bindings`` on ``grpc.aio.server`` at 127.0.0.1:<ephemeral>, with a client.
 
@@ -157,12 +164,13 @@ async def serve_async(
         options=server_args,
         maximum_concurrent_rpcs=maximum_concurrent_rpcs,
         interceptors=list(interceptors),
+        compression=compression_of(compression),
     )
     for binding in bindings:
         binding.add_to(server)
     port = _bound_port(server, credentials)
     await server.start()
-    client = AsyncClient.connect(f"127.0.0.1:{port}", **(client_options or {}))
+    client = AsyncClient.connect(f"127.0.0.1:{port}", **{"wire": wire, **(client_options or {})})
     try:
         yield AsyncTestServer(server, port, client)
     finally:

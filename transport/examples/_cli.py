@@ -12,15 +12,31 @@ from contextlib import contextmanager
 import grpc
 
 from transport import Binding, server_options
+from transport._wires import add_arguments as add_wire_options
+from transport.options import compression_of
 from transport.reflection import add_reflection
 
 
 @contextmanager
-def running(bindings: Sequence[Binding], port: int = 0, *, max_workers: int = 16) -> Iterator[int]:
-    """Serve ``bindings`` on ``grpc.server`` at 127.0.0.1:``port``; yield the bound port."""
+def running(
+    bindings: Sequence[Binding],
+    port: int = 0,
+    *,
+    max_workers: int = 16,
+    wire: str | None = None,
+    compression: str | None = None,
+) -> Iterator[int]:
+    """Serve ``bindings`` on ``grpc.server`` at 127.0.0.1:``port``; yield the bound port.
+
+    ``wire`` sets the bindings' default wire, ``compression`` what the server sends.
+    """
     executor = futures.ThreadPoolExecutor(max_workers=max_workers)
-    server = grpc.server(executor, options=server_options())
+    server = grpc.server(
+        executor, options=server_options(), compression=compression_of(compression)
+    )
     for binding in bindings:
+        if wire is not None:
+            binding.wire = wire
         binding.add_to(server)
     add_reflection(server, *bindings)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
@@ -35,12 +51,18 @@ def running(bindings: Sequence[Binding], port: int = 0, *, max_workers: int = 16
         executor.shutdown(wait=False, cancel_futures=True)
 
 
-def serve_until_signalled(bindings: Sequence[Binding], port: int) -> None:
+def serve_until_signalled(
+    bindings: Sequence[Binding],
+    port: int,
+    *,
+    wire: str | None = None,
+    compression: str | None = None,
+) -> None:
     """Serve until SIGINT or SIGTERM, after printing ``listening on 127.0.0.1:<port>``."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with running(bindings, port) as bound:
+    with running(bindings, port, wire=wire, compression=compression) as bound:
         print(f"listening on 127.0.0.1:{bound}", flush=True)
         stop.wait()
 
@@ -53,6 +75,7 @@ def parser(
     commands = root.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve on 127.0.0.1 until SIGINT/SIGTERM")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    add_wire_options(serve)
     demo = commands.add_parser("demo", help="call a server with the typed client")
     demo.add_argument("--target", help="HOST:PORT of a running server (default: start one)")
     return root, serve, demo

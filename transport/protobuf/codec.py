@@ -313,7 +313,7 @@ class ProtobufCodec(Generic[T]):
         except (ValueError, TypeError, AttributeError, struct.error) as exc:
             raise ValueError(f"cannot encode {type(message).__name__} as protobuf: {exc}") from None
 
-    def decode(self, data: bytes) -> T:
+    def decode(self, data: bytes | memoryview) -> T:
         """Return the message in ``data``; raise :class:`DecodeError` naming the field path."""
         if not isinstance(data, bytes):
             data = bytes(data)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import anyio
 import numpy.typing as npt
 
+from .._wires import check
 from ..async_client import AsyncClient as AsyncRpcClient
 from ..errors import RpcError
 from ..service import UnaryUnary
@@ -117,13 +118,15 @@ class AsyncClient:
         lease: LeaseStore | None = None,
         timeout: float | None = None,
         resolve_timeout: float = DEFAULT_RESOLVE_TIMEOUT,
+        wire: str = "json",
     ) -> None:
         self.lease = lease
+        self.wire = wire  # the wire of every call: "json" or "protobuf"
         self.timeout = timeout
         self.resolve_timeout = resolve_timeout
         self.endpoint = endpoint
         self.expected_owner = expected_owner
-        self._rpc = AsyncRpcClient.connect(endpoint, timeout=timeout)
+        self._rpc = AsyncRpcClient.connect(endpoint, timeout=timeout, wire=wire)
         self._rpc.metadata = fence_metadata(expected_owner) or None
         self._watch = OwnerWatch(lease)
         self._owns_lease = False  # True when made from a URL here: closed with the client
@@ -143,7 +146,9 @@ class AsyncClient:
     async def _target(self, record: LeaseRecord) -> None:
         if record.endpoint != self.endpoint:
             await self._rpc.close()
-            self._rpc = AsyncRpcClient.connect(record.endpoint, timeout=self.timeout)
+            self._rpc = AsyncRpcClient.connect(
+                record.endpoint, timeout=self.timeout, wire=self.wire
+            )
             self.endpoint = record.endpoint
         self.expected_owner = record.instance_id
         self._rpc.metadata = fence_metadata(record.instance_id) or None
@@ -213,8 +218,10 @@ async def dial_leader_async(
     lease: LeaseStore | str | os.PathLike[str] | None = None,
     timeout: float | None = None,
     resolve_timeout: float = DEFAULT_RESOLVE_TIMEOUT,
+    wire: str = "json",
 ) -> AsyncClient:
     """Like :func:`~.client.dial_leader`, for asyncio."""
+    check(wire)  # refused before a lease store is opened
     store = as_store(lease)
     try:
         if endpoint is None or expected_owner is None:
@@ -229,7 +236,12 @@ async def dial_leader_async(
             close_store(store)
         raise
     client = AsyncClient(
-        endpoint, expected_owner, lease=store, timeout=timeout, resolve_timeout=resolve_timeout
+        endpoint,
+        expected_owner,
+        lease=store,
+        timeout=timeout,
+        resolve_timeout=resolve_timeout,
+        wire=wire,
     )
     client._owns_lease = store is not lease
     return client

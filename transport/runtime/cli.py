@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc.aio
 
+from .._wires import add_arguments as add_wire_arguments
 from ..client import Client as RpcClient
 from ..codec import JsonCodec
 from ..errors import RpcError
@@ -84,6 +85,7 @@ def add_commands(commands: Any) -> None:
         default=DEFAULT_MAX_CONCURRENT_CALLS,
         help="calls served at once; more end RESOURCE_EXHAUSTED (0: no limit)",
     )
+    add_wire_arguments(serve)
     serve.set_defaults(run=run_serve)
     # ``health`` is transport._health_probe's: grpc.health.v1, or run_health with --runtime.
 
@@ -131,6 +133,8 @@ async def _serve(args: argparse.Namespace) -> None:
         idle_timeout=args.idle_timeout,
         max_concurrent_calls=args.max_concurrent_calls,
         mount=mount_health,
+        wire=args.wire,
+        compression=args.compression,
     ) as serving:
         _say(f"listening on {serving.endpoint}")
         fencing = (

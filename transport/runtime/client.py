@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import numpy.typing as npt
 
+from .._wires import check
 from ..client import Client as RpcClient
 from ..errors import RpcError
 from ..service import UnaryUnary
@@ -194,13 +195,15 @@ class Client:
         lease: LeaseStore | None = None,
         timeout: float | None = None,
         resolve_timeout: float = DEFAULT_RESOLVE_TIMEOUT,
+        wire: str = "json",
     ) -> None:
         self.lease = lease
+        self.wire = wire  # the wire of every call: "json" or "protobuf"
         self.timeout = timeout
         self.resolve_timeout = resolve_timeout
         self.endpoint = endpoint
         self.expected_owner = expected_owner
-        self._rpc = RpcClient.connect(endpoint, timeout=timeout)
+        self._rpc = RpcClient.connect(endpoint, timeout=timeout, wire=wire)
         self._rpc.metadata = fence_metadata(expected_owner) or None
         self._watch = OwnerWatch(lease)
         self._owns_lease = False  # True when made from a URL here: closed with the client
@@ -212,7 +215,7 @@ class Client:
     def _target(self, endpoint: str, owner: str) -> None:
         if endpoint != self.endpoint:
             self._rpc.close()
-            self._rpc = RpcClient.connect(endpoint, timeout=self.timeout)
+            self._rpc = RpcClient.connect(endpoint, timeout=self.timeout, wire=self.wire)
             self.endpoint = endpoint
         self.expected_owner = owner
         self._rpc.metadata = fence_metadata(owner) or None
@@ -298,6 +301,7 @@ def dial_leader(
     lease: LeaseStore | str | os.PathLike[str] | None = None,
     timeout: float | None = None,
     resolve_timeout: float = DEFAULT_RESOLVE_TIMEOUT,
+    wire: str = "json",
 ) -> Client:
     """Connect to an owner's endpoint, fencing every call with ``expected_owner``.
 
@@ -305,8 +309,9 @@ def dial_leader(
     (a :class:`~.lease.LeaseStore`, a lease file path or an
     ``etcd://HOST:PORT[,...]/PREFIX/NAME`` URL), waiting up to
     ``resolve_timeout`` seconds for an owner. ``timeout`` is the default
-    deadline of each call.
+    deadline of each call; ``wire`` the wire of the calls (``"json"`` or ``"protobuf"``).
     """
+    check(wire)  # refused before a lease store is opened
     store = as_store(lease)
     try:
         if endpoint is None or expected_owner is None:
@@ -321,7 +326,12 @@ def dial_leader(
             close_store(store)
         raise
     client = Client(
-        endpoint, expected_owner, lease=store, timeout=timeout, resolve_timeout=resolve_timeout
+        endpoint,
+        expected_owner,
+        lease=store,
+        timeout=timeout,
+        resolve_timeout=resolve_timeout,
+        wire=wire,
     )
     client._owns_lease = store is not lease
     return client

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import grpc
 import grpc.aio
 
-from ..options import DEFAULT_MAX_CONCURRENT_CALLS, server_options
+from .._wires import check
+from ..options import DEFAULT_MAX_CONCURRENT_CALLS, compression_of, server_options
 from ..reflection import add_reflection
 from .adapter import DEFAULT_MAX_WORKERS
 from .contract import Service
@@ -89,6 +91,8 @@ async def running(
     mount: Callable[[grpc.aio.Server, Server], None] | None = None,
     max_concurrent_calls: int | None = DEFAULT_MAX_CONCURRENT_CALLS,
     options: Sequence[tuple[str, Any]] = (),
+    wire: str = "json",
+    compression: grpc.Compression | str | None = None,
 ) -> AsyncIterator[Serving]:
     """Serve ``service`` on ``listen`` (``HOST:PORT``, port 0 for any) while the block runs.
 
@@ -103,7 +107,9 @@ async def running(
     At most ``max_concurrent_calls`` calls are served at once (``None``: no
     limit); more end RESOURCE_EXHAUSTED at once. The server has the library's
     protections (:func:`~transport.options.server_options`); ``options`` are
-    grpc-core arguments that replace or add to them.
+    grpc-core arguments that replace or add to them. ``wire`` is the default
+    wire of calls that do not say theirs; ``compression`` (``"gzip"``)
+    compresses what the daemon sends.
     """
     if max_concurrent_calls is not None and max_concurrent_calls < 1:
         raise ValueError(f"max_concurrent_calls must be at least 1, not {max_concurrent_calls}")
@@ -120,8 +126,11 @@ async def running(
         max_workers=max_workers,
     )
     grpc_server = grpc.aio.server(
-        options=server_options(extra=options), maximum_concurrent_rpcs=max_concurrent_calls
+        options=server_options(extra=options),
+        maximum_concurrent_rpcs=max_concurrent_calls,
+        compression=compression_of(compression),
     )
+    server.binding.wire = check(wire)
     server.register(grpc_server)
     add_reflection(grpc_server, Runtime)
     port = grpc_server.add_insecure_port(listen)

@@ -17,6 +17,7 @@ from .protocol import DenseNdArrayProto as DenseNdArrayProto
 from .protocol import DocumentProto as DocumentProto
 from .protocol import EnvelopeProto as EnvelopeProto
 from .protocol import JinaRPC as JinaRPC
+from .protocol import JinaRPCUpstream as JinaRPCUpstream
 from .protocol import MessageProto as MessageProto
 from .protocol import NamedScoreProto as NamedScoreProto
 from .protocol import NdArrayProto as NdArrayProto
@@ -38,6 +39,7 @@ __all__ = [
     "DocumentProto",
     "EnvelopeProto",
     "JinaRPC",
+    "JinaRPCUpstream",
     "JinaServer",
     "JinaSession",
     "MessageProto",

@@ -9,7 +9,7 @@ from transport import Client, bind
 from .._cli import demo_against, parser, serve_until_signalled
 from .arrays import from_numpy
 from .client import JinaSession
-from .protocol import DocumentProto, JinaRPC
+from .protocol import DocumentProto, JinaRPC, JinaRPCUpstream
 from .server import JinaServer
 
 
@@ -42,7 +42,9 @@ def main() -> None:
     root, _, _ = parser("Serve or call JinaRPC (seed 004).")
     args = root.parse_args()
     if args.command == "serve":
-        serve_until_signalled([bind(JinaRPC, JinaServer())], args.port)
+        pod = JinaServer()
+        bindings = [bind(JinaRPC, pod), bind(JinaRPCUpstream, pod)]
+        serve_until_signalled(bindings, args.port, wire=args.wire, compression=args.compression)
     else:
         demo_against(args.target, lambda: [bind(JinaRPC, JinaServer())], _call)
 

@@ -270,3 +270,7 @@ class JinaRPC(Service, Protocol, name="JinaRPC"):
     def Call(self, requests: Iterator[RequestProto]) -> Iterator[RequestProto]:
         """Pass in a Request and a filled Request with matches will be returned."""
         ...
+
+
+class JinaRPCUpstream(JinaRPC, Protocol, name="jina.JinaRPC"):
+    """:class:`JinaRPC` on its upstream path (package ``jina``), for Jina's generated clients."""

@@ -59,7 +59,9 @@ def main() -> None:
                 server = MigratorServer(args.state or Path(scratch), args.ingest)
             except ValueError as exc:
                 root.error(str(exc))
-            serve_until_signalled([bind(Migrator, server)], args.port)
+            serve_until_signalled(
+                [bind(Migrator, server)], args.port, wire=args.wire, compression=args.compression
+            )
         else:
             _demo(args.target, args.source, Path(scratch))
 

@@ -26,7 +26,12 @@ def main() -> None:
     root, _, _ = parser("Serve or call RunnerProtocol (seed 001).")
     args = root.parse_args()
     if args.command == "serve":
-        serve_until_signalled([bind(RunnerProtocol, RunnerServer())], args.port)
+        serve_until_signalled(
+            [bind(RunnerProtocol, RunnerServer())],
+            args.port,
+            wire=args.wire,
+            compression=args.compression,
+        )
     else:
         demo_against(args.target, lambda: [bind(RunnerProtocol, RunnerServer())], _call)
 

@@ -16,6 +16,7 @@ from .protocol import AttributeMessage as AttributeMessage
 from .protocol import ClientAnnounceRequest as ClientAnnounceRequest
 from .protocol import ClientAvailableMessage as ClientAvailableMessage
 from .protocol import CombinerClient as CombinerClient
+from .protocol import CombinerClientUpstream as CombinerClientUpstream
 from .protocol import FileChunk as FileChunk
 from .protocol import Heartbeat as Heartbeat
 from .protocol import LogLevel as LogLevel
@@ -25,6 +26,7 @@ from .protocol import ModelPrediction as ModelPrediction
 from .protocol import ModelRequest as ModelRequest
 from .protocol import ModelResponse as ModelResponse
 from .protocol import ModelService as ModelService
+from .protocol import ModelServiceUpstream as ModelServiceUpstream
 from .protocol import ModelStatus as ModelStatus
 from .protocol import ModelUpdate as ModelUpdate
 from .protocol import ModelValidation as ModelValidation
@@ -46,6 +48,7 @@ __all__ = [
     "ClientAnnounceRequest",
     "ClientAvailableMessage",
     "CombinerClient",
+    "CombinerClientUpstream",
     "CombinerServer",
     "FileChunk",
     "Heartbeat",
@@ -56,6 +59,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "ModelService",
+    "ModelServiceUpstream",
     "ModelStatus",
     "ModelStore",
     "ModelUpdate",

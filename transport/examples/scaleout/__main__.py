@@ -13,11 +13,13 @@ from .protocol import (
     ClientAnnounceRequest,
     ClientAvailableMessage,
     CombinerClient,
+    CombinerClientUpstream,
     Heartbeat,
     LogLevel,
     MetricElem,
     ModelMetric,
     ModelService,
+    ModelServiceUpstream,
     Status,
     TaskRequest,
 )
@@ -25,7 +27,13 @@ from .server import CombinerServer, ModelStore
 
 
 def _bindings(combiner: CombinerServer) -> list[Binding]:
-    return [bind(CombinerClient, combiner), bind(ModelService, ModelStore())]
+    store = ModelStore()
+    return [
+        bind(CombinerClient, combiner),
+        bind(ModelService, store),
+        bind(CombinerClientUpstream, combiner),
+        bind(ModelServiceUpstream, store),
+    ]
 
 
 def _call(address: str, tasks: int) -> None:
@@ -58,7 +66,9 @@ def main() -> None:
     root, _, _ = parser("Serve or call Scaleout Edge's CombinerClient and ModelService (seed 002).")
     args = root.parse_args()
     if args.command == "serve":
-        serve_until_signalled(_bindings(CombinerServer()), args.port)
+        serve_until_signalled(
+            _bindings(CombinerServer()), args.port, wire=args.wire, compression=args.compression
+        )
         return
     combiner = CombinerServer()
     tasks = 0 if args.target else 2

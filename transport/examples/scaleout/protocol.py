@@ -282,6 +282,10 @@ class CombinerClient(Service, Protocol, name="CombinerClient"):
         ...
 
 
+class CombinerClientUpstream(CombinerClient, Protocol, name="scaleout.CombinerClient"):
+    """:class:`CombinerClient` on its upstream path (package ``scaleout``), for protoc clients."""
+
+
 class ModelService(Service, Protocol, name="ModelService"):
     """Model files, uploaded and downloaded in chunks."""
 
@@ -294,3 +298,7 @@ class ModelService(Service, Protocol, name="ModelService"):
     def Download(self, request: ModelRequest) -> Iterator[FileChunk]:
         """Stream a stored model back in chunks."""
         ...
+
+
+class ModelServiceUpstream(ModelService, Protocol, name="scaleout.ModelService"):
+    """:class:`ModelService` on its upstream path (package ``scaleout``), for generated clients."""
