@@ -16,7 +16,7 @@ import grpc.aio
 import numpy as np
 
 from transport import AsyncClient, Client, JsonCodec
-from transport.chunks import array_chunks, join_array
+from transport.encoding.chunks import array_chunks, join_array
 from transport.runtime.wire import InferRequest
 
 from .clients_asyncio import AsyncFloorDriver, AsyncTransportDriver, GrpclibDriver

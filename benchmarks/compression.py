@@ -18,7 +18,7 @@ import time
 from typing import Annotated, Protocol
 
 from transport import Client, Message, Service, bind, rpc
-from transport.protobuf import Number
+from transport.encoding.protobuf import Number
 from transport.testing import serve
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from transport._calls import multicallable_kwargs
+from transport.client.calls import multicallable_kwargs
 
 # Registered methods skip grpcio's per-call method lookup (grpcio >= 1.63; older ones lack it).
 REGISTERED: dict[str, Any] = multicallable_kwargs(

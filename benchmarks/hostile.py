@@ -29,7 +29,7 @@ from pathlib import Path
 import grpc
 
 from transport import DEFAULT_MAX_MESSAGE_BYTES, Client
-from transport._attachments import ANNOUNCEMENT, MAGIC
+from transport.encoding.frames import ANNOUNCEMENT, MAGIC
 from transport.errors import DecodeError
 from transport.runtime import OpenSessionRequest
 from transport.runtime.fence import OWNER_METADATA_KEY

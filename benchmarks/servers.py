@@ -18,7 +18,7 @@ import grpc.aio
 from grpclib.encoding.base import CodecBase
 
 from transport import AsyncContext, Context, JsonCodec, bind, grpc_options
-from transport.chunks import Chunk, array_chunks, join_array, join_array_async
+from transport.encoding.chunks import Chunk, array_chunks, join_array, join_array_async
 
 from . import limits
 from .shapes import (

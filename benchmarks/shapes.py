@@ -18,8 +18,8 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from transport import Message, Service, rpc
-from transport.chunks import Chunk
-from transport.protobuf import Number
+from transport.encoding.chunks import Chunk
+from transport.encoding.protobuf import Number
 from transport.runtime.wire import InferRequest
 
 SERVICE = "bench.v1.Bench"

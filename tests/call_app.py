@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from typing import Annotated, Protocol
 
 from transport import Context, Message, RpcError, Service, StatusCode, bind, rpc
-from transport.protobuf import Number
-from transport.types import Int32
+from transport.encoding.protobuf import Number
+from transport.encoding.scalars import Int32
 
 
 class Word(Message):

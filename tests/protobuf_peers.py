@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from transport.encoding.protobuf.schema import WRAPPERS, FieldSchema, TypeSchema, schema_of
 from transport.examples.jina.protocol import DenseNdArrayProto
-from transport.protobuf.schema import WRAPPERS, FieldSchema, TypeSchema, schema_of
 
 _GENERATED: dict[str, tuple[str, ModuleType]] = {}
 _COMPILED_DIR = Path(tempfile.mkdtemp(prefix="transport-protoc-"))

@@ -11,11 +11,13 @@ import pytest
 PACKAGES = [
     "transport",
     "transport.runtime",
-    "transport.health",
-    "transport.security",
-    "transport.protobuf",
-    "transport.metadata",
+    "transport.client",
     "transport.encoding",
+    "transport.encoding.protobuf",
+    "transport.health",
+    "transport.metadata",
+    "transport.reflection",
+    "transport.security",
 ]
 
 

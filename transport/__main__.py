@@ -18,10 +18,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the owner story on a three-member etcd cluster it starts (needs etcd installed)",
     )
-    from ._call_cli import add_commands as add_call
-    from ._health_probe import add_command as add_health
-    from ._health_probe import usage_status
-    from ._run import add_command as add_run
+    from .cli.call import add_commands as add_call
+    from .cli.run import add_command as add_run
+    from .health.probe import add_command as add_health
+    from .health.probe import usage_status
 
     proto = commands.add_parser("proto", help="print the .proto of declared services")
     proto.add_argument("services", nargs="+", metavar="MODULE:Service")
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             run_owner_story(etcd=args.etcd)
         return 0
     if args.command == "proto":
-        from .protobuf.export import proto_command
+        from .encoding.protobuf.export import proto_command
 
         return proto_command(args.services, args.package)
     return int(args.run(args))

@@ -21,7 +21,7 @@ import grpc
 import grpc.aio
 import msgspec
 
-from . import _rich_status
+from .encoding import rich_status as _rich_status
 from .errors import DecodeError, DecodeLimitError, RpcError
 from .metadata import DETAILS_KEY
 from .status import StatusCode

@@ -30,7 +30,7 @@ import grpc
 import grpc.aio
 
 from ._status_map import abort, abort_async
-from .health import HEALTH_SERVICE
+from .health.service import HEALTH_SERVICE
 from .peer import PRINCIPAL_ATTRIBUTE
 from .status import StatusCode
 

@@ -17,10 +17,12 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from . import _attachments, _batches, _declaration_checks, _status_map
-from ._coalescing import coalesced, coalesced_async
-from ._wires import JSON, CallWire, check
+from . import _declaration_checks, _status_map
+from .client.coalescing import coalesced, coalesced_async
 from .context import AsyncContext, Context
+from .encoding import batches as _batches
+from .encoding import frames as _attachments
+from .encoding.wires import JSON, CallWire, check
 from .errors import DeclarationError, RpcError
 from .service import Cardinality, Method, Service
 from .status import StatusCode
@@ -457,6 +459,6 @@ def bind(service: type[object], implementation: object, *, wire: str = JSON) -> 
 
     Each call answers in the wire it was spoken in (JSON or protobuf); ``wire``
     is the default for calls that have not said which (``"json"`` or
-    ``"protobuf"``: see :mod:`transport._wires`).
+    ``"protobuf"``: see :mod:`transport.encoding.wires`).
     """
     return Binding(service, implementation, wire=wire)

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, ove
 import msgspec
 
 from . import _declaration_checks
-from .codec import JsonCodec
+from .encoding.json_codec import JsonCodec
 from .errors import DeclarationError
 
 if TYPE_CHECKING:
-    from .protobuf import ProtobufCodec
+    from .encoding.protobuf import ProtobufCodec
 
 __all__ = [
     "Cardinality",
@@ -107,12 +107,15 @@ class Method(Generic[ReqIn, ResOut]):
     def protobuf_codecs(self) -> tuple[ProtobufCodec[Any], ProtobufCodec[Any]] | None:
         """The protobuf ``(request, response)`` codecs, built on first use; ``None`` unnumbered.
 
-        Only messages whose every field has a :class:`~transport.protobuf.Number`
+        Only messages whose every field has a :class:`~transport.encoding.protobuf.Number`
         travel as protobuf; the others speak JSON only.
         """
         found = self._protobuf
         if found is False:
-            from .protobuf import ProtobufCodec, is_numbered  # the protobuf tables load lazily
+            from .encoding.protobuf import (  # the protobuf tables load lazily
+                ProtobufCodec,
+                is_numbered,
+            )
 
             numbered = is_numbered(self.request_type) and is_numbered(self.response_type)
             found = self._protobuf = (

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import grpc
 import grpc.aio
 
-from .async_client import AsyncClient
-from .client import Client
+from .client.aio import AsyncClient
+from .client.sync import Client
 from .options import compression_of, server_options
 
 __all__ = [

@@ -32,11 +32,11 @@ def revealed(client: Client, aclient: AsyncClient, questions: list[Question]) ->
 
 EXPECTED_REVEALS = [
     "regressed.Answer",
-    "transport.client.ResponseStream[regressed.Answer]",
+    "transport.client.sync.ResponseStream[regressed.Answer]",
     "regressed.Answer",
     "tuple[regressed.Answer, transport.metadata.CallInfo]",
     "typing.Awaitable[regressed.Answer]",
-    "transport.async_client.AsyncResponseStream[regressed.Answer]",
+    "transport.client.aio.AsyncResponseStream[regressed.Answer]",
 ]
 
 

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 import grpc
 
 from transport import Binding, server_options
-from transport._wires import add_arguments as add_wire_options
+from transport.encoding.wires import add_arguments as add_wire_options
 from transport.options import compression_of
-from transport.reflection import add_reflection
+from transport.reflection.service import add_reflection
 
 
 @contextmanager

@@ -20,8 +20,8 @@ from concurrent import futures
 import grpc
 import grpc.aio
 
-from ..async_client import AsyncClient
-from ..health import Health
+from ..client.aio import AsyncClient
+from ..health.service import Health
 from ..options import server_options
 from ..server import bind
 from .cases import CASES, CaseResult, run_cases

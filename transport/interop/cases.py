@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from ..async_client import AsyncClient
+from ..client.aio import AsyncClient
 from ..errors import RpcError
 from ..metadata import Metadata
 from ..status import StatusCode

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 
-from ..codec import Message
-from ..types import Int32
+from ..encoding.json_codec import Message
+from ..encoding.scalars import Int32
 
 __all__ = [
     "BoolValue",

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 import anyio
 import numpy.typing as npt
 
-from .._wires import check
-from ..async_client import AsyncClient as AsyncRpcClient
+from ..client.aio import AsyncClient as AsyncRpcClient
+from ..encoding.wires import check
 from ..errors import RpcError
 from ..service import UnaryUnary
 from .client import (

@@ -12,11 +12,11 @@ from typing import Any
 
 import grpc.aio
 
-from .._wires import add_arguments as add_wire_arguments
-from ..client import Client as RpcClient
-from ..codec import JsonCodec
+from ..client.sync import Client as RpcClient
+from ..encoding.json_codec import JsonCodec
+from ..encoding.wires import add_arguments as add_wire_arguments
 from ..errors import RpcError
-from ..health import Health
+from ..health.service import Health
 from ..options import DEFAULT_MAX_CONCURRENT_CALLS
 from .backend_none import NoneBackend
 from .contract import HealthStatus, Service
@@ -87,7 +87,7 @@ def add_commands(commands: Any) -> None:
     )
     add_wire_arguments(serve)
     serve.set_defaults(run=run_serve)
-    # ``health`` is transport._health_probe's: grpc.health.v1, or run_health with --runtime.
+    # ``health`` is transport.health.probe's: grpc.health.v1, or run_health with --runtime.
 
 
 def _concurrent_calls(text: str) -> int | None:

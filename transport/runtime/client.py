@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import numpy.typing as npt
 
-from .._wires import check
-from ..client import Client as RpcClient
+from ..client.sync import Client as RpcClient
+from ..encoding.wires import check
 from ..errors import RpcError
 from ..service import UnaryUnary
 from ..status import StatusCode

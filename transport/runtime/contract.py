@@ -15,8 +15,8 @@ from typing import Annotated, Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from ..codec import Message
-from ..protobuf.schema import Number
+from ..encoding.json_codec import Message
+from ..encoding.protobuf.schema import Number
 
 __all__ = [
     "Arrays",

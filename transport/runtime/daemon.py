@@ -21,9 +21,9 @@ import anyio
 import grpc
 import grpc.aio
 
-from .._wires import check
+from ..encoding.wires import check
 from ..options import DEFAULT_MAX_CONCURRENT_CALLS, compression_of, server_options
-from ..reflection import add_reflection
+from ..reflection.service import add_reflection
 from .adapter import DEFAULT_MAX_WORKERS
 from .contract import Service
 from .etcd_lease import EtcdLeaseStore, close_store, is_etcd_url

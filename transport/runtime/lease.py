@@ -22,7 +22,7 @@ from typing import Annotated, Protocol
 
 import msgspec
 
-from ..codec import Message
+from ..encoding.json_codec import Message
 from ..errors import TransportError
 
 __all__ = ["MAX_TERM", "FileLeaseStore", "LeaseError", "LeaseRecord", "LeaseStore", "utc_now"]

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-from ..client import Client as RpcClient
+from ..client.sync import Client as RpcClient
 from ..errors import RpcError
 from .contract import HealthStatus
 from .wire import HealthRequest, Runtime

@@ -12,11 +12,11 @@ from typing import Annotated, Protocol
 import msgspec
 import numpy as np
 
-from ..codec import Message
-from ..protobuf import Number
+from ..encoding.json_codec import Message
+from ..encoding.protobuf import Number
+from ..encoding.scalars import Kind
 from ..service import Service as Declaration
 from ..service import rpc
-from ..types import Kind
 from .contract import HealthStatus, ModelInfo, OpenSessionRequest
 
 __all__ = [

@@ -1,6 +1,6 @@
 """NumPy arrays to and from Jina's ``NdArrayProto``, with transport's ndarray rules.
 
-The bytes, dtype and quantization rules are those of :mod:`transport.ndarray`
+The bytes, dtype and quantization rules are those of :mod:`transport.encoding.ndarray`
 (the same fields as Jina's ``DenseNdArrayProto``, named ``data`` there instead
 of ``buffer``): FP16 arrays are cast back to ``originalDtype``, UINT8 arrays
 become ``code * scale + minVal`` in ``originalDtype``.
@@ -15,7 +15,13 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from transport.ndarray import MAX_DIMS, Quantization, decode_ndarray, encode_ndarray, quantize
+from transport.encoding.ndarray import (
+    MAX_DIMS,
+    Quantization,
+    decode_ndarray,
+    encode_ndarray,
+    quantize,
+)
 
 from .protocol import DenseNdArrayProto, NdArrayProto, SparseNdArrayProto
 

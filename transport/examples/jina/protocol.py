@@ -29,7 +29,7 @@ from transport import (
     one_of,
     rpc,
 )
-from transport.ndarray import decode_ndarray
+from transport.encoding.ndarray import decode_ndarray
 
 
 class DenseNdArrayProto(Message):

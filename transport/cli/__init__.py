@@ -1,0 +1,1 @@
+"""``python -m transport``'s commands for a user's own services: ``run``, ``list`` and ``call``."""

@@ -1,0 +1,264 @@
+"""``python -m transport run MODULE:ATTR``: serve your bound services, as uvicorn serves an app.
+
+``ATTR`` names a :class:`~transport.Binding`, a list of them, or a function
+of no arguments that returns either. The server is ``grpc.server`` for ``def``
+implementations and ``grpc.aio.server`` for ``async def`` ones, with the
+standard health service mounted (SERVING for the server and each service). It
+prints ``listening on HOST:PORT`` once it serves; SIGTERM or SIGINT drains it:
+health turns NOT_SERVING, new calls are refused UNAVAILABLE (clients retry
+elsewhere) and the server stops once the calls in flight are done, or after
+``--grace`` seconds. ``--workers N`` runs N processes on one port
+(SO_REUSEPORT: the kernel spreads connections over them), which is how
+grpcio scales a Python server over cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Sequence
+from concurrent import futures
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from ..encoding import wires as _wires
+from ..errors import DeclarationError
+from ..health.declaration import HealthDeclaration
+from ..health.service import Health, ServingStatus
+from ..options import compression_of, grpc_options
+from ..reflection.service import add_reflection
+from ..security import server_credentials
+from ..server import Binding
+from .drain import InFlight
+from .workers import run_workers
+
+__all__ = ["add_command", "load_bindings", "mount_extras"]
+
+#: Default seconds that calls in flight get to finish after SIGTERM.
+DEFAULT_GRACE = 5.0
+# Once no handler runs, the last replies still have to reach their clients;
+# past the grace period (handlers still running), the server cancels them at once.
+_FLUSH = 1.0
+
+
+def add_command(commands: Any) -> None:
+    """Add ``run`` to the subcommands of ``python -m transport``."""
+    run = commands.add_parser(
+        "run",
+        help="serve your bound service(s): python -m transport run MODULE:ATTR",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("target", metavar="MODULE:ATTR", help="e.g. myapp.server:bindings")
+    run.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; 0.0.0.0: all")
+    run.add_argument("--port", type=int, default=50051, help="default 50051; 0 picks a free port")
+    run.add_argument("--workers", type=int, default=1, help="processes sharing the port")
+    run.add_argument("--threads", type=int, default=32, help="handler threads (def services)")
+    run.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        help="seconds calls in flight get after SIGTERM (5)",
+    )
+    run.add_argument("--tls-cert", help="PEM certificate chain: serve TLS")
+    run.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    run.add_argument("--client-ca", help="PEM CA that client certificates must chain to (mTLS)")
+    _wires.add_arguments(run)
+    # Set for the worker processes of --workers: share the port with the others.
+    run.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    run.set_defaults(run=run_command)
+
+
+def load_bindings(target: str) -> list[Binding]:
+    """Import ``MODULE:ATTR`` and return the bindings it names; raise ``ValueError`` if unusable."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{target!r} is not MODULE:ATTR (e.g. myapp.server:bindings)")
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ValueError(
+                f"no module named {exc.name!r} (run from the directory that holds it, or set "
+                "PYTHONPATH)"
+            ) from None
+        raise
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if callable(found) and not isinstance(found, Binding):
+        if inspect.iscoroutinefunction(found):
+            raise ValueError(f"{target} is an async function: return the bindings from a def")
+        found = found()
+    bindings = [found] if isinstance(found, Binding) else found
+    if (
+        not isinstance(bindings, (list, tuple))
+        or not bindings
+        or not all(isinstance(binding, Binding) for binding in bindings)
+    ):
+        raise ValueError(
+            f"{target} must be a Binding (bind(Service, implementation)), a list of them, or a "
+            f"function of no arguments returning either; got {type(found).__name__}"
+        )
+    kinds = {binding.asynchronous for binding in bindings}
+    if len(kinds) > 1:
+        raise ValueError(
+            f"{target} mixes async and sync implementations: one server is either grpc.server "
+            "(def) or grpc.aio.server (async def)"
+        )
+    return list(bindings)
+
+
+def mount_extras(server: grpc.Server | grpc.aio.Server, bindings: Sequence[Binding]) -> None:
+    """Mount what ``run`` serves besides the bindings and health.
+
+    Server reflection (``grpc.reflection.v1`` and ``v1alpha``) of the bindings and health.
+    """
+    add_reflection(server, *bindings, HealthDeclaration)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Serve as the arguments say until SIGINT or SIGTERM; return the exit status."""
+    problem = _invalid(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        return run_workers(args)
+    try:
+        bindings = load_bindings(args.target)
+        credentials = _credentials(args)
+    except (ValueError, OSError, DeclarationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception:  # the user's module failed to import: its traceback is what helps
+        traceback.print_exc()
+        return 1
+    if bindings[0].asynchronous:
+        return asyncio.run(_serve_async(args, bindings, credentials))
+    return _serve_sync(args, bindings, credentials)
+
+
+def _invalid(args: argparse.Namespace) -> str:
+    if not 0 <= args.port <= 65535:
+        return f"--port {args.port} is not a port (0 picks a free one)"
+    if args.workers < 1 or args.threads < 1:
+        return "--workers and --threads must be at least 1"
+    if args.grace < 0:
+        return "--grace must not be negative"
+    if (args.tls_cert is None) != (args.tls_key is None):
+        return "TLS needs both --tls-cert and --tls-key"
+    if args.client_ca is not None and args.tls_cert is None:
+        return "--client-ca needs --tls-cert and --tls-key"
+    return ""
+
+
+def _credentials(args: argparse.Namespace) -> grpc.ServerCredentials | None:
+    if args.tls_cert is None:
+        return None
+    return server_credentials(args.tls_cert, args.tls_key, client_ca=args.client_ca)
+
+
+def address(host: str, port: int) -> str:
+    """``HOST:PORT``, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def _options(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    # grpcio sets SO_REUSEPORT by default on Linux, which would let a second
+    # server start on a port in use; only the workers of one `run` share it.
+    return grpc_options(extra=[("grpc.so_reuseport", 1 if args.reuse_port else 0)])
+
+
+def _prepare(
+    server: grpc.Server | grpc.aio.Server,
+    bindings: Sequence[Binding],
+    args: argparse.Namespace,
+    credentials: grpc.ServerCredentials | None,
+    health: Health,
+) -> int:
+    for binding in bindings:
+        binding.wire = args.wire
+        binding.add_to(server)
+        health.set(binding.service.service_name(), ServingStatus.SERVING)
+    health.add_to(server)
+    mount_extras(server, bindings)
+    listen = address(args.host, args.port)
+    port: int = (
+        server.add_insecure_port(listen)
+        if credentials is None
+        else server.add_secure_port(listen, credentials)
+    )
+    if not port:
+        raise OSError(f"cannot listen on {listen}")
+    return port
+
+
+def _serve_sync(
+    args: argparse.Namespace,
+    bindings: Sequence[Binding],
+    credentials: grpc.ServerCredentials | None,
+) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    health, in_flight = Health(), InFlight()
+    executor = futures.ThreadPoolExecutor(max_workers=args.threads)
+    server = grpc.server(
+        executor,
+        options=_options(args),
+        interceptors=[health.interceptor(), in_flight.interceptor()],
+        compression=compression_of(args.compression),
+    )
+    try:
+        port = _prepare(server, bindings, args, credentials, health)
+    except (OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    server.start()
+    print(f"listening on {address(args.host, port)}", flush=True)
+    stop.wait()
+    health.enter_graceful_shutdown()  # new calls UNAVAILABLE from now on
+    idle = in_flight.wait_idle(args.grace)
+    server.stop(grace=_FLUSH if idle else None).wait()
+    executor.shutdown(wait=False, cancel_futures=True)
+    return 0
+
+
+async def _serve_async(
+    args: argparse.Namespace,
+    bindings: Sequence[Binding],
+    credentials: grpc.ServerCredentials | None,
+) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    health, in_flight = Health(), InFlight()
+    server = grpc.aio.server(
+        options=_options(args),
+        interceptors=[health.async_interceptor(), in_flight.async_interceptor()],
+        compression=compression_of(args.compression),
+    )
+    try:
+        port = _prepare(server, bindings, args, credentials, health)
+    except (OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    await server.start()
+    print(f"listening on {address(args.host, port)}", flush=True)
+    await stop.wait()
+    health.enter_graceful_shutdown()
+    idle = await in_flight.wait_idle_async(args.grace)
+    await server.stop(_FLUSH if idle else None)
+    return 0

@@ -1,0 +1,101 @@
+"""Pieces shared by the sync and asyncio clients: request streams and response decoding."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+from ..encoding import wires as _wires
+from ..errors import DecodeError, DecodeLimitError, RpcError
+from ..service import Method
+from ..status import StatusCode
+
+
+def check_request(method: Method[Any, Any], request: Any) -> None:
+    """Refuse a request of the wrong type before anything is sent."""
+    if not isinstance(request, method.request_type):
+        raise TypeError(
+            f"{method.path} takes {method.request_type.__name__}, got {type(request).__name__}"
+        )
+
+
+class RequestStream:
+    """A client's stream of requests, checked and encoded as grpcio pulls them.
+
+    When the iterable raises, or yields a request of the wrong type, grpcio
+    cancels the call and reports only UNKNOWN "Exception iterating requests!"
+    (sync) or a bare CancelledError (asyncio). The exception is kept here so
+    that the call raises it instead, where the requests came from.
+    """
+
+    __slots__ = ("_encode", "_method", "_requests", "error")
+
+    def __init__(
+        self,
+        method: Method[Any, Any],
+        requests: Iterable[Any] | AsyncIterable[Any],
+        encode: Callable[[Any], bytes],
+    ) -> None:
+        self._method = method
+        self._requests = requests
+        self._encode = encode
+        self.error: Exception | None = None
+
+    def encoded(self) -> Iterator[bytes]:
+        """The encoded requests, for grpcio's sync channel."""
+        try:
+            for request in self._requests:  # type: ignore[union-attr]
+                check_request(self._method, request)
+                yield self._encode(request)
+        except Exception as exc:
+            self.error = exc
+            raise
+
+    async def encoded_async(self) -> AsyncIterator[bytes]:
+        """The encoded requests, for grpcio's asyncio channel (sync iterables too)."""
+        try:
+            if isinstance(self._requests, AsyncIterable):
+                async for request in self._requests:
+                    check_request(self._method, request)
+                    yield self._encode(request)
+            else:
+                for request in self._requests:
+                    check_request(self._method, request)
+                    yield self._encode(request)
+        except Exception as exc:
+            self.error = exc
+            raise
+
+    def raise_error(self) -> None:
+        """Raise what stopped the requests, if anything did."""
+        if self.error is not None:
+            raise self.error from None
+
+
+def decode_response(method: Method[Any, Any], data: bytes, *, frames: bool = False) -> Any:
+    """Decode a response; a payload that does not decode is INVALID_ARGUMENT with the path.
+
+    The wire is the response's own (its first byte). An attachment frame is read
+    only with ``frames`` (the call announced that it reads them).
+    """
+    try:
+        return _wires.decode_reply(method, data, frames)
+    except DecodeLimitError as exc:
+        raise RpcError(
+            StatusCode.RESOURCE_EXHAUSTED, f"response is too large to decode: {exc}"
+        ) from None
+    except DecodeError as exc:
+        raise RpcError(StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}") from None
+
+
+def multicallable_kwargs(factory: Any) -> dict[str, Any]:
+    """Extra keywords for ``channel.unary_unary`` and friends that this grpcio supports.
+
+    Registered methods (grpcio >= 1.63) skip a per-call method lookup.
+    """
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"_registered_method": True} if "_registered_method" in parameters else {}
