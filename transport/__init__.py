@@ -4,12 +4,12 @@ from __future__ import annotations
 
 # First: grpc reads the command line's log level (set by _quiet) when it is imported.
 from . import _quiet as _quiet
-from .client.aio import AsyncBidiStream as AsyncBidiStream
 from .client.aio import AsyncClient as AsyncClient
-from .client.aio import AsyncResponseStream as AsyncResponseStream
-from .client.sync import BidiStream as BidiStream
+from .client.aio_streams import AsyncBidiStream as AsyncBidiStream
+from .client.aio_streams import AsyncResponseStream as AsyncResponseStream
+from .client.streams import BidiStream as BidiStream
+from .client.streams import ResponseStream as ResponseStream
 from .client.sync import Client as Client
-from .client.sync import ResponseStream as ResponseStream
 from .context import AsyncContext as AsyncContext
 from .context import Context as Context
 from .encoding.json_codec import FrozenMessage as FrozenMessage

@@ -10,6 +10,7 @@ a declared one, methods left out).
 from __future__ import annotations
 
 import difflib
+import enum
 import inspect
 import logging
 import sys
@@ -39,8 +40,9 @@ SUPPORTED_FIELD_TYPES = (
     "dataclass, attrs) and numpy.ndarray"
 )
 
-# Custom (non-native) types the JSON codec's hooks know how to carry.
-_CUSTOM_TYPES: tuple[type[Any], ...] = (np.ndarray,)
+# Custom (non-native) types the JSON codec's hooks know how to carry. Enums are
+# native to msgspec, but msgspec before 0.23 reports a ProtoEnum as a custom type.
+_CUSTOM_TYPES: tuple[type[Any], ...] = (np.ndarray, enum.Enum)
 
 
 def check_message_fields(message_type: type[Any], where: str) -> None:

@@ -7,12 +7,12 @@ decoding) and ``coalescing`` (stream batches). Import them from ``transport``.
 
 from __future__ import annotations
 
-from .aio import AsyncBidiStream as AsyncBidiStream
 from .aio import AsyncClient as AsyncClient
-from .aio import AsyncResponseStream as AsyncResponseStream
-from .sync import BidiStream as BidiStream
+from .aio_streams import AsyncBidiStream as AsyncBidiStream
+from .aio_streams import AsyncResponseStream as AsyncResponseStream
+from .streams import BidiStream as BidiStream
+from .streams import ResponseStream as ResponseStream
 from .sync import Client as Client
-from .sync import ResponseStream as ResponseStream
 
 __all__ = [
     "AsyncBidiStream",

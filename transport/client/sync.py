@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import grpc
 
 from .._status_map import client_errors
-from ..encoding import batches as _batches
 from ..encoding import frames as _attachments
-from ..errors import DecodeError, RpcError
-from ..metadata import CallInfo, Metadata, MetadataTuple, as_metadata, user_metadata
+from ..metadata import CallInfo, Metadata, MetadataTuple, user_metadata
 from ..service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
-from ..status import StatusCode
 from .calls import RequestStream, check_request, decode_response, multicallable_kwargs
 from .coalescing import coalesced
 from .core import ClientCore
+from .streams import BidiStream, ResponseStream
 
-__all__ = ["BidiStream", "Client", "ResponseStream"]
+__all__ = ["Client"]
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -30,189 +25,6 @@ Res = TypeVar("Res")
 Stream = TypeVar("Stream", bound="ResponseStream[Any]")
 
 _CLOSE = object()
-
-
-class ResponseStream(Generic[Res]):
-    """The responses of a server-streaming or bidirectional call, decoded as they arrive.
-
-    Iterate it; use it as a context manager to cancel the call if you stop early.
-    """
-
-    # Told the trailing metadata when the stream ends (the client learns frames there).
-    _on_end: Callable[[MetadataTuple], None] | None = None
-    # The client's own stream of requests, whose failure ends the call.
-    _sending: RequestStream | None = None
-    # Told the initial metadata with the first response (the client learns batches there).
-    _on_initial: Callable[[MetadataTuple], object] | None = None
-
-    def __init__(
-        self,
-        call: Any,
-        method: Method[Any, Res],
-        batches: bool = False,
-        *,
-        frames: bool = False,
-        in_band: bool = False,
-    ) -> None:
-        self._call = call
-        self._method = method
-        self._frames = frames
-        # Messages of a batch not yet handed out (only if the call announced batches).
-        # A batch is read only from a server that said it sends them: in its initial
-        # metadata, or (in_band) by having read this call's request as a batch.
-        self._batches = batches
-        self._batches_confirmed = in_band
-        self._unpacked: deque[memoryview] = deque()
-
-    def __iter__(self) -> Iterator[Res]:
-        return self
-
-    def __next__(self) -> Res:
-        if self._unpacked:
-            return self._decode(self._unpacked.popleft())
-        try:
-            with client_errors(self._sending):
-                data = next(self._call)
-        except StopIteration:
-            if self._on_end is not None:
-                self._on_end(as_metadata(self._call.trailing_metadata()))
-            raise
-        if self._on_initial is not None:
-            self._on_initial(as_metadata(self._call.initial_metadata()))
-            self._on_initial = None
-        if self._batches and not self._batches_confirmed:
-            self._batches_confirmed = True
-            initial = as_metadata(self._call.initial_metadata())
-            self._batches = _batches.batch_limit(initial) > 0
-        if self._batches and data[:1] == _batches.LEAD_BYTE:
-            try:
-                self._unpacked.extend(_batches.unpack(data))
-            except DecodeError as exc:
-                self._call.cancel()
-                raise RpcError(
-                    StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}"
-                ) from None
-            return self._decode(self._unpacked.popleft())
-        return self._decode(data)
-
-    def _decode(self, data: Any) -> Res:
-        try:
-            return decode_response(self._method, data, frames=self._frames)  # type: ignore[no-any-return]
-        except RpcError:
-            self._call.cancel()
-            raise
-
-    def initial_metadata(self) -> MetadataTuple:
-        """The server's initial metadata (waits for it)."""
-        return user_metadata(self._call.initial_metadata())
-
-    def trailing_metadata(self) -> MetadataTuple:
-        """The server's trailing metadata (waits for the call to end)."""
-        return user_metadata(self._call.trailing_metadata())
-
-    def cancel(self) -> None:
-        """Cancel the call; the server's handler is stopped."""
-        self._call.cancel()
-
-    def done(self) -> bool:
-        """Whether the call has ended."""
-        return bool(self._call.done())
-
-    def __enter__(self: Stream) -> Stream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self._call.done():
-            self._call.cancel()
-
-
-class BidiStream(ResponseStream[Res], Generic[Req, Res]):
-    """A bidirectional call whose requests are sent one by one with :meth:`write`.
-
-    Use it when what to send depends on what was received (the server speaks
-    first, say). Call :meth:`done_writing` to half-close.
-    """
-
-    def __init__(
-        self,
-        method: Method[Req, Res],
-        multicallable: Any,
-        batches: bool,
-        frames: bool,
-        encode: Callable[[Any], bytes],
-        **call_options: Any,
-    ) -> None:
-        self._method = method
-        self._encode = encode
-        self._outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._closed = threading.Event()
-        # How large a batch of requests the server reads: 0 until it says so.
-        self._batch_limit = 0
-        super().__init__(
-            multicallable(self._requests(), **call_options), method, batches, frames=frames
-        )
-
-    def _requests(self) -> Iterator[bytes]:
-        held: deque[bytes] = deque()  # taken from the outbox, not yet sent
-        closing = False
-        while True:
-            if not held:
-                item = _CLOSE if closing else self._outbox.get()
-                if item is _CLOSE:
-                    return
-                held.append(item)  # type: ignore[arg-type]
-            limit = self._batch_limit
-            if not limit:
-                yield held.popleft()
-                continue
-            # Add what else is already queued, up to a batch.
-            queued = sum(map(len, held))
-            while not closing and queued < limit:
-                try:
-                    item = self._outbox.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _CLOSE:
-                    closing = True
-                else:
-                    held.append(item)  # type: ignore[arg-type]
-                    queued += len(item)  # type: ignore[arg-type]
-            yield _batches.take(held, limit)[0]
-
-    def write(self, request: Req) -> None:
-        """Queue ``request`` to be sent (the same verb as :meth:`AsyncBidiStream.write`)."""
-        if self._closed.is_set():
-            raise ValueError("write() after done_writing()")
-        check_request(self._method, request)
-        self._outbox.put(self._encode(request))
-
-    #: An alias of :meth:`write`, the verb of earlier releases.
-    send = write
-
-    def done_writing(self) -> None:
-        """Half-close: tell the server no more requests follow."""
-        if not self._closed.is_set():
-            self._closed.set()
-            self._outbox.put(_CLOSE)
-
-    def cancel(self) -> None:
-        """Cancel the call and stop the request side."""
-        self.done_writing()
-        super().cancel()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.done_writing()
-        super().__exit__(exc_type, exc, tb)
 
 
 class Client(ClientCore[grpc.Channel]):

@@ -17,9 +17,10 @@ from typing import Any, NamedTuple
 
 import grpc.aio
 
+from .._handlers import abort_async
 from ..context import AsyncContext
 from ..errors import DeclarationError
-from ..server import Binding, _abort_async, bind
+from ..server import Binding, bind
 from .adapter import DEFAULT_MAX_WORKERS, OpenedSession, Workers
 from .contract import (
     HealthStatus,
@@ -252,7 +253,7 @@ async def _admitted(admit: Callable[[AsyncContext], None], grpc_context: Any, pa
     try:
         admit(context)
     except (FencedError, LeaseLapsedError) as exc:
-        await _abort_async(grpc_context, context, exc, path)
+        await abort_async(grpc_context, context, exc, path)
 
 
 class _Handlers:
