@@ -32,11 +32,11 @@ def revealed(client: Client, aclient: AsyncClient, questions: list[Question]) ->
 
 EXPECTED_REVEALS = [
     "regressed.Answer",
-    "transport.client.sync.ResponseStream[regressed.Answer]",
+    "transport.client.streams.ResponseStream[regressed.Answer]",
     "regressed.Answer",
     "tuple[regressed.Answer, transport.metadata.CallInfo]",
     "typing.Awaitable[regressed.Answer]",
-    "transport.client.aio.AsyncResponseStream[regressed.Answer]",
+    "transport.client.aio_streams.AsyncResponseStream[regressed.Answer]",
 ]
 
 

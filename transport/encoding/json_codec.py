@@ -85,7 +85,10 @@ def _scan(data: bytes) -> tuple[int, int]:
     in_string = False
     for start in range(0, marks.size, _SCAN_CHUNK):
         chunk = marks[start : start + _SCAN_CHUNK]
-        inside = np.bitwise_xor.accumulate(chunk == ord('"')) ^ in_string
+        # Inside a string: an odd count of quotes so far (a running parity; numpy
+        # 1.24's bitwise_xor.accumulate on bools is wrong past a few thousand).
+        quotes = np.cumsum(chunk == ord('"'), dtype=np.uint32)
+        inside = (quotes & 1).astype(bool) ^ in_string
         in_string = bool(inside[-1])
         # "[" is one level in, "]" one level out; nothing counts inside a string.
         steps = (chunk == ord("[")).view(np.int8) - (chunk == ord("]")).view(np.int8)
