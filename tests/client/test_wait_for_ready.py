@@ -108,13 +108,13 @@ async def test_an_async_client_started_before_its_server_waits_for_it() -> None:
                 group.start_soon(call)
                 await started.wait()
                 # Connecting finds nothing listening before the server starts.
+                # One read of the state per step: a second read could see the failure
+                # and then wait for the change after it (the reconnect, a backoff later).
                 with anyio.fail_after(10):
-                    while client.channel.get_state(try_to_connect=True) is not (
-                        grpc.ChannelConnectivity.TRANSIENT_FAILURE
-                    ):
-                        await client.channel.wait_for_state_change(
-                            client.channel.get_state(try_to_connect=True)
-                        )
+                    state = client.channel.get_state(try_to_connect=True)
+                    while state is not grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+                        await client.channel.wait_for_state_change(state)
+                        state = client.channel.get_state(try_to_connect=True)
                 assert replies == []
                 server.start()
             assert [reply.text for reply in replies] == ["early"]
