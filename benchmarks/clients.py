@@ -53,9 +53,13 @@ class FloorDriver(Driver):
         self.payload = JsonCodec(Reading).encode(reading())
         self.tick_size = len(floor_tick())
         self.aio: grpc.aio.Channel | None = None
+        self.infer_payload = self.infer_bytes()
+
+    @staticmethod
+    def infer_bytes() -> bytes:
+        """As many bytes as the JSON of the runtime's Infer request."""
         # A handle of the owner runtime is 56 characters for owner "owner-1".
-        request = JsonCodec(InferRequest).encode(infer_request("h" * 56))
-        self.infer_payload = b"x" * len(request)
+        return b"x" * len(JsonCodec(InferRequest).encode(infer_request("h" * 56)))
 
     def infer(self, calls: int) -> list[float]:
         echo, payload, latencies = self.echo, self.infer_payload, []
