@@ -315,7 +315,7 @@ class RuntimeDriver(Driver):
         super().__init__(variant, port, loop)
         from transport.runtime import OpenSessionRequest, dial_leader
 
-        owner = RUNTIME_OWNER if variant == "transport-fenced" else ""
+        owner = "" if variant == "transport-unfenced" else RUNTIME_OWNER
         self.client = dial_leader(self.address, owner, timeout=10)
         self.model = OpenSessionRequest(type="echo", path="bench")
         self.session: Any = None
@@ -361,6 +361,6 @@ def driver(variant: str, port: int, loop: asyncio.AbstractEventLoop) -> Driver:
         return SocketDriver(variant, port, loop)
     if variant == "asyncio-tcp":
         return AsyncioTcpDriver(variant, port, loop)
-    if variant in ("transport-fenced", "transport-unfenced"):
+    if variant in ("transport-fenced", "transport-fenced-sync", "transport-unfenced"):
         return RuntimeDriver(variant, port, loop)
     raise ValueError(f"unknown variant {variant!r}")

@@ -88,7 +88,14 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     # Last: the owner runtime is the newest part of the library.
     # floor-asyncio: the same bytes from a sync client (as the runtime's) to grpc.aio (as the
     # runtime's server): what the runtime's own work is measured against.
-    "session_infer": ("floor", "floor-asyncio", "transport-unfenced", "transport-fenced"),
+    # transport-fenced-sync: the same model as a sync backend (its calls on worker threads).
+    "session_infer": (
+        "floor",
+        "floor-asyncio",
+        "transport-unfenced",
+        "transport-fenced",
+        "transport-fenced-sync",
+    ),
 }
 # The heaviest scale cells move a GiB per variant and round: three rounds are enough.
 SCALE_ROUNDS = 3
