@@ -53,9 +53,13 @@ class FloorDriver(Driver):
         self.payload = JsonCodec(Reading).encode(reading())
         self.tick_size = len(floor_tick())
         self.aio: grpc.aio.Channel | None = None
+        self.infer_payload = self.infer_bytes()
+
+    @staticmethod
+    def infer_bytes() -> bytes:
+        """As many bytes as the JSON of the runtime's Infer request."""
         # A handle of the owner runtime is 56 characters for owner "owner-1".
-        request = JsonCodec(InferRequest).encode(infer_request("h" * 56))
-        self.infer_payload = b"x" * len(request)
+        return b"x" * len(JsonCodec(InferRequest).encode(infer_request("h" * 56)))
 
     def infer(self, calls: int) -> list[float]:
         echo, payload, latencies = self.echo, self.infer_payload, []
@@ -311,7 +315,7 @@ class RuntimeDriver(Driver):
         super().__init__(variant, port, loop)
         from transport.runtime import OpenSessionRequest, dial_leader
 
-        owner = RUNTIME_OWNER if variant == "transport-fenced" else ""
+        owner = "" if variant == "transport-unfenced" else RUNTIME_OWNER
         self.client = dial_leader(self.address, owner, timeout=10)
         self.model = OpenSessionRequest(type="echo", path="bench")
         self.session: Any = None
@@ -357,6 +361,6 @@ def driver(variant: str, port: int, loop: asyncio.AbstractEventLoop) -> Driver:
         return SocketDriver(variant, port, loop)
     if variant == "asyncio-tcp":
         return AsyncioTcpDriver(variant, port, loop)
-    if variant in ("transport-fenced", "transport-unfenced"):
+    if variant in ("transport-fenced", "transport-fenced-sync", "transport-unfenced"):
         return RuntimeDriver(variant, port, loop)
     raise ValueError(f"unknown variant {variant!r}")

@@ -146,6 +146,10 @@ class AsyncFloorDriver(Driver):
         self.chat = self.channel.stream_stream(CHAT, **registered)
         self.payload = JsonCodec(Reading).encode(reading())
         self.tick = floor_tick()
+        self.options = OPTIONS
+        self.sync_channel: Any = None
+        self.sync_echo: Any = None
+        self.infer_payload = b""
 
     def _run(self, awaitable: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(awaitable)
@@ -203,7 +207,26 @@ class AsyncFloorDriver(Driver):
 
         return self._run(run())
 
+    def infer(self, calls: int) -> list[float]:
+        """The runtime's Infer as raw bytes: a sync client, as the runtime's, on grpc.aio."""
+        if self.sync_echo is None:
+            import grpc
+
+            from .clients import FloorDriver
+
+            self.sync_channel = grpc.insecure_channel(self.address, options=self.options)
+            self.sync_echo = self.sync_channel.unary_unary(ECHO, _registered_method=True)
+            self.infer_payload = FloorDriver.infer_bytes()
+        echo, payload, latencies = self.sync_echo, self.infer_payload, []
+        for _ in range(calls):
+            start = time.perf_counter()
+            echo(payload)
+            latencies.append(time.perf_counter() - start)
+        return latencies
+
     def close(self) -> None:
+        if self.sync_channel is not None:
+            self.sync_channel.close()
         self._run(self.channel.close())
 
 

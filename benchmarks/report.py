@@ -181,6 +181,20 @@ def targets(measurements: list[Measurement]) -> list[str]:
         lines.append(
             _check("session_infer p50 fenced / unfenced", fenced["value"] / unfenced["value"], 1.10)
         )
+    aio_floor = _find(table, "session_infer", ASYNC_FLOOR, "p50_latency")
+    for variant in ("transport-fenced", "transport-fenced-sync"):
+        row = _find(table, "session_infer", variant, "p50_latency")
+        if row is None:
+            continue
+        lines.append(_check(f"session_infer p50 {variant} x floor", row["ratio_to_floor"], 1.10))
+        if aio_floor and aio_floor["value"]:
+            lines.append(
+                _check(
+                    f"session_infer p50 {variant} x {ASYNC_FLOOR} (the server's own kind)",
+                    row["value"] / aio_floor["value"],
+                    1.10,
+                )
+            )
     for row in table:
         if row["variant"] != "grpclib-json" or row["unit"] == "MiB":
             continue

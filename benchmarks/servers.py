@@ -239,11 +239,42 @@ async def _serve_aio(floor: bool = False) -> None:
     await server.stop(grace=None)
 
 
-async def _serve_runtime(instance_id: str) -> None:
+class SyncEchoSession:
+    """The ``echo`` model with plain (sync) methods: the runtime runs them on worker threads."""
+
+    def __init__(self, info: Any) -> None:
+        self.info = info
+
+    def infer(self, inputs: Any) -> Any:
+        return inputs
+
+    def generate(self, prompt: str, max_tokens: int) -> Iterator[str]:
+        yield from prompt.split()[: max_tokens or None]
+
+    def close(self) -> None:
+        pass
+
+
+class SyncEchoBackend:
+    """``NoneBackend``'s ``echo`` model as a sync backend."""
+
+    def __init__(self) -> None:
+        from transport.runtime import NoneBackend
+
+        self._backend = NoneBackend()
+
+    def describe(self, request: Any) -> Any:
+        return asyncio.run(self._backend.describe(request))
+
+    def open_session(self, request: Any) -> SyncEchoSession:
+        return SyncEchoSession(self.describe(request))
+
+
+async def _serve_runtime(instance_id: str, sync: bool = False) -> None:
     from transport.runtime import NoneBackend, Server
 
     server = grpc.aio.server(options=OPTIONS)
-    runtime = Server(NoneBackend(), instance_id, "none")
+    runtime = Server(SyncEchoBackend() if sync else NoneBackend(), instance_id, "none")
     runtime.register(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -341,6 +372,8 @@ def main(variant: str) -> None:
         asyncio.run(_serve_aio(floor=True))
     elif variant == "transport-fenced":
         asyncio.run(_serve_runtime(RUNTIME_OWNER))
+    elif variant == "transport-fenced-sync":
+        asyncio.run(_serve_runtime(RUNTIME_OWNER, sync=True))
     elif variant == "transport-unfenced":
         asyncio.run(_serve_runtime(""))
     elif variant == "grpclib-json":

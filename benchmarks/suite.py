@@ -86,7 +86,16 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
         "grpclib-json",
     ),
     # Last: the owner runtime is the newest part of the library.
-    "session_infer": ("floor", "transport-unfenced", "transport-fenced"),
+    # floor-asyncio: the same bytes from a sync client (as the runtime's) to grpc.aio (as the
+    # runtime's server): what the runtime's own work is measured against.
+    # transport-fenced-sync: the same model as a sync backend (its calls on worker threads).
+    "session_infer": (
+        "floor",
+        "floor-asyncio",
+        "transport-unfenced",
+        "transport-fenced",
+        "transport-fenced-sync",
+    ),
 }
 # The heaviest scale cells move a GiB per variant and round: three rounds are enough.
 SCALE_ROUNDS = 3

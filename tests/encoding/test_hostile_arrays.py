@@ -190,11 +190,11 @@ def _frame(references: list[dict[str, Any]], buffer: bytes, names: list[str]) ->
 
 
 def test_frame_references_must_lie_inside_the_frame_and_not_overlap(server: TestServer) -> None:
-    buffer = bytes(4096)
-    whole = {"path": ["array", "data"], "offset": 0, "length": 4096}
+    buffer = bytes(attachments.FRAME_BYTES)  # large enough that the echo is framed too
+    whole = {"path": ["array", "data"], "offset": 0, "length": len(buffer)}
     cases = {
         "overlaps the one before it": [whole, {"path": ["name"], "offset": 16, "length": 8}],
-        "after the frame": [{"path": ["array", "data"], "offset": 16, "length": 4096}],
+        "after the frame": [{"path": ["array", "data"], "offset": 16, "length": len(buffer)}],
     }
     raw: Any = server.client.channel.unary_unary("/test.hostile.Tensors/Echo")
     for message, references in cases.items():

@@ -36,6 +36,7 @@ from .ndarray import encode_ndarray
 
 __all__ = [
     "ANNOUNCEMENT",
+    "FRAME_BYTES",
     "KEY",
     "MAGIC",
     "MAX_HEADER_BYTES",
@@ -56,6 +57,11 @@ ANNOUNCEMENT = (KEY, "1")
 MAGIC = b"\x00tA1"
 # Buffers below this many bytes stay inline as base64: a reference costs more.
 THRESHOLD = 1024
+#: A message goes as a frame only when its arrays and buffers hold at least this
+#: many bytes in all: below, JSON encodes and decodes faster (a round trip of a
+#: float32 array measured 7.5 vs 11.5 µs at 1 KiB, 8.5 vs 10.9 at 4 KiB, 22.9
+#: vs 11.0 at 16 KiB).
+FRAME_BYTES = 8 * 1024
 #: The largest frame header read. A header is decoded before its type applies
 #: (unknown fields included), so it is kept small; a message whose JSON beside
 #: its buffers is larger goes as plain JSON instead.

@@ -215,8 +215,13 @@ class JsonCodec(Generic[T]):
         return self._encoder.encode(message)
 
     def encode_framed(self, message: T) -> bytes:
-        """Return ``message`` as an attachment frame, for a peer that announced it reads them."""
-        if self.contents.buffers:
+        """Return ``message`` as an attachment frame, for a peer that announced it reads them.
+
+        A message with less than :data:`~.frames.FRAME_BYTES` of arrays and
+        buffers goes as JSON, which is faster at that size (a frame's reader
+        reads JSON too).
+        """
+        if self.contents.buffers and _attachments.carries(message, _attachments.FRAME_BYTES):
             return _attachments.encode_framed(message, _enc_hook)
         return self.encode(message)
 

@@ -66,6 +66,8 @@ _TRAVEL = [
 ]
 _TRAVELLING = frozenset(np.dtype(name) for name in _TRAVEL)
 _NAMES = ", ".join(_TRAVEL)
+# The travelling dtypes in little-endian byte order (or none: one byte), by dtype.
+_LITTLE_ENDIAN_NAMES = {dtype.newbyteorder("<"): dtype.name for dtype in _TRAVELLING}
 
 
 def _spellings() -> dict[str, np.dtype[Any]]:
@@ -135,6 +137,12 @@ def encode_ndarray(array: np.ndarray[Any, Any]) -> dict[str, Any]:
     """Return the JSON-ready mapping for ``array`` (``data`` left as a buffer for base64)."""
     mode: Quantization = getattr(array, "quantization", "NONE")
     plain = np.asarray(array)
+    name = _LITTLE_ENDIAN_NAMES.get(plain.dtype)
+    if name is not None and mode == "NONE" and plain.flags.c_contiguous:
+        # The common case, without the copies and dtype lookups of the general one.
+        flat: Any = plain.reshape(-1).view(np.uint8)
+        data = memoryview(flat)
+        return {"dtype": name, "shape": list(plain.shape), "data": data}
     wire: dict[str, Any] = {"dtype": plain.dtype.name, "shape": list(plain.shape)}
     if mode != "NONE" and plain.dtype.newbyteorder("=") not in _REAL:
         raise TypeError(f"cannot quantize an array of dtype {plain.dtype}: only real dtypes")

@@ -38,15 +38,18 @@ class Workers:
         """``fn(*args)`` on a worker thread; if cancelled, wait for it before re-raising."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.max_workers, "transport-runtime")
-        future = asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args))
+        work = self._pool.submit(fn, *args)
         try:
-            return await asyncio.shield(future)
+            # Awaited directly (no shield: one loop turn fewer per call). A cancel
+            # cancels the work only if it has not started; running work is
+            # waited for below, through a fresh future of the same work.
+            return await asyncio.wrap_future(work)
         except asyncio.CancelledError:
-            while not future.done():
+            while not work.done():
                 with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait({future})
-            if not future.cancelled():
-                future.exception()  # retrieved: the cancel is what the caller sees
+                    await asyncio.wait({asyncio.wrap_future(work)})
+            if not work.cancelled():
+                work.exception()  # retrieved: the cancel is what the caller sees
             raise
 
     def adapt(self, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:

@@ -11,6 +11,8 @@ them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple
@@ -48,6 +50,14 @@ from .wire import (
 __all__ = ["Server"]
 
 log = logging.getLogger("transport.runtime")
+
+# The owner a call expects, read from its metadata once, before the call is
+# decoded (_FenceFirst), for every later check of the call: grpc.aio runs each
+# call in its own task, and the value is reset when the call ends.
+_UNREAD = object()
+_expected_owner: contextvars.ContextVar[object] = contextvars.ContextVar(
+    "transport_runtime_expected_owner", default=_UNREAD
+)
 
 
 class Server:
@@ -189,6 +199,14 @@ class _SessionKeeper:
         if closing is not None:
             await self.close([closing])
 
+    def release(self, entry: SessionEntry[OpenedSession]) -> Awaitable[None] | None:
+        """Release a session after a call; what to await to close it if it was removed meanwhile.
+
+        ``None`` (the usual answer) costs the caller no await.
+        """
+        closing = self.sessions.release(entry)
+        return None if closing is None else self.close([closing])
+
     def start_reaper(self) -> None:
         """Close sessions left idle past the table's timeout, from now on."""
         if self._reaper is None or self._reaper.done():
@@ -232,28 +250,48 @@ class _FenceFirst(grpc.GenericRpcHandler):
             streaming = handler.unary_stream
 
             async def fenced_stream(request: bytes, grpc_context: Any) -> AsyncIterator[bytes]:
-                await _admitted(admit, grpc_context, method)
-                async for reply in streaming(request, grpc_context):
-                    yield reply
+                token = await _admitted(admit, grpc_context, method)
+                try:
+                    async for reply in streaming(request, grpc_context):
+                        yield reply
+                finally:
+                    with contextlib.suppress(ValueError):  # closed from another context
+                        _expected_owner.reset(token)
 
             return grpc.unary_stream_rpc_method_handler(fenced_stream)
         unary = handler.unary_unary
 
         async def fenced(request: bytes, grpc_context: Any) -> bytes | None:
-            await _admitted(admit, grpc_context, method)
-            reply: bytes | None = await unary(request, grpc_context)
+            token = await _admitted(admit, grpc_context, method)
+            try:
+                reply: bytes | None = await unary(request, grpc_context)
+            finally:
+                _expected_owner.reset(token)
             return reply
 
         return grpc.unary_unary_rpc_method_handler(fenced)
 
 
-async def _admitted(admit: Callable[[AsyncContext], None], grpc_context: Any, path: str) -> None:
-    """Run ``admit``; end the call with its status (and the serving owner) if it refuses."""
+async def _admitted(
+    admit: Callable[[AsyncContext], None], grpc_context: Any, path: str
+) -> contextvars.Token[object]:
+    """Note the owner the call expects and run ``admit``; end the call if it refuses.
+
+    Returns the token that resets the noted owner when the call ends.
+    """
+    expected = None
+    for key, value in grpc_context.invocation_metadata() or ():
+        if key == OWNER_METADATA_KEY:
+            expected = value
+            break
+    token = _expected_owner.set(expected)
     context = AsyncContext(grpc_context)
     try:
         admit(context)
     except (FencedError, LeaseLapsedError) as exc:
+        _expected_owner.reset(token)
         await abort_async(grpc_context, context, exc, path)
+    return token
 
 
 class _Handlers:
@@ -277,9 +315,15 @@ class _Handlers:
         self._owner_metadata = ((OWNER_METADATA_KEY, fence.instance_id),)
 
     def _admit(self, context: AsyncContext) -> None:
-        """Let a fenced call through, or refuse it with the serving owner in trailing metadata."""
+        """Let a fenced call through, or refuse it with the serving owner in trailing metadata.
+
+        The expected owner is read from the call's metadata on its first check only.
+        """
+        expected = _expected_owner.get()
+        if expected is _UNREAD:  # a handler mounted without _FenceFirst
+            expected = context.metadata_value(OWNER_METADATA_KEY)
         try:
-            self._fence.check(context.metadata_value(OWNER_METADATA_KEY))
+            self._fence.check(expected)  # type: ignore[arg-type]
         except (FencedError, LeaseLapsedError):
             context.set_trailing_metadata(self._owner_metadata)
             raise
@@ -324,7 +368,9 @@ class _Handlers:
         try:
             outputs = await entry.session.infer(request.inputs)
         finally:
-            await self._keeper.finish(entry)
+            closing = self._keeper.release(entry)
+            if closing is not None:
+                await closing
         self._admit(context)  # no answer from an owner whose lease lapsed meanwhile
         return InferReply(outputs=as_arrays(outputs))
 
