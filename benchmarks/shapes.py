@@ -65,8 +65,8 @@ class Tick(Message):
 class Tensor(Message):
     """An array round-tripped by the ndarray scenario."""
 
-    name: str
-    array: np.ndarray
+    name: Annotated[str, Number(1)]
+    array: Annotated[np.ndarray, Number(2)]
 
 
 class Bench(Service, Protocol, name=SERVICE):

@@ -79,6 +79,7 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "ndarray": (
         "floor",
         "transport",
+        "transport-protobuf",
         "transport-json",
         "transport-chunked",
         "transport-asyncio",
