@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 __all__ = [
+    "DEFAULT_MAX_CALLS_IN_FLIGHT",
     "DEFAULT_MAX_CONCURRENT_CALLS",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "SERVER_PROTECTIONS",
@@ -60,6 +61,12 @@ SERVER_PROTECTIONS: Mapping[str, int] = {
     "grpc.server.max_pending_requests": 10_000,
     "grpc.server.max_pending_requests_hard_limit": 20_000,
 }
+
+
+#: Default bound on the unary calls one client has in flight on its channel:
+#: three quarters of the servers' stream bound, so that a burst on one channel
+#: stays below it and is served, not refused (``max_calls_in_flight=None``: no bound).
+DEFAULT_MAX_CALLS_IN_FLIGHT = int(SERVER_PROTECTIONS["grpc.max_concurrent_streams"]) * 3 // 4
 
 
 def grpc_options(

@@ -16,9 +16,16 @@ from ..encoding import frames as _attachments
 from ..metadata import CallInfo, Metadata, MetadataTuple, user_metadata
 from ..service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from .aio_streams import AsyncBidiStream, AsyncResponseStream
-from .calls import RequestStream, check_request, decode_response, multicallable_kwargs
+from .calls import (
+    RefusalRetry,
+    RequestStream,
+    check_request,
+    decode_response,
+    multicallable_kwargs,
+)
 from .coalescing import coalesced_async
 from .core import ClientCore
+from .slots import AsyncCallSlots
 
 _grpc_fixes.apply()
 
@@ -43,6 +50,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
     _insecure_channel = staticmethod(grpc.aio.insecure_channel)
     _secure_channel = staticmethod(grpc.aio.secure_channel)
     _multicallable_kwargs = multicallable_kwargs(grpc.aio.Channel.unary_unary)
+    _call_slots = AsyncCallSlots
 
     def _argument(self, method: Method[Any, Any], request: Any) -> tuple[RequestStream | None, Any]:
         """The requests of a client stream (else ``None``) and what to hand grpcio."""
@@ -135,13 +143,46 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         self, method: Method[Any, Any], argument: Any, options: Any, requests: RequestStream | None
     ) -> Any:
         with client_errors(requests):
-            call = self._multicallable(method)(argument, **options)
-            data = await _response_of(call)
+            data, call = await self._finished(method, argument, options, requests)
             if self._learns(method):
                 self._peer_reads_frames = _attachments.announced(await call.trailing_metadata())
             if requests is not None and self.coalesce:
                 self._learn_batches(await call.initial_metadata())
         return decode_response(method, data, frames=self._reads_frames(method))
+
+    async def _finished(
+        self,
+        method: Method[Any, Any],
+        argument: Any,
+        options: dict[str, Any],
+        requests: RequestStream | None,
+    ) -> tuple[bytes, Any]:
+        """Make a unary-response call and wait for its end.
+
+        A unary request waits for one of the client's call slots, and is sent
+        again when the server refuses its stream (:class:`RefusalRetry`).
+        """
+        slots = self._slots if requests is None else None
+        if slots is not None:
+            timeout = options["timeout"]
+            left = await slots.acquire(timeout)
+            if left is not timeout:
+                options = {**options, "timeout": left}
+        try:
+            retry = RefusalRetry(options["timeout"]) if requests is None else None
+            while True:
+                call = self._multicallable(method)(argument, **options)
+                try:
+                    return await _response_of(call), call
+                except grpc.RpcError as exc:
+                    delay = None if retry is None else retry.delay(exc)
+                    if retry is None or delay is None:
+                        raise
+                await asyncio.sleep(delay)
+                options = {**options, "timeout": retry.timeout()}
+        finally:
+            if slots is not None:
+                slots.release()
 
     @overload
     async def with_call(
@@ -179,11 +220,9 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         if method.cardinality.server_streaming:
             raise TypeError(f"{method.path} streams its responses: use call() and iterate")
         requests, argument = self._argument(method, request)
-        call = self._multicallable(method)(
-            argument, **self._options(method, timeout, metadata, wait_for_ready, compression)
-        )
+        options = self._options(method, timeout, metadata, wait_for_ready, compression)
         with client_errors(requests):
-            data = await _response_of(call)
+            data, call = await self._finished(method, argument, options, requests)
             info = CallInfo(
                 user_metadata(await call.initial_metadata()),
                 user_metadata(await call.trailing_metadata()),

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import random
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
+
+import grpc
 
 from ..encoding import wires as _wires
 from ..errors import DecodeError, DecodeLimitError, RpcError
@@ -99,3 +103,54 @@ def multicallable_kwargs(factory: Any) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {}
     return {"_registered_method": True} if "_registered_method" in parameters else {}
+
+
+def refused(exc: grpc.RpcError) -> bool:
+    """Whether the server refused the call's stream (HTTP/2 REFUSED_STREAM).
+
+    A refused stream never reached a handler (RFC 9113, section 8.7), so sending
+    the call again is safe. grpcio reports it as UNAVAILABLE "Stream removed
+    (RST_STREAM (Received RST_STREAM with error code 7))", once its own single
+    transparent retry was refused too.
+    """
+    code = getattr(exc, "code", None)
+    details = getattr(exc, "details", None)
+    if not (callable(code) and callable(details)) or code() != grpc.StatusCode.UNAVAILABLE:
+        return False
+    return "RST_STREAM with error code 7" in (details() or "")
+
+
+class RefusalRetry:
+    """When to send a refused unary call again: jittered, doubling delays within its timeout.
+
+    A gRPC server that bounds the streams of a connection counts a finished
+    stream until it has freed it, so a client that keeps the connection at the
+    bound is refused now and then; the server catches up within milliseconds.
+    At most :attr:`ATTEMPTS` retries, from 1-2 ms up to 50-100 ms apart, never
+    past the call's deadline.
+    """
+
+    ATTEMPTS = 12
+    FIRST_DELAY = 0.002
+    LONGEST_DELAY = 0.1
+
+    __slots__ = ("_deadline", "_tries")
+
+    def __init__(self, timeout: float | None) -> None:
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._tries = 0
+
+    def delay(self, exc: grpc.RpcError) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to raise ``exc``."""
+        if self._tries >= self.ATTEMPTS or not refused(exc):
+            return None
+        ceiling = min(self.LONGEST_DELAY, self.FIRST_DELAY * 2**self._tries)
+        self._tries += 1
+        delay = random.uniform(ceiling / 2, ceiling)
+        if self._deadline is not None and time.monotonic() + delay >= self._deadline:
+            return None
+        return delay
+
+    def timeout(self) -> float | None:
+        """What is left of the call's timeout, for the next attempt."""
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())

@@ -11,8 +11,9 @@ from ..encoding import batches as _batches
 from ..encoding import frames as _attachments
 from ..encoding import wires as _wires
 from ..metadata import Metadata, MetadataTuple, check_metadata
-from ..options import compression_of, grpc_options
+from ..options import DEFAULT_MAX_CALLS_IN_FLIGHT, compression_of, grpc_options
 from ..service import Cardinality, Method
+from .slots import check_max_calls_in_flight
 
 ChannelT = TypeVar("ChannelT")
 ClientT = TypeVar("ClientT", bound="ClientCore[Any]")
@@ -26,6 +27,7 @@ class ClientCore(Generic[ChannelT]):
     _insecure_channel: ClassVar[Callable[..., Any]]
     _secure_channel: ClassVar[Callable[..., Any]]
     _multicallable_kwargs: ClassVar[dict[str, Any]]
+    _call_slots: ClassVar[type[Any]]  # CallSlots or AsyncCallSlots
 
     def __init__(
         self,
@@ -39,6 +41,7 @@ class ClientCore(Generic[ChannelT]):
         coalesce: bool = True,
         wire: str = _wires.JSON,
         compression: grpc.Compression | str | None = None,
+        max_calls_in_flight: int | None = DEFAULT_MAX_CALLS_IN_FLIGHT,
     ) -> None:
         self.channel = channel
         self.timeout = timeout
@@ -65,6 +68,11 @@ class ClientCore(Generic[ChannelT]):
         self.wire = _wires.check(wire)
         # gzip (or none) for every call unless a call says otherwise.
         self.compression = compression_of(compression)
+        # Unary calls beyond this many in flight wait (within their timeout) for
+        # one to end, so that a burst stays below the server's stream bound.
+        bound = check_max_calls_in_flight(max_calls_in_flight)
+        self.max_calls_in_flight = bound
+        self._slots = None if bound is None else self._call_slots(bound)
 
     @classmethod
     def connect(
@@ -81,9 +89,12 @@ class ClientCore(Generic[ChannelT]):
         coalesce: bool = True,
         wire: str = _wires.JSON,
         compression: grpc.Compression | str | None = None,
+        max_calls_in_flight: int | None = DEFAULT_MAX_CALLS_IN_FLIGHT,
     ) -> ClientT:
         """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
-        check_metadata(metadata)  # refuse bad metadata before a channel exists to leak
+        # Refuse bad settings before a channel exists to leak.
+        check_metadata(metadata)
+        check_max_calls_in_flight(max_calls_in_flight)
         options = grpc_options(
             max_send_message_bytes=max_send_message_bytes,
             max_receive_message_bytes=max_receive_message_bytes,
@@ -103,6 +114,7 @@ class ClientCore(Generic[ChannelT]):
             coalesce=coalesce,
             wire=wire,
             compression=compression,
+            max_calls_in_flight=max_calls_in_flight,
         )
         # A batch never exceeds the limits this client's channel was given.
         client._batches = (_batches.announcement(_batches.fitting(max_receive_message_bytes)),)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -12,9 +13,16 @@ from .._status_map import client_errors
 from ..encoding import frames as _attachments
 from ..metadata import CallInfo, Metadata, MetadataTuple, user_metadata
 from ..service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
-from .calls import RequestStream, check_request, decode_response, multicallable_kwargs
+from .calls import (
+    RefusalRetry,
+    RequestStream,
+    check_request,
+    decode_response,
+    multicallable_kwargs,
+)
 from .coalescing import coalesced
 from .core import ClientCore
+from .slots import CallSlots
 from .streams import BidiStream, ResponseStream
 
 __all__ = ["Client"]
@@ -40,6 +48,7 @@ class Client(ClientCore[grpc.Channel]):
     _insecure_channel = staticmethod(grpc.insecure_channel)
     _secure_channel = staticmethod(grpc.secure_channel)
     _multicallable_kwargs = multicallable_kwargs(grpc.Channel.unary_unary)
+    _call_slots = CallSlots
 
     def _request_stream(
         self, method: Method[Any, Any], request: Any
@@ -131,14 +140,52 @@ class Client(ClientCore[grpc.Channel]):
         learns_batches = requests is not None and self.coalesce
         with client_errors(requests):
             if self._learns(method) or learns_batches:
-                data, call = self._multicallable(method).with_call(argument, **options)
+                data, call = self._unary(method, argument, options, requests, with_call=True)
                 if self._learns(method):
                     self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
                 if learns_batches:
                     self._learn_batches(call.initial_metadata())
             else:
-                data = self._multicallable(method)(argument, **options)
+                data, _ = self._unary(method, argument, options, requests, with_call=False)
         return decode_response(method, data, frames=self._reads_frames(method))
+
+    def _unary(
+        self,
+        method: Method[Any, Any],
+        argument: Any,
+        options: dict[str, Any],
+        requests: RequestStream | None,
+        *,
+        with_call: bool,
+    ) -> tuple[bytes, Any]:
+        """Make a unary-response call.
+
+        A unary request waits for one of the client's call slots, and is sent
+        again when the server refuses its stream (:class:`RefusalRetry`).
+        """
+        invoke = self._multicallable(method)
+        slots = self._slots if requests is None else None
+        if slots is not None:
+            timeout = options["timeout"]
+            left = slots.acquire(timeout)
+            if left is not timeout:
+                options = {**options, "timeout": left}
+        try:
+            retry = RefusalRetry(options["timeout"]) if requests is None else None
+            while True:
+                try:
+                    if with_call:
+                        return invoke.with_call(argument, **options)  # type: ignore[no-any-return]
+                    return invoke(argument, **options), None
+                except grpc.RpcError as exc:
+                    delay = None if retry is None else retry.delay(exc)
+                    if retry is None or delay is None:
+                        raise
+                time.sleep(delay)
+                options = {**options, "timeout": retry.timeout()}
+        finally:
+            if slots is not None:
+                slots.release()
 
     def _encode_one(self, method: Method[Any, Any], request: Any) -> bytes:
         check_request(method, request)
@@ -180,10 +227,9 @@ class Client(ClientCore[grpc.Channel]):
         if method.cardinality.server_streaming:
             raise TypeError(f"{method.path} streams its responses: use call() and iterate")
         requests, argument = self._request_stream(method, request)
+        options = self._options(method, timeout, metadata, wait_for_ready, compression)
         with client_errors(requests):
-            data, call = self._multicallable(method).with_call(
-                argument, **self._options(method, timeout, metadata, wait_for_ready, compression)
-            )
+            data, call = self._unary(method, argument, options, requests, with_call=True)
         if self._learns(method):
             self._peer_reads_frames = _attachments.announced(call.trailing_metadata())
         if requests is not None and self.coalesce:
