@@ -11,7 +11,9 @@ import pytest
 
 from transport.__main__ import main
 from transport.runtime.cli import load_backend
-from transport.runtime.process import DaemonProcess, wait_for
+from transport.runtime.process import DaemonProcess
+
+from ..eventually import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +26,7 @@ def _health(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 def test_serve_unfenced_and_probe_it(capsys: pytest.CaptureFixture[str]) -> None:
     with DaemonProcess("--listen", "127.0.0.1:0", "--instance-id", "") as daemon:
-        wait_for(lambda: len(daemon.lines) >= 2, 5, "the second line")
+        eventually(lambda: len(daemon.lines) >= 2, "the second line", 5)
         assert daemon.lines[:2] == [
             f"listening on {daemon.endpoint}",
             "unfenced, backend none, lease -",
@@ -53,7 +55,7 @@ def test_health_by_lease_and_a_standby_that_is_not_ready(
             assert json.loads(out) == {"instanceId": "owner-b", "ready": False, "backend": "none"}
             assert main(["health", standby.endpoint]) == 4  # grpc.health.v1: NOT_SERVING
             assert main(["health", owner.endpoint]) == 0
-            wait_for(lambda: "standby: waiting for the lease" in standby.lines, 5, "standby")
+            eventually(lambda: "standby: waiting for the lease" in standby.lines, "standby", 5)
 
 
 def test_health_of_nothing_is_exit_status_2(

@@ -35,7 +35,9 @@ from transport.runtime import (
     running,
 )
 from transport.runtime.etcd_lease import EtcdLeaseStore, parse_etcd_url
-from transport.runtime.process import DaemonProcess, wait_for
+from transport.runtime.process import DaemonProcess
+
+from ..eventually import eventually
 
 ECHO = OpenSessionRequest(type="echo")
 TTL = 2.0  # etcd's smallest lease with default timings
@@ -333,16 +335,28 @@ def _daemons(url: str, count: int = 3) -> list[DaemonProcess]:
 
 
 def _owner(daemons: list[DaemonProcess], timeout: float = 15) -> DaemonProcess:
-    """The one daemon that answers ready (waits for one)."""
+    """The one daemon that answers ready (waits until one round of probes finds just one).
+
+    The daemons are probed one after another, so two ready answers in a round
+    may be a handover between the probes: probe again. Two owners at once
+    show as A, B, then A again, and fail the test.
+    """
     found: list[DaemonProcess] = []
+    answers: list[Answer] = []
 
     def one_ready() -> bool:
-        ready = [d for d in daemons if (s := d.health(timeout=0.5)) is not None and s.ready]
-        assert len(ready) <= 1, f"two daemons ready: {[d.name for d in ready]}"
+        ready = []
+        for daemon in daemons:
+            sent = time.monotonic()
+            status = daemon.health(timeout=0.5)
+            if status is not None and status.ready:
+                ready.append(daemon)
+                answers.append(Answer(daemon.name, sent, time.monotonic()))
+        assert_one_owner_at_a_time(answers)
         found[:] = ready
-        return bool(ready)
+        return len(ready) == 1
 
-    wait_for(one_ready, timeout, "one owner")
+    eventually(one_ready, "one owner", timeout)
     return found[0]
 
 
@@ -388,7 +402,7 @@ def test_three_daemons_elect_one_owner_and_probes_follow(fleet: Fleet) -> None:
             assert check(probe.channel) is expected
         if daemon is not owner:
             assert daemon.wait_ready(ready=False).instance_id == daemon.name
-    wait_for(lambda: f"owner: serving, term {record.term}" in owner.lines, 5, "the report")
+    eventually(lambda: f"owner: serving, term {record.term}" in owner.lines, "the report", 5)
     health = subprocess.run(
         [sys.executable, "-m", "transport", "health", "--lease", fleet.url],
         capture_output=True,
@@ -466,7 +480,7 @@ def test_a_graceful_stop_hands_over_at_once(fleet: Fleet) -> None:
     after = fleet.store().read()
     assert after is not None and after.term > before.term
     # The client watched the key: with neither retry nor resolve() it moves to the successor.
-    wait_for(lambda: _answers(client), 5, "the client following the new owner")
+    eventually(lambda: _answers(client), "the client following the new owner", 5)
     assert (client.expected_owner, client.endpoint) == (successor.name, successor.endpoint)
     client.close()
     prober.stop()
@@ -502,7 +516,7 @@ def test_renewals_move_to_another_member_when_one_stops_answering(three: EtcdClu
                 renewed.append(store.renew(held, TTL))
             return bool(renewed)
 
-        wait_for(renews, 15, "a renewal through another member")
+        eventually(renews, "a renewal through another member", 15)
         assert renewed[0] is not None  # the lease survived: renewed, not lost
         assert store.gateway.member != paused.endpoint
     finally:
@@ -522,7 +536,7 @@ def test_no_two_owners_while_the_etcd_leader_is_paused_then_killed(
     three.members[leader].pause()
     try:
         # The other two elect a leader; the owner's requests fail over to them.
-        wait_for(lambda: three.leader() != leader, 20, "a new etcd leader")
+        eventually(lambda: three.leader() != leader, "a new etcd leader", 20)
         _owner(fleet.daemons)
     finally:
         three.members[leader].resume()
@@ -530,7 +544,7 @@ def test_no_two_owners_while_the_etcd_leader_is_paused_then_killed(
     leader = three.leader()
     three.members[leader].kill()
     try:
-        wait_for(lambda: three.leader() != leader, 20, "a new etcd leader")
+        eventually(lambda: three.leader() != leader, "a new etcd leader", 20)
         _owner(fleet.daemons)
     finally:
         three.restart(leader)

@@ -33,7 +33,6 @@ from transport.runtime import (
     dial_leader_async,
     running,
 )
-from transport.runtime.process import wait_for
 from transport.runtime.wire import (
     CloseSessionRequest,
     GenerateRequest,
@@ -41,6 +40,8 @@ from transport.runtime.wire import (
     InferRequest,
     Runtime,
 )
+
+from ..eventually import eventually
 
 ECHO = OpenSessionRequest(type="echo", path="models/echo")
 Arrays = dict[str, npt.NDArray[Any]]
@@ -388,8 +389,9 @@ def test_idle_sessions_are_closed_once_after_the_timeout(
         dial_leader(serving.endpoint, "owner-a", timeout=5) as client,
     ):
         idle = client.open_session(DOUBLE)
-        wait_for(lambda: serving.server.session_count == 0, 5, "idle expiry")
-        assert [s.closes for s in backend.sessions] == [1]
+        eventually(lambda: serving.server.session_count == 0, "idle expiry", 5)
+        # Expired, then closed (a sync backend's close runs on a worker thread).
+        eventually(lambda: [s.closes for s in backend.sessions] == [1], "the idle close", 5)
         code, _ = _code(lambda: idle.infer({"x": np.zeros(1)}))
         assert code is StatusCode.NOT_FOUND
         idle.close()  # already gone: a no-op
@@ -421,7 +423,7 @@ def test_close_during_generate_waits_for_the_stream(backend: SyncBackend | Async
         assert backend_session.closes == 0  # still streaming
         backend_session.proceed.set()
         assert list(pieces) == ["wait", "b"]
-        wait_for(lambda: backend_session.closes == 1, 5, "close after the stream")
+        eventually(lambda: backend_session.closes == 1, "close after the stream", 5)
 
 
 def test_a_client_that_cancels_mid_generate_leaks_nothing(
@@ -437,10 +439,10 @@ def test_a_client_that_cancels_mid_generate_leaks_nothing(
         pieces.close()  # cancels the call
         (backend_session,) = backend.sessions
         backend_session.proceed.set()
-        wait_for(lambda: backend_session.generators_closed == 1, 5, "generator closed")
+        eventually(lambda: backend_session.generators_closed == 1, "generator closed", 5)
         assert serving.server.session_count == 1
         session.close()  # no call holds it any more: closed at once
-        wait_for(lambda: backend_session.closes == 1, 5, "session closed")
+        eventually(lambda: backend_session.closes == 1, "session closed", 5)
         assert serving.server.session_count == 0
 
 
@@ -458,7 +460,7 @@ def test_a_session_is_not_closed_under_a_running_call(
         session.close()
         (backend_session,) = backend.sessions
         backend_session.proceed.set()
-        wait_for(lambda: backend_session.closes == 1, 5, "session closed")
+        eventually(lambda: backend_session.closes == 1, "session closed", 5)
         assert backend_session.events == ["infer", "infer done", "close"]
 
 
@@ -536,13 +538,13 @@ def test_graceful_handover_and_client_re_resolution(tmp_path: Path) -> None:
     options: dict[str, Any] = {"lease": lease, "lease_ttl": 1.0, "backend": "none"}
     with ExitStack() as owner_a:
         a = owner_a.enter_context(daemon(NoneBackend(), instance_id="owner-a", **options))
-        wait_for(lambda: a.server.holds_lease, 5, "owner-a holding")
+        eventually(lambda: a.server.holds_lease, "owner-a holding", 5)
         with daemon(NoneBackend(), instance_id="owner-b", **options) as b:
             client = dial_leader(lease=lease, timeout=5)
             assert (client.endpoint, client.expected_owner) == (a.endpoint, "owner-a")
             old = client.open_session(ECHO)
             owner_a.close()  # a graceful stop releases the lease: owner-b takes over at once
-            wait_for(lambda: b.server.holds_lease, 5, "owner-b taking over")
+            eventually(lambda: b.server.holds_lease, "owner-b taking over", 5)
             record = FileLeaseStore(lease).read()
             assert record is not None and (record.instance_id, record.term) == ("owner-b", 2)
             info = client.describe(ECHO, retry=True)  # re-resolves, then succeeds

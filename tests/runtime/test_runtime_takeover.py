@@ -13,8 +13,10 @@ import pytest
 from transport import RpcError, StatusCode
 from transport.runtime import OWNER_METADATA_KEY, FileLeaseStore, OpenSessionRequest, dial_leader
 from transport.runtime.lease import utc_now
-from transport.runtime.process import DaemonProcess, wait_for
+from transport.runtime.process import DaemonProcess
 from transport.runtime.wire import CloseSessionRequest, Runtime
+
+from ..eventually import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -137,7 +139,7 @@ def test_a_paused_owner_refuses_every_fenced_call_after_a_takeover(tmp_path: Pat
         assert health is not None and (health.instance_id, health.ready) == ("owner-a", False)
 
         # Once its loop has seen owner-b's record, owner-a stays a standby.
-        wait_for(lambda: any("not serving" in line for line in a.lines), 5, "owner-a noticing")
+        eventually(lambda: any("not serving" in line for line in a.lines), "owner-a noticing", 5)
         for call in fenced_calls:
             assert _refusal(call)[0] is StatusCode.UNAVAILABLE
         record = FileLeaseStore(lease).read()
