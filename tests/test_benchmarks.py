@@ -104,3 +104,19 @@ def test_the_compression_table_runs() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| random")]
     assert len(rows) == 4  # two wires, with and without gzip
+
+
+@pytest.mark.slow
+def test_the_burst_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.burst", "--tiny"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| asyncio | transport (48 in flight) | OK 100 |" in done.stdout
+    assert "| sync | plain grpcio | " in done.stdout
+    assert "| on | " in done.stdout and "| off | " in done.stdout

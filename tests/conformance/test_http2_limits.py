@@ -14,6 +14,12 @@ import grpc.aio
 import pytest
 from h2.errors import ErrorCodes
 
+from benchmarks.http2_attacks import (
+    IdleStreams,
+    rapid_reset,
+    silent_connection_lifetime,
+    until_closed,
+)
 from transport import AsyncClient, Client, RpcError, StatusCode, bind
 from transport.interop import AsyncTestServiceServer, TestService, TestServiceServer
 from transport.interop.messages import SimpleRequest
@@ -22,8 +28,6 @@ from transport.runtime import NoneBackend, running
 from transport.runtime.process import DaemonProcess
 from transport.runtime.wire import HealthRequest, Runtime
 from transport.testing import serve, serve_async
-
-from ..http2_attacker import IdleStreams, rapid_reset, silent_connection_lifetime, until_closed
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 

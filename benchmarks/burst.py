@@ -1,0 +1,221 @@
+"""Bursts on one channel, and what the rapid-reset protection bounds.
+
+``python -m benchmarks.burst`` prints two tables.
+
+Bursts: the asyncio test server, then the sync one (16 threads), each in its
+own process with the library's protections, get ``--calls`` unary calls at
+once on one channel from three clients in turn, ``--rounds`` times: the
+library's ``AsyncClient`` (48 calls in flight, its default), the same with
+``max_calls_in_flight=None``, and a plain grpcio channel. Prints each one's
+outcomes over all rounds and the median seconds of a burst.
+
+Paced resets: the asyncio test server with ``grpc.http.overload_protection`` on
+and off; 8 connections each open and reset ``--streams`` streams, 100 at a
+time 3 ms apart, for ``--rounds`` rounds. Prints the server's peak RSS growth
+and its CPU seconds per round. docs/reliability.md ("What a burst gets")
+quotes both tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from transport import AsyncClient, RpcError, bind
+from transport.interop import AsyncTestServiceServer, TestService, TestServiceServer
+from transport.interop.messages import SimpleRequest
+from transport.testing import serve, serve_async
+
+from .http2_attacks import paced_reset
+
+UNARY = "/grpc.testing.TestService/UnaryCall"
+REQUEST = SimpleRequest(response_size=8)
+Burst = Callable[[str, int], Coroutine[Any, Any, Counter[str]]]
+
+
+# --- the servers, each in its own process
+
+
+async def _serve_async(options: list[tuple[str, int]]) -> None:
+    async with serve_async(bind(TestService, AsyncTestServiceServer()), options=options) as server:
+        print(server.address, flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+def _serve_sync(options: list[tuple[str, int]]) -> None:
+    with serve(bind(TestService, TestServiceServer()), max_workers=16, options=options) as server:
+        print(server.address, flush=True)
+        sys.stdin.read()
+
+
+class Server:
+    """A test server in a child process that ends when its stdin closes."""
+
+    def __init__(self, kind: str, options: Sequence[tuple[str, int]] = ()) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.burst", "--serve", kind, json.dumps(list(options))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.address = self.process.stdout.readline().strip()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server so far."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mib(self) -> float:
+        """The server's peak resident memory (VmHWM)."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM")
+
+    def close(self) -> None:
+        """Close its stdin and wait for it."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(10)
+
+
+# --- bursts
+
+
+async def _ours(address: str, calls: int, bound: int | None) -> Counter[str]:
+    async with AsyncClient.connect(address, max_calls_in_flight=bound) as client:
+        await client.call(TestService.UnaryCall, SimpleRequest(), timeout=30)  # connected
+
+        async def one() -> str:
+            try:
+                await client.call(TestService.UnaryCall, REQUEST, timeout=60)
+            except RpcError as exc:
+                return _label(exc.code.name, exc.message)
+            return "OK"
+
+        return Counter(await asyncio.gather(*(one() for _ in range(calls))))
+
+
+async def _plain(address: str, calls: int) -> Counter[str]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(UNARY)
+        await call(b"{}", timeout=30)  # connected
+
+        async def one() -> str:
+            try:
+                await call(b'{"responseSize": 8}', timeout=60)
+            except grpc.aio.AioRpcError as exc:
+                return _label(exc.code().name, exc.details() or "")
+            return "OK"
+
+        return Counter(await asyncio.gather(*(one() for _ in range(calls))))
+
+
+def _label(code: str, message: str) -> str:
+    return f"{code} (refused)" if "error code 7" in message else code
+
+
+CLIENTS: dict[str, Burst] = {
+    "transport (48 in flight)": lambda address, calls: _ours(address, calls, 48),
+    "transport, no bound": lambda address, calls: _ours(address, calls, None),
+    "plain grpcio": _plain,
+}
+
+
+def bursts(calls: int, rounds: int) -> None:
+    """Print the bursts table."""
+    print(f"\n{calls} calls at once on one channel, {rounds} rounds\n")
+    print("| server | client | outcomes | seconds (median) |")
+    print("|---|---|---|---|")
+    for kind in ("asyncio", "sync"):
+        server = Server(kind)
+        try:
+            outcomes = {name: Counter[str]() for name in CLIENTS}
+            seconds: dict[str, list[float]] = {name: [] for name in CLIENTS}
+            for _ in range(rounds):
+                for name, burst in CLIENTS.items():
+                    started = time.perf_counter()
+                    outcomes[name] += asyncio.run(burst(server.address, calls))
+                    seconds[name].append(time.perf_counter() - started)
+            for name in CLIENTS:
+                told = ", ".join(f"{code} {count}" for code, count in outcomes[name].most_common())
+                median = statistics.median(seconds[name])
+                print(f"| {kind} | {name} | {told} | {median:.2f} |")
+        finally:
+            server.close()
+
+
+# --- paced resets
+
+
+def paced_resets(streams: int, rounds: int, connections: int = 8) -> None:
+    """Print the paced-resets table."""
+    print(f"\n{connections} connections x {streams} reset streams, 100 at a time 3 ms apart\n")
+    print("| overload protection | peak RSS growth after each round (MiB) | CPU per round (s) |")
+    print("|---|---|---|")
+    for protection in (1, 0):
+        server = Server("asyncio", [("grpc.http.overload_protection", protection)])
+        try:
+            start = server.peak_rss_mib()
+            growth, cpu = [], []
+            for _ in range(rounds):
+                before = server.cpu_seconds()
+                attackers = [
+                    threading.Thread(target=paced_reset, args=(server.address, UNARY, streams))
+                    for _ in range(connections)
+                ]
+                for attacker in attackers:
+                    attacker.start()
+                for attacker in attackers:
+                    attacker.join(120)
+                growth.append(server.peak_rss_mib() - start)
+                cpu.append(server.cpu_seconds() - before)
+            grown = ", ".join(f"{mib:.0f}" for mib in growth)
+            spent = ", ".join(f"{seconds:.2f}" for seconds in cpu)
+            print(f"| {'on' if protection else 'off'} | {grown} | {spent} |")
+        finally:
+            server.close()
+
+
+def main() -> None:
+    """Parse the command line and print both tables (or serve, in a child process)."""
+    parser = argparse.ArgumentParser(description="Bursts on one channel, and paced resets.")
+    parser.add_argument("--calls", type=int, default=2_000)
+    parser.add_argument("--streams", type=int, default=2_500)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tiny", action="store_true", help="smoke-test sizes")
+    parser.add_argument("--serve", nargs=2, metavar=("KIND", "OPTIONS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        kind = args.serve[0]
+        options = [(str(name), int(value)) for name, value in json.loads(args.serve[1])]
+        if kind == "asyncio":
+            asyncio.run(_serve_async(options))
+        else:
+            _serve_sync(options)
+        return
+    if args.tiny:
+        args.calls, args.streams, args.rounds = 100, 200, 1
+    bursts(args.calls, args.rounds)
+    paced_resets(args.streams, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
