@@ -18,6 +18,7 @@ import pytest
 
 from transport import AsyncClient, Client, Message, RpcError, Service, StatusCode, bind, rpc
 from transport.client.calls import RefusalRetry
+from transport.client.slots import AsyncCallSlots, CallSlots
 from transport.options import DEFAULT_MAX_CALLS_IN_FLIGHT, SERVER_PROTECTIONS
 from transport.testing import serve, serve_async
 
@@ -137,6 +138,21 @@ async def test_asyncio_calls_wait_for_a_slot_and_a_cancelled_wait_gives_none_awa
         await eventually_async(lambda: desk.now == 2, "two calls held again")
         desk.release.set()
         await asyncio.gather(*again)
+
+
+@pytest.mark.anyio
+async def test_a_wait_for_a_slot_with_no_time_left_ends_at_once() -> None:
+    slots, async_slots = CallSlots(1), AsyncCallSlots(1)
+    assert slots.acquire(None) is None and await async_slots.acquire(None) is None
+    for timeout in (0, -1, 0.01):
+        with pytest.raises(RpcError, match="max_calls_in_flight") as sync_waited:
+            slots.acquire(timeout)
+        with pytest.raises(RpcError, match="max_calls_in_flight") as async_waited:
+            await async_slots.acquire(timeout)
+        assert sync_waited.value.code is async_waited.value.code is StatusCode.DEADLINE_EXCEEDED
+    slots.release()
+    async_slots.release()
+    assert slots.acquire(5) == 5 and await async_slots.acquire(5) == 5  # none given away
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ measures it (docs/reliability.md, "What a burst gets", has the figures).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import time
 from collections import deque
@@ -57,7 +58,7 @@ class CallSlots:
             pass
         started = time.monotonic()
         try:
-            self._free.get(timeout=timeout)
+            self._free.get(timeout=None if timeout is None else max(0.0, timeout))
         except queue.Empty:
             assert timeout is not None  # get() without a timeout never gives up
             raise _no_slot(self.bound, timeout) from None
@@ -93,6 +94,8 @@ class AsyncCallSlots:
                 self.release()  # handed a slot just as the wait ended: pass it on
             else:
                 granted.cancel()
+                with contextlib.suppress(ValueError):  # a released slot may have taken it out
+                    self._waiting.remove(granted)
             if isinstance(exc, asyncio.TimeoutError) and timeout is not None:
                 raise _no_slot(self.bound, timeout) from None
             raise
