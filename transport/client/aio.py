@@ -43,8 +43,8 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
 
     ``await client.call(Greeter.SayHello, request)`` returns the declared
     response type; for streaming methods ``client.call(...)`` is an async
-    iterator of it. ``timeout``, ``metadata`` and ``wait_for_ready`` work as
-    on :class:`~transport.Client`.
+    iterator of it. ``timeout``, ``metadata``, ``wait_for_ready`` and
+    ``max_calls_in_flight`` work as on :class:`~transport.Client`.
     """
 
     _insecure_channel = staticmethod(grpc.aio.insecure_channel)

@@ -43,6 +43,9 @@ class Client(ClientCore[grpc.Channel]):
     ``metadata`` and ``wait_for_ready`` given here apply to every call unless a
     call overrides them; ``wait_for_ready=True`` makes a call wait (up to its
     timeout) for an unreachable server instead of failing UNAVAILABLE at once.
+    At most ``max_calls_in_flight`` unary calls (48; ``None``: no bound) are in
+    flight at once, across threads; more wait, within their timeout, for one to
+    end. A unary call whose stream the server refuses is sent again.
     """
 
     _insecure_channel = staticmethod(grpc.insecure_channel)
