@@ -24,17 +24,23 @@ SCENARIOS = {
 }
 
 
-@pytest.mark.slow
-def test_the_tiny_suite_runs_and_writes_its_rows(tmp_path: Path) -> None:
+def _run(*arguments: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python ARGUMENTS`` in the checkout; fails the test with its stderr if it fails."""
     done = subprocess.run(
-        [sys.executable, "benchmarks/run.py", "--tiny", "--out", str(tmp_path)],
+        [sys.executable, *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+def test_the_tiny_suite_runs_and_writes_its_rows(tmp_path: Path) -> None:
+    done = _run("benchmarks/run.py", "--tiny", "--out", str(tmp_path), timeout=180)
     rows = json.loads((tmp_path / "latest.json").read_text())
     assert rows and all(set(row) == KEYS for row in rows)
     assert {row["scenario"] for row in rows} == SCENARIOS
@@ -53,30 +59,14 @@ def test_the_tiny_suite_runs_and_writes_its_rows(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_workers_benchmark_runs() -> None:
-    done = subprocess.run(
-        [sys.executable, "benchmarks/workers.py", "--tiny"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _run("benchmarks/workers.py", "--tiny", timeout=180)
     assert "| workers | calls/s (median) | x 1 worker |" in done.stdout
     assert "| 2 | " in done.stdout
 
 
 @pytest.mark.slow
 def test_the_codec_benchmark_runs() -> None:
-    done = subprocess.run(
-        [sys.executable, "benchmarks/codec.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _run("benchmarks/codec.py", "--quick", timeout=180)
     rows = [line.split(" | ") for line in done.stdout.splitlines()[2:]]
     assert {row[1] for row in rows} == {
         "transport json",
@@ -93,30 +83,14 @@ def test_the_codec_benchmark_runs() -> None:
 
 @pytest.mark.slow
 def test_the_compression_table_runs() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.compression", "--size", "65536", "--calls", "2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _run("-m", "benchmarks.compression", "--size", "65536", "--calls", "2", timeout=120)
     rows = [line for line in done.stdout.splitlines() if line.startswith("| random")]
     assert len(rows) == 4  # two wires, with and without gzip
 
 
 @pytest.mark.slow
 def test_the_burst_benchmark_runs() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.burst", "--tiny"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = _run("-m", "benchmarks.burst", "--tiny", timeout=180)
     assert "| asyncio | transport (48 in flight) | OK 100 |" in done.stdout
     assert "| sync | plain grpcio | " in done.stdout
     assert "| on | " in done.stdout and "| off | " in done.stdout
