@@ -4,9 +4,10 @@
 
 Bursts: the asyncio test server, then the sync one (16 threads), each in its
 own process with the library's protections, get ``--calls`` unary calls at
-once on one channel from three clients in turn, ``--rounds`` times: the
+once on one channel from four clients in turn, ``--rounds`` times: the
 library's ``AsyncClient`` (48 calls in flight, its default), the same with
-``max_calls_in_flight=None``, and a plain grpcio channel. Prints each one's
+``max_calls_in_flight=None``, the library's client making server-streaming
+calls (3 responses each), and a plain grpcio channel. Prints each one's
 outcomes over all rounds and the median seconds of a burst.
 
 Paced resets: the asyncio test server with ``grpc.http.overload_protection`` on
@@ -36,7 +37,11 @@ import grpc.aio
 
 from transport import AsyncClient, RpcError, bind
 from transport.interop import AsyncTestServiceServer, TestService, TestServiceServer
-from transport.interop.messages import SimpleRequest
+from transport.interop.messages import (
+    ResponseParameters,
+    SimpleRequest,
+    StreamingOutputCallRequest,
+)
 from transport.testing import serve, serve_async
 
 from .http2_attacks import paced_reset
@@ -113,6 +118,23 @@ async def _ours(address: str, calls: int, bound: int | None) -> Counter[str]:
         return Counter(await asyncio.gather(*(one() for _ in range(calls))))
 
 
+async def _ours_streams(address: str, calls: int) -> Counter[str]:
+    request = StreamingOutputCallRequest(response_parameters=[ResponseParameters(size=8)] * 3)
+    async with AsyncClient.connect(address) as client:
+        await client.call(TestService.UnaryCall, SimpleRequest(), timeout=30)  # connected
+
+        async def one() -> str:
+            try:
+                call = client.call(TestService.StreamingOutputCall, request, timeout=60)
+                if len([response async for response in call]) != 3:
+                    return "SHORT"
+            except RpcError as exc:
+                return _label(exc.code.name, exc.message)
+            return "OK"
+
+        return Counter(await asyncio.gather(*(one() for _ in range(calls))))
+
+
 async def _plain(address: str, calls: int) -> Counter[str]:
     async with grpc.aio.insecure_channel(address) as channel:
         call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(UNARY)
@@ -135,6 +157,7 @@ def _label(code: str, message: str) -> str:
 CLIENTS: dict[str, Burst] = {
     "transport (48 in flight)": lambda address, calls: _ours(address, calls, 48),
     "transport, no bound": lambda address, calls: _ours(address, calls, None),
+    "transport, server streams": _ours_streams,
     "plain grpcio": _plain,
 }
 

@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -36,6 +37,9 @@ class Desk(Service, Protocol, name="transport.tests.Desk"):
     @rpc
     def Hold(self, request: Ticket) -> Ticket: ...
 
+    @rpc
+    def Tickets(self, request: Ticket) -> Iterator[Ticket]: ...
+
 
 class HeldDesk:
     """Holds each call until ``release`` is set; counts the calls it holds at once."""
@@ -55,6 +59,9 @@ class HeldDesk:
             self.now -= 1
         return request
 
+    def Tickets(self, request: Ticket) -> Iterator[Ticket]:
+        yield from (Ticket(n=n) for n in range(request.n))
+
 
 class AsyncHeldDesk:
     """:class:`HeldDesk` for the asyncio server."""
@@ -70,6 +77,10 @@ class AsyncHeldDesk:
         await asyncio.wait_for(self.release.wait(), 20)
         self.now -= 1
         return request
+
+    async def Tickets(self, request: Ticket) -> AsyncIterator[Ticket]:
+        for n in range(request.n):
+            yield Ticket(n=n)
 
 
 def test_the_default_bound_stays_below_the_servers_stream_bound() -> None:
@@ -165,15 +176,21 @@ async def test_a_burst_of_2000_calls_on_one_channel_is_all_served() -> None:
     sync_desk.release.set()
     async with serve_async(bind(Desk, desk)) as server:
         assert await _burst(server.client, 2_000) == {"OK": 2_000}
+        assert await _burst(server.client, 2_000, streams=True) == {"OK": 2_000}
     with serve(bind(Desk, sync_desk), max_workers=16) as sync_server:
         async with AsyncClient.connect(sync_server.address) as client:
             assert await _burst(client, 2_000) == {"OK": 2_000}
+            assert await _burst(client, 2_000, streams=True) == {"OK": 2_000}
 
 
-async def _burst(client: AsyncClient, count: int) -> Counter[str]:
+async def _burst(client: AsyncClient, count: int, *, streams: bool = False) -> Counter[str]:
     async def one(n: int) -> str:
         try:
-            await client.call(Desk.Hold, Ticket(n=n), timeout=60)
+            if streams:
+                got = [t async for t in client.call(Desk.Tickets, Ticket(n=3), timeout=60)]
+                assert got == [Ticket(n=0), Ticket(n=1), Ticket(n=2)]
+            else:
+                await client.call(Desk.Hold, Ticket(n=n), timeout=60)
         except RpcError as exc:
             return exc.code.name
         return "OK"
@@ -200,6 +217,35 @@ async def test_an_asyncio_refused_call_is_sent_again_until_it_is_served() -> Non
             ticket, _ = await client.with_call(Desk.Hold, Ticket())
             assert ticket == Ticket(n=7)
         assert refuser.streams == 7
+
+
+def test_a_refused_server_stream_is_started_again_until_it_is_served() -> None:
+    with refusing_server(Refuser(refuse=5, message=b'{"n": 7}')) as refuser:
+        with Client.connect(refuser.address, timeout=10) as client:
+            assert list(client.call(Desk.Tickets, Ticket())) == [Ticket(n=7)]
+        assert refuser.streams == 6
+
+
+@pytest.mark.anyio
+async def test_an_asyncio_refused_server_stream_is_started_again_until_it_is_served() -> None:
+    with refusing_server(Refuser(refuse=5, message=b'{"n": 7}')) as refuser:
+        async with AsyncClient.connect(refuser.address, timeout=10) as client:
+            assert [t async for t in client.call(Desk.Tickets, Ticket())] == [Ticket(n=7)]
+        assert refuser.streams == 6
+
+
+@pytest.mark.anyio
+async def test_a_server_stream_that_keeps_being_refused_ends_unavailable() -> None:
+    with refusing_server(Refuser(refuse=10**6)) as refuser:
+        async with AsyncClient.connect(refuser.address) as client:
+            with pytest.raises(RpcError) as refused:
+                async for _ in client.call(Desk.Tickets, Ticket()):
+                    pass
+        assert refused.value.code is StatusCode.UNAVAILABLE
+        assert refuser.streams <= 2 * (RefusalRetry.ATTEMPTS + 1)
+        with Client.connect(refuser.address) as sync_client, pytest.raises(RpcError) as again:
+            list(sync_client.call(Desk.Tickets, Ticket()))
+        assert again.value.code is StatusCode.UNAVAILABLE
 
 
 def test_a_server_that_keeps_refusing_ends_the_call_unavailable_within_a_bound() -> None:

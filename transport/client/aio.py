@@ -123,15 +123,18 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         requests, argument = self._argument(method, request)
         options = self._options(method, timeout, metadata, wait_for_ready, compression)
         if method.cardinality.server_streaming:
-            call = self._multicallable(method)(argument, **options)
+            invoke = self._multicallable(method)
             stream = AsyncResponseStream(
-                call,
+                invoke(argument, **options),
                 method,
                 self.coalesce,
                 frames=self._reads_frames(method),
                 in_band=self._in_band(method),
             )
             stream._sending = requests
+            if requests is None:  # a unary request: sent again if its stream is refused
+                stream._retry = RefusalRetry(options["timeout"])
+                stream._again = lambda left: invoke(argument, **{**options, "timeout": left})
             if self._learns(method):
                 stream._on_end = self._learn
             if self._learns_batches(method):

@@ -18,7 +18,7 @@ from ..errors import DecodeError, RpcError
 from ..metadata import MetadataTuple, as_metadata, user_metadata
 from ..service import Method
 from ..status import StatusCode
-from .calls import RequestStream, check_request, decode_response
+from .calls import RefusalRetry, RequestStream, check_request, decode_response
 from .coalescing import AsyncWriter
 
 _grpc_fixes.apply()
@@ -45,6 +45,10 @@ class AsyncResponseStream(Generic[Res]):
     _sending: RequestStream | None = None
     # Told the initial metadata with the first response (the client learns batches there).
     _on_initial: Callable[[MetadataTuple], object] | None = None
+    # Starts the call again (given what is left of its timeout) while the server
+    # refuses its stream; only for a unary request, until a response arrives.
+    _again: Callable[[float | None], Any] | None = None
+    _retry: RefusalRetry | None = None
 
     def __init__(
         self,
@@ -89,7 +93,11 @@ class AsyncResponseStream(Generic[Res]):
             read = self._iterator.__anext__()
         try:
             with client_errors(self._sending):
-                data = await read
+                try:
+                    data = await read
+                except grpc.RpcError as exc:
+                    data = await self._after_refusal(exc, cancel_by_caller)
+                self._again = None  # a response came: the call is under way
         except StopAsyncIteration:
             if self._on_end is not None:
                 self._on_end(as_metadata(await self._call.trailing_metadata()))
@@ -118,6 +126,25 @@ class AsyncResponseStream(Generic[Res]):
                 ) from None
             return self._decode(self._unpacked.popleft())
         return self._decode(data)
+
+    async def _after_refusal(self, exc: grpc.RpcError, on_cancel: Callable[[], None]) -> bytes:
+        """Start the call again while the server refuses its stream; its first message.
+
+        Raises ``exc`` (or the last refusal) when the call is not to be sent again.
+        """
+        while True:
+            delay = None if self._retry is None else self._retry.delay(exc)
+            if self._again is None or self._retry is None or delay is None:
+                raise exc
+            await asyncio.sleep(delay)
+            self._call = self._again(self._retry.timeout())
+            self._iterator = self._call.__aiter__()
+            try:
+                data: bytes = await _keeping_cancel(self._iterator.__anext__(), on_cancel)
+            except grpc.RpcError as again:
+                exc = again
+            else:
+                return data
 
     def _decode(self, data: Any) -> Res:
         try:

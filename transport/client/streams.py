@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
+
+import grpc
 
 from .._status_map import client_errors
 from ..encoding import batches as _batches
@@ -15,7 +18,7 @@ from ..errors import DecodeError, RpcError
 from ..metadata import MetadataTuple, as_metadata, user_metadata
 from ..service import Method
 from ..status import StatusCode
-from .calls import RequestStream, check_request, decode_response
+from .calls import RefusalRetry, RequestStream, check_request, decode_response
 
 __all__ = ["BidiStream", "ResponseStream"]
 
@@ -39,6 +42,10 @@ class ResponseStream(Generic[Res]):
     _sending: RequestStream | None = None
     # Told the initial metadata with the first response (the client learns batches there).
     _on_initial: Callable[[MetadataTuple], object] | None = None
+    # Starts the call again (given what is left of its timeout) while the server
+    # refuses its stream; only for a unary request, until a response arrives.
+    _again: Callable[[float | None], Any] | None = None
+    _retry: RefusalRetry | None = None
 
     def __init__(
         self,
@@ -67,7 +74,7 @@ class ResponseStream(Generic[Res]):
             return self._decode(self._unpacked.popleft())
         try:
             with client_errors(self._sending):
-                data = next(self._call)
+                data = self._read()
         except StopIteration:
             if self._on_end is not None:
                 self._on_end(as_metadata(self._call.trailing_metadata()))
@@ -89,6 +96,21 @@ class ResponseStream(Generic[Res]):
                 ) from None
             return self._decode(self._unpacked.popleft())
         return self._decode(data)
+
+    def _read(self) -> Any:
+        """The next message; the call is started again while the server refuses its stream."""
+        while True:
+            try:
+                data = next(self._call)
+            except grpc.RpcError as exc:
+                delay = None if self._retry is None else self._retry.delay(exc)
+                if self._again is None or self._retry is None or delay is None:
+                    raise
+            else:
+                self._again = None  # a response came: the call is under way
+                return data
+            time.sleep(delay)
+            self._call = self._again(self._retry.timeout())
 
     def _decode(self, data: Any) -> Res:
         try:

@@ -45,7 +45,8 @@ class Client(ClientCore[grpc.Channel]):
     timeout) for an unreachable server instead of failing UNAVAILABLE at once.
     At most ``max_calls_in_flight`` unary calls (48; ``None``: no bound) are in
     flight at once, across threads; more wait, within their timeout, for one to
-    end. A unary call whose stream the server refuses is sent again.
+    end. A call whose stream the server refuses is sent again if its request
+    is one message (and, streaming back, before its first response).
     """
 
     _insecure_channel = staticmethod(grpc.insecure_channel)
@@ -123,17 +124,19 @@ class Client(ClientCore[grpc.Channel]):
         """
         requests, argument = self._request_stream(method, request)
         if method.cardinality.server_streaming:
-            call = self._multicallable(method)(
-                argument, **self._options(method, timeout, metadata, wait_for_ready, compression)
-            )
+            options = self._options(method, timeout, metadata, wait_for_ready, compression)
+            invoke = self._multicallable(method)
             stream = ResponseStream(
-                call,
+                invoke(argument, **options),
                 method,
                 self.coalesce,
                 frames=self._reads_frames(method),
                 in_band=self._in_band(method),
             )
             stream._sending = requests
+            if requests is None:  # a unary request: sent again if its stream is refused
+                stream._retry = RefusalRetry(options["timeout"])
+                stream._again = lambda left: invoke(argument, **{**options, "timeout": left})
             if self._learns(method):
                 stream._on_end = self._learn
             if self._learns_batches(method):
