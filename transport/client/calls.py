@@ -121,35 +121,40 @@ def refused(exc: grpc.RpcError) -> bool:
 
 
 class RefusalRetry:
-    """When to send a refused unary call again: jittered, doubling delays within its timeout.
+    """When to send a refused call again: jittered, doubling delays, within its timeout.
 
     A gRPC server that bounds the streams of a connection counts a finished
     stream until it has freed it, so a client that keeps the connection at the
-    bound is refused now and then; the server catches up within milliseconds.
-    At most :attr:`ATTEMPTS` retries, from 1-2 ms up to 50-100 ms apart, never
-    past the call's deadline.
+    bound is refused now and then; the server catches up as the burst drains.
+    Delays run from 1-2 ms up to 50-100 ms, for at most :attr:`WINDOW` seconds
+    from the first refusal, and never past the call's deadline.
     """
 
-    ATTEMPTS = 12
+    WINDOW = 10.0
     FIRST_DELAY = 0.002
     LONGEST_DELAY = 0.1
 
-    __slots__ = ("_deadline", "_tries")
+    __slots__ = ("_deadline", "_given_up_at", "_tries")
 
     def __init__(self, timeout: float | None) -> None:
         self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._given_up_at: float | None = None
         self._tries = 0
 
     def delay(self, exc: grpc.RpcError) -> float | None:
         """Seconds to wait before the next attempt, or ``None`` to raise ``exc``."""
-        if self._tries >= self.ATTEMPTS or not refused(exc):
+        if not refused(exc):
             return None
-        ceiling = min(self.LONGEST_DELAY, self.FIRST_DELAY * 2**self._tries)
+        now = time.monotonic()
+        if self._given_up_at is None:
+            self._given_up_at = now + self.WINDOW
+        ceiling = min(self.LONGEST_DELAY, self.FIRST_DELAY * 2 ** min(self._tries, 16))
         self._tries += 1
         delay = random.uniform(ceiling / 2, ceiling)
-        if self._deadline is not None and time.monotonic() + delay >= self._deadline:
-            return None
-        return delay
+        last = (
+            self._given_up_at if self._deadline is None else min(self._given_up_at, self._deadline)
+        )
+        return None if now + delay >= last else delay
 
     def timeout(self) -> float | None:
         """What is left of the call's timeout, for the next attempt."""
