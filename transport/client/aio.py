@@ -123,23 +123,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         requests, argument = self._argument(method, request)
         options = self._options(method, timeout, metadata, wait_for_ready, compression)
         if method.cardinality.server_streaming:
-            invoke = self._multicallable(method)
-            stream = AsyncResponseStream(
-                invoke(argument, **options),
-                method,
-                self.coalesce,
-                frames=self._reads_frames(method),
-                in_band=self._in_band(method),
-            )
-            stream._sending = requests
-            if requests is None:  # a unary request: sent again if its stream is refused
-                stream._retry = RefusalRetry(options["timeout"])
-                stream._again = lambda left: invoke(argument, **{**options, "timeout": left})
-            if self._learns(method):
-                stream._on_end = self._learn
-            if self._learns_batches(method):
-                stream._on_initial = self._learn_batches
-            return stream
+            return self._response_stream(AsyncResponseStream, method, argument, options, requests)
         return self._unary(method, argument, options, requests)
 
     async def _unary(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -13,12 +12,11 @@ import grpc.aio
 
 from .. import _grpc_fixes
 from .._status_map import client_errors, status_code, task_cancelling
-from ..encoding import batches as _batches
-from ..errors import DecodeError, RpcError
+from ..errors import RpcError
 from ..metadata import MetadataTuple, as_metadata, user_metadata
 from ..service import Method
 from ..status import StatusCode
-from .calls import RefusalRetry, RequestStream, check_request, decode_response
+from .calls import StreamedResponses, check_request
 from .coalescing import AsyncWriter
 
 _grpc_fixes.apply()
@@ -32,23 +30,12 @@ T = TypeVar("T")
 Stream = TypeVar("Stream", bound="AsyncResponseStream[Any]")
 
 
-class AsyncResponseStream(Generic[Res]):
+class AsyncResponseStream(StreamedResponses[Res]):
     """The responses of a server-streaming or bidirectional call, decoded as they arrive.
 
     Iterate it with ``async for``; use it as an async context manager to cancel
     the call if you stop early.
     """
-
-    # Told the trailing metadata when the stream ends (the client learns frames there).
-    _on_end: Callable[[MetadataTuple], None] | None = None
-    # The client's own stream of requests, whose failure ends the call.
-    _sending: RequestStream | None = None
-    # Told the initial metadata with the first response (the client learns batches there).
-    _on_initial: Callable[[MetadataTuple], object] | None = None
-    # Starts the call again (given what is left of its timeout) while the server
-    # refuses its stream; only for a unary request, until a response arrives.
-    _again: Callable[[float | None], Any] | None = None
-    _retry: RefusalRetry | None = None
 
     def __init__(
         self,
@@ -59,17 +46,9 @@ class AsyncResponseStream(Generic[Res]):
         frames: bool = False,
         in_band: bool = False,
     ) -> None:
-        self._call = call
-        self._method = method
-        self._frames = frames
+        super().__init__(call, method, batches, frames=frames, in_band=in_band)
         self._iterator: AsyncIterator[bytes] | None = None
         self._cancelled = False
-        # Messages of a batch not yet handed out (only if the call announced batches).
-        # A batch is read only from a server that said it sends them: in its initial
-        # metadata, or (in_band) by having read this call's request as a batch.
-        self._batches = batches
-        self._batches_confirmed = in_band
-        self._unpacked: deque[memoryview] = deque()
 
     def __aiter__(self) -> AsyncIterator[Res]:
         return self
@@ -113,19 +92,8 @@ class AsyncResponseStream(Generic[Res]):
             self._on_initial(as_metadata(await self._call.initial_metadata()))
             self._on_initial = None
         if self._batches and not self._batches_confirmed:
-            self._batches_confirmed = True
-            initial = as_metadata(await self._call.initial_metadata())
-            self._batches = _batches.batch_limit(initial) > 0
-        if self._batches and data[:1] == _batches.LEAD_BYTE:
-            try:
-                self._unpacked.extend(_batches.unpack(data))
-            except DecodeError as exc:
-                self._call.cancel()
-                raise RpcError(
-                    StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}"
-                ) from None
-            return self._decode(self._unpacked.popleft())
-        return self._decode(data)
+            self._confirm_batches(as_metadata(await self._call.initial_metadata()))
+        return self._message(data)
 
     async def _after_refusal(self, exc: grpc.RpcError, on_cancel: Callable[[], None]) -> bytes:
         """Start the call again while the server refuses its stream; its first message.
@@ -145,13 +113,6 @@ class AsyncResponseStream(Generic[Res]):
                 exc = again
             else:
                 return data
-
-    def _decode(self, data: Any) -> Res:
-        try:
-            return decode_response(self._method, data, frames=self._frames)  # type: ignore[no-any-return]
-        except RpcError:
-            self._call.cancel()
-            raise
 
     async def read(self) -> Res | None:
         """The next response, or ``None`` when the server has finished."""

@@ -5,15 +5,20 @@ from __future__ import annotations
 import inspect
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 
+from ..encoding import batches as _batches
 from ..encoding import wires as _wires
 from ..errors import DecodeError, DecodeLimitError, RpcError
+from ..metadata import MetadataTuple
 from ..service import Method
 from ..status import StatusCode
+
+Res = TypeVar("Res")
 
 
 def check_request(method: Method[Any, Any], request: Any) -> None:
@@ -91,6 +96,65 @@ def decode_response(method: Method[Any, Any], data: bytes, *, frames: bool = Fal
         ) from None
     except DecodeError as exc:
         raise RpcError(StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}") from None
+
+
+class StreamedResponses(Generic[Res]):
+    """What the sync and asyncio response streams share: their settings and message decoding."""
+
+    # Told the trailing metadata when the stream ends (the client learns frames there).
+    _on_end: Callable[[MetadataTuple], None] | None = None
+    # The client's own stream of requests, whose failure ends the call.
+    _sending: RequestStream | None = None
+    # Told the initial metadata with the first response (the client learns batches there).
+    _on_initial: Callable[[MetadataTuple], object] | None = None
+    # Starts the call again (given what is left of its timeout) while the server
+    # refuses its stream; only for a unary request, until a response arrives.
+    _again: Callable[[float | None], Any] | None = None
+    _retry: RefusalRetry | None = None
+
+    def __init__(
+        self,
+        call: Any,
+        method: Method[Any, Res],
+        batches: bool = False,
+        *,
+        frames: bool = False,
+        in_band: bool = False,
+    ) -> None:
+        self._call = call
+        self._method = method
+        self._frames = frames
+        # Messages of a batch not yet handed out (only if the call announced batches).
+        # A batch is read only from a server that said it sends them: in its initial
+        # metadata, or (in_band) by having read this call's request as a batch.
+        self._batches = batches
+        self._batches_confirmed = in_band
+        self._unpacked: deque[memoryview] = deque()
+
+    def _confirm_batches(self, initial: MetadataTuple) -> None:
+        """With the first response: whether the server's initial metadata says it sends batches."""
+        self._batches_confirmed = True
+        self._batches = _batches.batch_limit(initial) > 0
+
+    def _message(self, data: Any) -> Res:
+        """The first (or only) response in ``data``; the rest of a batch is kept for later."""
+        if self._batches and data[:1] == _batches.LEAD_BYTE:
+            try:
+                self._unpacked.extend(_batches.unpack(data))
+            except DecodeError as exc:
+                self._call.cancel()
+                raise RpcError(
+                    StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}"
+                ) from None
+            return self._decode(self._unpacked.popleft())
+        return self._decode(data)
+
+    def _decode(self, data: Any) -> Res:
+        try:
+            return decode_response(self._method, data, frames=self._frames)  # type: ignore[no-any-return]
+        except RpcError:
+            self._call.cancel()
+            raise
 
 
 def multicallable_kwargs(factory: Any) -> dict[str, Any]:

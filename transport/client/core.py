@@ -13,10 +13,12 @@ from ..encoding import wires as _wires
 from ..metadata import Metadata, MetadataTuple, check_metadata
 from ..options import DEFAULT_MAX_CALLS_IN_FLIGHT, compression_of, grpc_options
 from ..service import Cardinality, Method
+from .calls import RefusalRetry, RequestStream, StreamedResponses
 from .slots import check_max_calls_in_flight
 
 ChannelT = TypeVar("ChannelT")
 ClientT = TypeVar("ClientT", bound="ClientCore[Any]")
+StreamT = TypeVar("StreamT", bound=StreamedResponses[Any])
 
 
 class ClientCore(Generic[ChannelT]):
@@ -134,6 +136,36 @@ class ClientCore(Generic[ChannelT]):
                 method.path, **self._multicallable_kwargs
             )
         return found
+
+    def _response_stream(
+        self,
+        stream_type: type[StreamT],
+        method: Method[Any, Any],
+        argument: Any,
+        options: dict[str, Any],
+        requests: RequestStream | None,
+    ) -> StreamT:
+        """Start a server-streaming call and wrap it in ``stream_type`` with what it learns.
+
+        A unary request is started again while the server refuses its stream.
+        """
+        invoke = self._multicallable(method)
+        stream = stream_type(
+            invoke(argument, **options),
+            method,
+            self.coalesce,
+            frames=self._reads_frames(method),
+            in_band=self._in_band(method),
+        )
+        stream._sending = requests
+        if requests is None:
+            stream._retry = RefusalRetry(options["timeout"])
+            stream._again = lambda left: invoke(argument, **{**options, "timeout": left})
+        if self._learns(method):
+            stream._on_end = self._learn
+        if self._learns_batches(method):
+            stream._on_initial = self._learn_batches
+        return stream
 
     def _options(
         self,

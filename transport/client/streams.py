@@ -14,11 +14,9 @@ import grpc
 
 from .._status_map import client_errors
 from ..encoding import batches as _batches
-from ..errors import DecodeError, RpcError
 from ..metadata import MetadataTuple, as_metadata, user_metadata
 from ..service import Method
-from ..status import StatusCode
-from .calls import RefusalRetry, RequestStream, check_request, decode_response
+from .calls import StreamedResponses, check_request
 
 __all__ = ["BidiStream", "ResponseStream"]
 
@@ -30,41 +28,11 @@ Stream = TypeVar("Stream", bound="ResponseStream[Any]")
 _CLOSE = object()
 
 
-class ResponseStream(Generic[Res]):
+class ResponseStream(StreamedResponses[Res]):
     """The responses of a server-streaming or bidirectional call, decoded as they arrive.
 
     Iterate it; use it as a context manager to cancel the call if you stop early.
     """
-
-    # Told the trailing metadata when the stream ends (the client learns frames there).
-    _on_end: Callable[[MetadataTuple], None] | None = None
-    # The client's own stream of requests, whose failure ends the call.
-    _sending: RequestStream | None = None
-    # Told the initial metadata with the first response (the client learns batches there).
-    _on_initial: Callable[[MetadataTuple], object] | None = None
-    # Starts the call again (given what is left of its timeout) while the server
-    # refuses its stream; only for a unary request, until a response arrives.
-    _again: Callable[[float | None], Any] | None = None
-    _retry: RefusalRetry | None = None
-
-    def __init__(
-        self,
-        call: Any,
-        method: Method[Any, Res],
-        batches: bool = False,
-        *,
-        frames: bool = False,
-        in_band: bool = False,
-    ) -> None:
-        self._call = call
-        self._method = method
-        self._frames = frames
-        # Messages of a batch not yet handed out (only if the call announced batches).
-        # A batch is read only from a server that said it sends them: in its initial
-        # metadata, or (in_band) by having read this call's request as a batch.
-        self._batches = batches
-        self._batches_confirmed = in_band
-        self._unpacked: deque[memoryview] = deque()
 
     def __iter__(self) -> Iterator[Res]:
         return self
@@ -83,19 +51,8 @@ class ResponseStream(Generic[Res]):
             self._on_initial(as_metadata(self._call.initial_metadata()))
             self._on_initial = None
         if self._batches and not self._batches_confirmed:
-            self._batches_confirmed = True
-            initial = as_metadata(self._call.initial_metadata())
-            self._batches = _batches.batch_limit(initial) > 0
-        if self._batches and data[:1] == _batches.LEAD_BYTE:
-            try:
-                self._unpacked.extend(_batches.unpack(data))
-            except DecodeError as exc:
-                self._call.cancel()
-                raise RpcError(
-                    StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}"
-                ) from None
-            return self._decode(self._unpacked.popleft())
-        return self._decode(data)
+            self._confirm_batches(as_metadata(self._call.initial_metadata()))
+        return self._message(data)
 
     def _read(self) -> Any:
         """The next message; the call is started again while the server refuses its stream."""
@@ -111,13 +68,6 @@ class ResponseStream(Generic[Res]):
                 return data
             time.sleep(delay)
             self._call = self._again(self._retry.timeout())
-
-    def _decode(self, data: Any) -> Res:
-        try:
-            return decode_response(self._method, data, frames=self._frames)  # type: ignore[no-any-return]
-        except RpcError:
-            self._call.cancel()
-            raise
 
     def initial_metadata(self) -> MetadataTuple:
         """The server's initial metadata (waits for it)."""

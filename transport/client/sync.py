@@ -125,23 +125,7 @@ class Client(ClientCore[grpc.Channel]):
         requests, argument = self._request_stream(method, request)
         if method.cardinality.server_streaming:
             options = self._options(method, timeout, metadata, wait_for_ready, compression)
-            invoke = self._multicallable(method)
-            stream = ResponseStream(
-                invoke(argument, **options),
-                method,
-                self.coalesce,
-                frames=self._reads_frames(method),
-                in_band=self._in_band(method),
-            )
-            stream._sending = requests
-            if requests is None:  # a unary request: sent again if its stream is refused
-                stream._retry = RefusalRetry(options["timeout"])
-                stream._again = lambda left: invoke(argument, **{**options, "timeout": left})
-            if self._learns(method):
-                stream._on_end = self._learn
-            if self._learns_batches(method):
-                stream._on_initial = self._learn_batches
-            return stream
+            return self._response_stream(ResponseStream, method, argument, options, requests)
         options = self._options(method, timeout, metadata, wait_for_ready, compression)
         learns_batches = requests is not None and self.coalesce
         with client_errors(requests):
