@@ -37,18 +37,10 @@ class AsyncResponseStream(StreamedResponses[Res]):
     the call if you stop early.
     """
 
-    def __init__(
-        self,
-        call: Any,
-        method: Method[Any, Res],
-        batches: bool = False,
-        *,
-        frames: bool = False,
-        in_band: bool = False,
-    ) -> None:
-        super().__init__(call, method, batches, frames=frames, in_band=in_band)
-        self._iterator: AsyncIterator[bytes] | None = None
-        self._cancelled = False
+    # grpc.aio's iterator of the call, from the first read on.
+    _iterator: AsyncIterator[bytes] | None = None
+    # Set once the call is cancelled (by the caller, or by a cancel of the reader).
+    _cancelled = False
 
     def __aiter__(self) -> AsyncIterator[Res]:
         return self
