@@ -85,7 +85,8 @@ class AsyncHeldDesk:
 
 def test_the_default_bound_stays_below_the_servers_stream_bound() -> None:
     assert int(SERVER_PROTECTIONS["grpc.max_concurrent_streams"]) > DEFAULT_MAX_CALLS_IN_FLIGHT
-    assert Client.connect("127.0.0.1:1").max_calls_in_flight == DEFAULT_MAX_CALLS_IN_FLIGHT
+    with Client.connect("127.0.0.1:1") as client:
+        assert client.max_calls_in_flight == DEFAULT_MAX_CALLS_IN_FLIGHT
 
 
 @pytest.mark.parametrize("bound", [0, -1, 2.5])
