@@ -20,7 +20,6 @@ import importlib
 import inspect
 import signal
 import sys
-import threading
 import traceback
 from collections.abc import Sequence
 from concurrent import futures
@@ -29,6 +28,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from .._signals import StopSignals
 from ..encoding import wires as _wires
 from ..errors import DeclarationError
 from ..health.declaration import HealthDeclaration
@@ -209,9 +209,6 @@ def _serve_sync(
     bindings: Sequence[Binding],
     credentials: grpc.ServerCredentials | None,
 ) -> int:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     health, in_flight = Health(), InFlight()
     executor = futures.ThreadPoolExecutor(max_workers=args.threads)
     server = grpc.server(
@@ -225,9 +222,10 @@ def _serve_sync(
     except (OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    server.start()
-    print(f"listening on {address(args.host, port)}", flush=True)
-    stop.wait()
+    with StopSignals() as stop:
+        server.start()
+        print(f"listening on {address(args.host, port)}", flush=True)
+        stop.wait()
     health.enter_graceful_shutdown()  # new calls UNAVAILABLE from now on
     idle = in_flight.wait_idle(args.grace)
     server.stop(grace=_FLUSH if idle else None).wait()

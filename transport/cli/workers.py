@@ -21,6 +21,8 @@ import sys
 import threading
 from typing import IO
 
+from .._signals import StopSignals
+
 __all__ = ["run_workers"]
 
 
@@ -53,7 +55,7 @@ def _relay(stream: IO[str]) -> None:
         sys.stdout.flush()
 
 
-def _watch(worker: subprocess.Popen[str], stop: threading.Event) -> None:
+def _watch(worker: subprocess.Popen[str], stop: StopSignals) -> None:
     """A worker that exits on its own stops the others."""
     worker.wait()
     stop.set()
@@ -71,10 +73,7 @@ def run_workers(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {address(args.host, args.port)}: {exc}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    with placeholder:
+    with StopSignals() as stop, placeholder:
         port = placeholder.getsockname()[1]
         workers = [
             subprocess.Popen(_worker_argv(args, port), stdout=subprocess.PIPE, text=True)

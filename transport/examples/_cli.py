@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from contextlib import contextmanager
@@ -12,6 +10,7 @@ from contextlib import contextmanager
 import grpc
 
 from transport import Binding, server_options
+from transport._signals import StopSignals
 from transport.encoding.wires import add_arguments as add_wire_options
 from transport.options import compression_of
 from transport.reflection.service import add_reflection
@@ -59,10 +58,8 @@ def serve_until_signalled(
     compression: str | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, after printing ``listening on 127.0.0.1:<port>``."""
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    with running(bindings, port, wire=wire, compression=compression) as bound:
+    serving = running(bindings, port, wire=wire, compression=compression)
+    with StopSignals() as stop, serving as bound:
         print(f"listening on 127.0.0.1:{bound}", flush=True)
         stop.wait()
 

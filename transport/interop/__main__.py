@@ -14,12 +14,12 @@ import argparse
 import asyncio
 import signal
 import sys
-import threading
 from concurrent import futures
 
 import grpc
 import grpc.aio
 
+from .._signals import StopSignals
 from ..client.aio import AsyncClient
 from ..health.service import Health
 from ..options import server_options
@@ -48,12 +48,10 @@ def _serve_sync(host: str, port: int) -> None:
     bind(TestService, TestServiceServer()).add_to(server)
     health.add_to(server)
     bound = server.add_insecure_port(f"{host}:{port}")
-    server.start()
-    _listening(host, bound)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    with StopSignals() as stop:
+        server.start()
+        _listening(host, bound)
+        stop.wait()
     health.enter_graceful_shutdown()
     server.stop(grace=SHUTDOWN_GRACE).wait()
 
