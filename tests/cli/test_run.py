@@ -15,6 +15,7 @@ import pytest
 
 from tests.cli.test_demo import ROOT
 from tests.conformance.test_security import Pki, pki
+from tests.eventually import eventually
 from tests.run_app import KV, Key
 from transport import Client, RpcError, StatusCode
 from transport.__main__ import main
@@ -106,13 +107,17 @@ def test_sigterm_drains(target: str, tmp_path: Path, capsys: pytest.CaptureFixtu
         assert run.next_line() == "holding"
         run.process.send_signal(signal.SIGTERM)
         with Client.connect(run.address, timeout=10) as late:
-            while True:  # until the signal has landed
+
+            def refused() -> bool:
                 try:
                     late.call(KV.Get, Key(key="late"))
                 except RpcError as exc:
                     assert exc.code is StatusCode.UNAVAILABLE
                     assert exc.message == "the server is shutting down"
-                    break
+                    return True
+                return False  # the signal has not landed yet
+
+            eventually(refused, "new calls refused after SIGTERM", bound=30)
         assert main(["health", run.address]) == 4
         assert "NOT_SERVING" in capsys.readouterr().err
         release.touch()
