@@ -26,7 +26,9 @@ from typing import Protocol
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from transport import Client, Message, Service, bind, rpc
+import grpc
+
+from transport import Client, Message, Service, bind, grpc_options, rpc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,6 +73,17 @@ def _serve(workers: int) -> tuple[subprocess.Popen[str], str]:
     return process, line.removeprefix("listening on ")
 
 
+def own_connection(address: str) -> grpc.Channel:
+    """A channel on a connection of its own.
+
+    grpc-core gives channels with the same target and options one shared
+    connection (its global subchannel pool), which would put every thread of
+    a process on one worker.
+    """
+    options = grpc_options(extra=[("grpc.use_local_subchannel_pool", 1)])
+    return grpc.insecure_channel(address, options=options)
+
+
 def _client(
     address: str, threads: int, seconds: float, rounds: int, counts: multiprocessing.Queue[int]
 ) -> None:
@@ -79,7 +92,7 @@ def _client(
     done = [0] * threads
 
     def drive(index: int) -> None:
-        with Client.connect(address, timeout=30) as client:
+        with Client(own_connection(address), timeout=30, owns_channel=True) as client:
             client.call(Crunch.Run, Work(rounds=1))  # connected before the clock matters
             while time.monotonic() < deadline:
                 client.call(Crunch.Run, Work(rounds=rounds))

@@ -11,6 +11,7 @@ import threading
 from concurrent import futures
 from pathlib import Path
 
+import grpc
 import pytest
 
 from tests.cli.test_demo import ROOT
@@ -163,8 +164,12 @@ def test_mutual_tls(pki: Pki, tmp_path: Path) -> None:
 def test_two_workers_share_the_port() -> None:
     with Run("tests.run_app:binding", "--port", "0", "--workers", "2") as run:
         pids = set()
-        for _ in range(40):  # each client is a new connection, which the kernel spreads
-            with Client.connect(run.address, timeout=10) as client:
+        # Each client on a new connection, which the kernel spreads. Without the
+        # local pool, grpc-core may hand a new channel the last one's connection.
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        for _ in range(40):
+            channel = grpc.insecure_channel(run.address, options=options)
+            with Client(channel, timeout=10, owns_channel=True) as client:
                 pids.add(client.call(KV.Get, Key()).pid)
             if len(pids) == 2:
                 break
