@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 from transport import RpcError, StatusCode
 from transport.runtime import OWNER_METADATA_KEY, FileLeaseStore, OpenSessionRequest, dial_leader
 from transport.runtime.lease import utc_now
-from transport.runtime.process import DaemonProcess
+from transport.runtime.process import DaemonProcess, pause
 from transport.runtime.wire import CloseSessionRequest, Runtime
 
 from ..eventually import eventually
@@ -148,3 +150,30 @@ def test_a_paused_owner_refuses_every_fenced_call_after_a_takeover(tmp_path: Pat
         assert health is not None and not health.ready
         wrong_owner.close()
         client.close()
+
+
+_BUSY_THREADS = """
+import threading, time
+def spin():
+    while True:
+        pass
+for _ in range(4):
+    threading.Thread(target=spin, daemon=True).start()
+print("busy", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads thread states in /proc")
+def test_pause_returns_once_every_thread_of_a_busy_process_has_stopped() -> None:
+    # A test that pauses a member or a daemon and then expects it not to answer
+    # must not race the signal: kill() returns before the threads stop.
+    with subprocess.Popen([sys.executable, "-c", _BUSY_THREADS], stdout=subprocess.PIPE) as busy:
+        try:
+            assert busy.stdout is not None and busy.stdout.readline() == b"busy\n"
+            pause(busy)
+            tasks = list(Path(f"/proc/{busy.pid}/task").iterdir())
+            states = [(task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in tasks]
+            assert len(states) == 5 and set(states) == {"T"}, states
+        finally:
+            busy.kill()

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from .process import wait_for
+from .process import pause, wait_for
 
 __all__ = ["ETCD", "EtcdCluster", "free_port"]
 
@@ -95,9 +95,9 @@ class Member:
             return None
 
     def pause(self) -> None:
-        """SIGSTOP the member."""
+        """SIGSTOP the member; return once it has stopped."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
+        pause(self.process)
 
     def resume(self) -> None:
         """SIGCONT the member."""

@@ -6,6 +6,7 @@ endpoint it prints, probes it, and pauses, kills or stops it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -14,14 +15,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ..client.sync import Client as RpcClient
 from ..errors import RpcError
 from .contract import HealthStatus
 from .wire import HealthRequest, Runtime
 
-__all__ = ["DaemonProcess", "wait_for"]
+__all__ = ["DaemonProcess", "pause", "wait_for"]
 
 _LISTENING = "listening on "
 
@@ -33,6 +36,28 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str = "conditi
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{what} did not happen within {timeout} s")
         time.sleep(0.02)
+
+
+def pause(process: subprocess.Popen[Any]) -> None:
+    """SIGSTOP ``process``; return once all its threads have stopped (where ``/proc`` tells).
+
+    ``kill`` returns before a busy process has stopped: a request it takes in
+    that moment would still be answered.
+    """
+    process.send_signal(signal.SIGSTOP)
+    tasks = Path(f"/proc/{process.pid}/task")  # Linux: a folder for each thread
+    if tasks.is_dir():
+        wait_for(lambda: _stopped(tasks), 10, f"process {process.pid} stopping")
+
+
+def _stopped(tasks: Path) -> bool:
+    """Whether every thread in ``tasks`` (``/proc/PID/task``) is stopped (state T)."""
+    states = []
+    for task in tasks.iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that has just exited
+            # "tid (comm) state ...": comm may hold spaces and parentheses.
+            states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+    return bool(states) and all(state in ("T", "t") for state in states)
 
 
 class DaemonProcess:
@@ -110,8 +135,8 @@ class DaemonProcess:
         return answers[0]
 
     def pause(self) -> None:
-        """SIGSTOP the daemon (it keeps its sockets but runs nothing)."""
-        self.process.send_signal(signal.SIGSTOP)
+        """SIGSTOP the daemon (it keeps its sockets but runs nothing); return once stopped."""
+        pause(self.process)
 
     def resume(self) -> None:
         """SIGCONT the daemon."""
