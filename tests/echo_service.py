@@ -51,6 +51,19 @@ def _check(note: Note) -> Note:
     return note
 
 
+#: The most notes one Repeat sends: a bound, as a real service has, so that a
+#: fuzzed count (a plain int takes any integer) cannot stream until the deadline.
+MAX_REPEAT = 10_000
+
+
+def _repeats(request: Note) -> range:
+    """The counts Repeat answers with; INVALID_ARGUMENT past :data:`MAX_REPEAT`."""
+    _check(request)
+    if request.count > MAX_REPEAT:
+        raise RpcError(StatusCode.INVALID_ARGUMENT, f"count: at most {MAX_REPEAT}")
+    return range(request.count)
+
+
 def _replies(metadata: dict[str, str | bytes]) -> tuple[list[tuple[str, str | bytes]], ...]:
     initial: list[tuple[str, str | bytes]] = []
     trailing: list[tuple[str, str | bytes]] = []
@@ -81,8 +94,7 @@ class EchoServer:
 
     def Repeat(self, request: Note, context: Context) -> Iterator[Note]:
         self._start(context)
-        _check(request)
-        for i in range(request.count):
+        for i in _repeats(request):
             yield Note(text=f"{request.text}{i}", count=i)
 
     def Collect(self, requests: Iterator[Note], context: Context) -> Note:
@@ -119,8 +131,7 @@ class AsyncEchoServer:
 
     async def Repeat(self, request: Note, context: AsyncContext) -> AsyncIterator[Note]:
         await self._start(context)
-        _check(request)
-        for i in range(request.count):
+        for i in _repeats(request):
             yield Note(text=f"{request.text}{i}", count=i)
 
     async def Collect(self, requests: AsyncIterator[Note], context: AsyncContext) -> Note:

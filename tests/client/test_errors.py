@@ -397,6 +397,17 @@ def _fuzz(address: str) -> None:
         check()
 
 
+def test_a_huge_repeat_count_is_refused_not_streamed_until_the_deadline(
+    transport_serve: Serve,
+) -> None:
+    # Found by the fuzz below: {"count": 10**30} decodes (a plain int takes any
+    # integer) and Repeat streamed until the call's deadline.
+    address = transport_serve(bind(Echo, EchoServer())).address
+    with grpc.insecure_channel(address) as channel:
+        huge = b'{"count": 1' + b"0" * 30 + b"}"
+        assert _raw_sync(channel, "unary_stream", huge) is grpc.StatusCode.INVALID_ARGUMENT
+
+
 @pytest.mark.slow
 def test_generated_garbage_never_breaks_the_sync_server(transport_serve: Serve) -> None:
     _fuzz(transport_serve(bind(Echo, EchoServer())).address)
