@@ -26,6 +26,7 @@ from transport.health.service import ServingStatus, check
 from transport.runtime import (
     Client,
     LeaseError,
+    LeaseRecord,
     NoneBackend,
     OpenSessionRequest,
     Serving,
@@ -216,25 +217,63 @@ def test_a_lease_etcd_dropped_is_not_renewed(one: EtcdCluster) -> None:
 
 
 @needs_etcd
-def test_a_renewal_counts_only_if_the_read_confirms_it(
+def test_a_renewal_counts_only_if_the_write_confirms_it(
     one: EtcdCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = _store(one, "confirm")
     held = store.acquire("owner-a", "127.0.0.1:1", TTL)
     assert held is not None
-    real_get = etcd.get
+    real_rewrite = etcd.rewrite
 
-    def read_in_another_term(*args: object, **kwargs: object) -> object:
-        kv, header, member = real_get(*args, **kwargs)  # type: ignore[arg-type]
+    def write_in_another_term(*args: object, **kwargs: object) -> object:
+        kept, header = real_rewrite(*args, **kwargs)  # type: ignore[arg-type]
         later = str(int(header.raft_term) + 1)
-        return kv, msgspec.structs.replace(header, raft_term=later), member
+        return kept, msgspec.structs.replace(header, raft_term=later)
 
-    monkeypatch.setattr(etcd, "get", read_in_another_term)
+    monkeypatch.setattr(etcd, "rewrite", write_in_another_term)
     with pytest.raises(LeaseError, match="not confirmed"):
         store.renew(held, TTL)
     monkeypatch.undo()
     assert store.renew(held, TTL) is not None
     store.release(held)
+
+
+@needs_etcd
+def test_a_standby_waits_out_a_live_owner_whose_key_etcd_deleted_early(one: EtcdCluster) -> None:
+    # etcd before 3.4.28 lets a leader that was stalled revoke a lease the owner has
+    # renewed with the new leader since (etcd issues 12528, 15247): the key goes while
+    # the owner serves on until its own deadline. Revoking the lease by hand does the same.
+    a, b = _store(one, "early"), _store(one, "early")
+    held = a.acquire("owner-a", "127.0.0.1:1", TTL)
+    assert held is not None and a.renew(held, TTL) is not None
+    assert b.acquire("owner-b", "127.0.0.1:2", TTL) is None  # b has seen the record
+    kv, _, _ = etcd.get(a.gateway, b"/transport/early")
+    assert kv is not None
+    valid_until = msgspec.json.decode(kv.value)["validUntil"]
+    etcd.revoke(a.gateway, int(kv.lease))
+    taken: list[LeaseRecord] = []
+
+    def takes_over() -> bool:
+        record = b.acquire("owner-b", "127.0.0.1:2", TTL)
+        taken.extend([record] if record is not None else [])
+        return bool(taken)
+
+    eventually(takes_over, "owner-b taking over", 10)
+    assert time.time() >= valid_until  # not before owner-a's deadline had passed
+    b.release(taken[0])
+
+
+@needs_etcd
+def test_a_standby_takes_a_released_key_at_once(one: EtcdCluster) -> None:
+    a, b = _store(one, "released"), _store(one, "released")
+    held = a.acquire("owner-a", "127.0.0.1:1", TTL)
+    assert held is not None
+    assert b.acquire("owner-b", "127.0.0.1:2", TTL) is None  # b has seen the live record
+    a.release(held)  # validUntil 0, then the revoke: b need not wait
+    started = time.monotonic()
+    taken = b.acquire("owner-b", "127.0.0.1:2", TTL)
+    assert taken is not None and time.monotonic() - started < TTL / 2
+    b.release(taken)
 
 
 @needs_etcd

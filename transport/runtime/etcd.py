@@ -79,11 +79,12 @@ class _RangeReply(msgspec.Struct):
     kvs: list[KeyValue] = []
 
 
-class _Compare(msgspec.Struct):
+class _Compare(msgspec.Struct, omit_defaults=True):
+    # The operand is a oneof in etcd: set exactly one of these (the target's).
     key: bytes
     target: str
-    create_revision: str = "0"
-    lease: str = "0"
+    create_revision: str | None = None
+    lease: str | None = None
     result: str = "EQUAL"
 
 
@@ -138,6 +139,7 @@ class _Revoked(msgspec.Struct):
 class _WatchCreate(msgspec.Struct):
     key: bytes
     start_revision: str
+    prev_kv: bool = True  # a DELETE then carries the value it deleted
 
 
 class _Watch(msgspec.Struct):
@@ -145,10 +147,15 @@ class _Watch(msgspec.Struct):
 
 
 class WatchEvent(msgspec.Struct, frozen=True):
-    """A change of a watched key: ``PUT`` (the type the gateway leaves out) or ``DELETE``."""
+    """A change of a watched key: ``PUT`` (the type the gateway leaves out) or ``DELETE``.
+
+    ``prev_kv`` is the key as it was before the change (``None`` when it did
+    not exist, or etcd has compacted that revision away).
+    """
 
     kv: KeyValue = KeyValue()
     type: str = "PUT"
+    prev_kv: KeyValue | None = None
 
 
 class _WatchResult(msgspec.Struct, frozen=True):
@@ -386,8 +393,19 @@ def create(gateway: Gateway, key: bytes, value: bytes, lease: int) -> tuple[bool
     return reply.succeeded, reply.header
 
 
-def rewrite(gateway: Gateway, key: bytes, value: bytes, lease: int, created: int) -> bool:
-    """Replace the value of ``key`` if it is still the one created at ``created`` on ``lease``."""
+def rewrite(
+    gateway: Gateway,
+    key: bytes,
+    value: bytes,
+    lease: int,
+    created: int,
+    *,
+    member: int | None = None,
+) -> tuple[bool, Header]:
+    """Replace the value of ``key`` if it is still the one created at ``created`` on ``lease``.
+
+    Whether it was, and the header; ``member`` as for :meth:`Gateway.call`.
+    """
     txn = _Txn(
         compare=[
             _Compare(key=key, target="CREATE", create_revision=str(created)),
@@ -395,8 +413,8 @@ def rewrite(gateway: Gateway, key: bytes, value: bytes, lease: int, created: int
         ],
         success=[_Op(_Put(key, value, str(lease)))],
     )
-    reply, _ = gateway.call("kv/txn", txn, _TxnReply)
-    return reply.succeeded
+    reply, _ = gateway.call("kv/txn", txn, _TxnReply, member=member)
+    return reply.succeeded, reply.header
 
 
 def grant(gateway: Gateway, ttl: int) -> tuple[int, int]:

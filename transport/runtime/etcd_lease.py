@@ -1,16 +1,18 @@
 """A lease held in etcd: owners on several machines elected and fenced through one cluster.
 
 The owner record lives at the key ``/PREFIX/NAME`` as JSON (``instanceId``,
-``endpoint``, ``term``, ``ttl``), attached to the owner's etcd lease, so it
-exists exactly while that lease lives. The term is the key's create revision:
-strictly increasing across owners. Acquire creates the key only if it does not
-exist (a transaction); renew is a keepalive that counts only when a
-linearizable read, answered by the same member in the same raft term, still
-shows the key on this owner's lease (etcd before 3.4.31 lets a leader that lost
-its quorum answer keepalives); release revokes the lease. The owner measures
-its deadline on its own clock from before the request (:mod:`.owner`); etcd
-can only expire the lease later, and a standby gets the key only after etcd
-deleted it.
+``endpoint``, ``term``, ``ttl``, ``validUntil``), attached to the owner's etcd
+lease, so it exists exactly while that lease lives. The term is the key's
+create revision: strictly increasing across owners. Acquire creates the key
+only if it does not exist (a transaction); renew is a keepalive that counts
+only when a write of ``validUntil``, answered by the same member in the same
+raft term, finds the key still on this owner's lease (etcd before 3.4.31 lets a
+leader that lost its quorum answer keepalives); release writes ``validUntil``
+0 and revokes the lease. The owner measures its deadline on its own clock
+from before the request (:mod:`.owner`); etcd expires the lease only later,
+and a standby gets the key only after etcd deleted it, and, if the record it
+last saw was still valid then (an etcd that revokes early), only once its
+``validUntil`` has passed.
 """
 
 from __future__ import annotations
@@ -45,12 +47,18 @@ _SEGMENT = re.compile(r"[A-Za-z0-9._~@+=-]+")
 
 
 class OwnerValue(msgspec.Struct, frozen=True, rename="camel"):
-    """The JSON stored at the key: who owns, where it listens, its term and lease TTL."""
+    """The JSON stored at the key: who owns, where it listens, its term and lease TTL.
+
+    ``valid_until`` is the wall-clock time (Unix seconds) after which the owner
+    has stopped serving unless it renewed: written at every renewal, 0 once it
+    released the lease.
+    """
 
     instance_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     endpoint: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
     term: int
     ttl: Annotated[float, msgspec.Meta(gt=0, le=86400)]
+    valid_until: float = 0.0
 
 
 _encoder = msgspec.json.Encoder()
@@ -124,6 +132,10 @@ class EtcdLeaseStore:
         self._lock = threading.Lock()
         self._lease = 0  # the etcd lease of the term this store holds
         self._term = 0
+        self._ttl = 0.0
+        # The last owner record a standby saw: its validUntil and its revision.
+        self._seen_valid_until = 0.0
+        self._seen_revision = 0
 
     @classmethod
     def from_url(cls, url: str, *, request_timeout: float = 1.0) -> EtcdLeaseStore:
@@ -156,17 +168,23 @@ class EtcdLeaseStore:
         kv, header, _ = etcd.get(self.gateway, self._key)
         revision = etcd.number(header.revision, "a revision")
         if kv is not None:
+            self._saw(kv)
             freed = self._freed(revision, ttl)
             if freed is None:
                 return None
             revision = freed
+        elif self._seen_valid_until > time.time():  # it went while this store did not watch
+            self._catch_up(revision, ttl)
+        if not self._previous_owner_stopped(ttl):
+            return None
+        valid_until = time.time() + ttl
         lease, granted = etcd.grant(self.gateway, max(1, math.ceil(ttl)))
         try:
             if granted < ttl:
                 raise EtcdError(f"etcd granted a lease of {granted} s, asked for {ttl} s")
             # The key's create revision will be the term: most likely the next revision.
             predicted = revision + 1
-            value = self._value(instance_id, endpoint, predicted, ttl)
+            value = self._value(instance_id, endpoint, predicted, ttl, valid_until)
             created, txn = etcd.create(self.gateway, self._key, value, lease)
             if not created:
                 self._revoke_quietly(lease)
@@ -176,7 +194,7 @@ class EtcdLeaseStore:
                 etcd.rewrite(
                     self.gateway,
                     self._key,
-                    self._value(instance_id, endpoint, term, ttl),
+                    self._value(instance_id, endpoint, term, ttl, valid_until),
                     lease,
                     term,
                 )
@@ -184,7 +202,8 @@ class EtcdLeaseStore:
             self._revoke_quietly(lease)
             raise
         with self._lock:
-            self._lease, self._term = lease, term
+            self._lease, self._term, self._ttl = lease, term, ttl
+            self._seen_valid_until = 0.0
         return LeaseRecord(
             instance_id=instance_id,
             endpoint=endpoint,
@@ -204,22 +223,20 @@ class EtcdLeaseStore:
             lease = self._lease if self._term == held.term else 0
         if not lease:
             return None
+        valid_until = time.time() + ttl
         left, alive, member = etcd.keep_alive(self.gateway, lease)
         if left <= 0:
             self._forget(held.term)
             return None
-        kv, read, _ = etcd.get(self.gateway, self._key, member=member)
-        if (read.member_id, read.raft_term) != (alive.member_id, alive.raft_term):
+        value = self._value(held.instance_id, held.endpoint, held.term, ttl, valid_until)
+        kept, wrote = etcd.rewrite(self.gateway, self._key, value, lease, held.term, member=member)
+        if (wrote.member_id, wrote.raft_term) != (alive.member_id, alive.raft_term):
             raise EtcdError(
                 f"renewal of term {held.term} not confirmed: the keepalive came from member "
-                f"{alive.member_id} in raft term {alive.raft_term}, the read from "
-                f"{read.member_id} in {read.raft_term}"
+                f"{alive.member_id} in raft term {alive.raft_term}, the write from "
+                f"{wrote.member_id} in {wrote.raft_term}"
             )
-        if (
-            kv is None
-            or etcd.number(kv.lease, "a lease id") != lease
-            or self._term_of(kv) != held.term
-        ):
+        if not kept:  # the key is gone or on another lease
             self._forget(held.term)
             self._revoke_quietly(lease)
             return None
@@ -230,8 +247,12 @@ class EtcdLeaseStore:
     def release(self, held: LeaseRecord) -> None:
         """Revoke ``held``'s etcd lease: etcd deletes the key, a standby takes over at once."""
         with self._lock:
-            lease = self._lease if self._term == held.term else 0
+            lease, ttl = (self._lease, self._ttl) if self._term == held.term else (0, 0.0)
         if lease:
+            # validUntil 0 first: a standby that sees the key go takes over at once.
+            released = self._value(held.instance_id, held.endpoint, held.term, ttl, 0.0)
+            with contextlib.suppress(LeaseError):
+                etcd.rewrite(self.gateway, self._key, released, lease, held.term)
             self._revoke(lease)
             self._forget(held.term)
 
@@ -256,7 +277,8 @@ class EtcdLeaseStore:
 
         def follow_key(gateway: Gateway) -> None:
             kv, header, _ = etcd.get(gateway, self._key)
-            on_change(None if kv is None else self._record(kv))
+            last = None if kv is None else self._record(kv)
+            on_change(last)
             revision = etcd.number(header.revision, "a revision")
             while not stopped.is_set():
                 for batch, events in gateway.watch(self._key, revision + 1, idle_timeout=2.0):
@@ -265,7 +287,10 @@ class EtcdLeaseStore:
                         return
                     for event in events[-1:]:  # the latest change is what counts
                         deleted = event.type == "DELETE"
-                        on_change(None if deleted else self._record(event.kv))
+                        record = None if deleted else self._record(event.kv)
+                        if _owner(record) != _owner(last):  # not a renewal's rewrite
+                            on_change(record)
+                        last = record
 
         threading.Thread(target=watch, name=f"etcd-follow{self.key}", daemon=True).start()
         return stopped.set
@@ -280,6 +305,7 @@ class EtcdLeaseStore:
         deadline = time.monotonic() + wait
         try:
             for batch, events in self.gateway.watch(self._key, revision + 1, idle_timeout=wait):
+                self._saw_events(events)
                 if any(event.type == "DELETE" for event in events):
                     return etcd.number(batch.revision, "a revision")
                 if time.monotonic() >= deadline:
@@ -288,8 +314,56 @@ class EtcdLeaseStore:
             time.sleep(wait)  # the next round reads again; no busy loop meanwhile
         return None
 
-    def _value(self, instance_id: str, endpoint: str, term: int, ttl: float) -> bytes:
-        return _encoder.encode(OwnerValue(instance_id, endpoint, term, ttl))
+    def _previous_owner_stopped(self, ttl: float) -> bool:
+        """Whether the last owner this standby saw has stopped serving by now.
+
+        etcd before 3.4.28 (Debian 12 ships 3.4.23) can delete a live key: a
+        leader that was stalled, once it runs again, still revokes the leases
+        that expired by its stale clock, though the owner renewed them with the
+        new leader meanwhile (etcd issues 12528 and 15247). The owner serves on
+        until its own deadline, so a standby waits until the wall clock has
+        passed the ``validUntil`` of the record it last saw (at most ``ttl``),
+        in pauses of at most ``ttl / 10``. After a release, or an expiry at
+        its time, that is already past.
+        """
+        left = self._seen_valid_until - time.time()
+        if left <= 0:
+            return True
+        time.sleep(min(left, 1.0, ttl / 10))
+        return False
+
+    def _catch_up(self, now: int, ttl: float) -> None:
+        """Replay the key's changes since the record last seen, up to revision ``now``.
+
+        The last of them is the deletion, which carries the record it deleted:
+        released (``validUntil`` 0) or not.
+        """
+        try:
+            start, wait = self._seen_revision + 1, min(1.0, ttl / 10)
+            for _, events in self.gateway.watch(self._key, start, idle_timeout=wait):
+                self._saw_events(events)
+                if events and etcd.number(events[-1].kv.mod_revision, "a revision") >= now:
+                    return
+        except LeaseError:  # compacted away, or etcd went: wait for what was seen
+            return
+
+    def _saw_events(self, events: list[etcd.WatchEvent]) -> None:
+        for event in events:
+            if event.type != "DELETE":
+                self._saw(event.kv)
+            elif event.prev_kv is not None:
+                self._saw(event.prev_kv)
+
+    def _saw(self, kv: etcd.KeyValue) -> None:
+        """Remember the ``validUntil`` of an owner record this store read or watched."""
+        with contextlib.suppress(msgspec.DecodeError):  # garbage: nothing to wait for
+            self._seen_valid_until = _decoder.decode(kv.value).valid_until
+            self._seen_revision = etcd.number(kv.mod_revision, "a revision")
+
+    def _value(
+        self, instance_id: str, endpoint: str, term: int, ttl: float, valid_until: float
+    ) -> bytes:
+        return _encoder.encode(OwnerValue(instance_id, endpoint, term, ttl, valid_until))
 
     def _term_of(self, kv: etcd.KeyValue) -> int:
         return etcd.number(kv.create_revision, "a create revision")
@@ -318,6 +392,10 @@ class EtcdLeaseStore:
     def _revoke_quietly(self, lease: int) -> None:
         with contextlib.suppress(LeaseError):  # it expires on its own
             etcd.revoke(self.gateway, lease)
+
+
+def _owner(record: LeaseRecord | None) -> tuple[str, int] | None:
+    return None if record is None else (record.instance_id, record.term)
 
 
 def check_etcd_lease(url: str, *, wait: bool = False) -> str:
