@@ -238,6 +238,19 @@ def test_a_renewal_counts_only_if_the_write_confirms_it(
     store.release(held)
 
 
+def _take_over(standby: EtcdLeaseStore, bound: float) -> LeaseRecord:
+    """Acquire as ``owner-b`` round after round, as the owner loop does; fail after ``bound`` s."""
+    taken: list[LeaseRecord] = []
+
+    def takes_over() -> bool:
+        record = standby.acquire("owner-b", "127.0.0.1:2", TTL)
+        taken.extend([record] if record is not None else [])
+        return bool(taken)
+
+    eventually(takes_over, "owner-b taking over", bound)
+    return taken[0]
+
+
 @needs_etcd
 def test_a_standby_waits_out_a_live_owner_whose_key_etcd_deleted_early(one: EtcdCluster) -> None:
     # etcd before 3.4.28 lets a leader that was stalled revoke a lease the owner has
@@ -251,16 +264,21 @@ def test_a_standby_waits_out_a_live_owner_whose_key_etcd_deleted_early(one: Etcd
     assert kv is not None
     valid_until = msgspec.json.decode(kv.value)["validUntil"]
     etcd.revoke(a.gateway, int(kv.lease))
-    taken: list[LeaseRecord] = []
-
-    def takes_over() -> bool:
-        record = b.acquire("owner-b", "127.0.0.1:2", TTL)
-        taken.extend([record] if record is not None else [])
-        return bool(taken)
-
-    eventually(takes_over, "owner-b taking over", 10)
+    taken = _take_over(b, 10)
     assert time.time() >= valid_until  # not before owner-a's deadline had passed
-    b.release(taken[0])
+    b.release(taken)
+
+
+@needs_etcd
+def test_a_standby_waits_at_most_the_records_ttl(one: EtcdCluster) -> None:
+    # A record that claims to be valid for a year is waited for one TTL, not a year.
+    b = _store(one, "far")
+    lease, _ = etcd.grant(b.gateway, 5)
+    record = {"instanceId": "x", "endpoint": "h:1", "term": 1, "ttl": TTL, "validUntil": 4e9}
+    assert etcd.create(b.gateway, b"/transport/far", msgspec.json.encode(record), lease)[0]
+    assert b.acquire("owner-b", "127.0.0.1:2", TTL) is None  # b has seen the record
+    etcd.revoke(b.gateway, lease)
+    b.release(_take_over(b, TTL + 5))  # within the record's TTL (and the requests)
 
 
 @needs_etcd

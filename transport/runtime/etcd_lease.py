@@ -355,10 +355,21 @@ class EtcdLeaseStore:
                 self._saw(event.prev_kv)
 
     def _saw(self, kv: etcd.KeyValue) -> None:
-        """Remember the ``validUntil`` of an owner record this store read or watched."""
+        """Remember the ``validUntil`` of an owner record this store read or watched.
+
+        At most the record's ``ttl`` from when it was first seen: a renewal
+        writes no later than that, and a record that claims more is not waited
+        for longer.
+        """
+        revision = etcd.number(kv.mod_revision, "a revision")
+        if revision == self._seen_revision:  # seen again (a replay): keep the first sighting
+            return
         with contextlib.suppress(msgspec.DecodeError):  # garbage: nothing to wait for
-            self._seen_valid_until = _decoder.decode(kv.value).valid_until
-            self._seen_revision = etcd.number(kv.mod_revision, "a revision")
+            value = _decoder.decode(kv.value)
+            latest = time.time() + value.ttl
+            valid_until = value.valid_until if math.isfinite(value.valid_until) else latest
+            self._seen_valid_until = min(valid_until, latest)
+            self._seen_revision = revision
 
     def _value(
         self, instance_id: str, endpoint: str, term: int, ttl: float, valid_until: float
