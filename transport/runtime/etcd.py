@@ -375,11 +375,9 @@ class Gateway:
 # --- the calls a lease needs
 
 
-def get(
-    gateway: Gateway, key: bytes, *, member: int | None = None
-) -> tuple[KeyValue | None, Header, int]:
+def get(gateway: Gateway, key: bytes) -> tuple[KeyValue | None, Header, int]:
     """A linearizable read of ``key``: its value (``None`` if absent), the header, the member."""
-    reply, index = gateway.call("kv/range", _Range(key), _RangeReply, member=member)
+    reply, index = gateway.call("kv/range", _Range(key), _RangeReply)
     return (reply.kvs[0] if reply.kvs else None), reply.header, index
 
 

@@ -214,10 +214,10 @@ class EtcdLeaseStore:
     def renew(self, held: LeaseRecord, ttl: float) -> LeaseRecord | None:
         """Keep ``held``'s etcd lease alive; ``None`` if it is gone or the key is no longer on it.
 
-        The keepalive counts only if a linearizable read of the key, answered by
-        the same member in the same raft term, shows the key on this lease;
-        otherwise :class:`~.lease.LeaseError` (the owner retries, its deadline
-        unmoved).
+        The keepalive counts only if a write of the record's ``validUntil``,
+        answered by the same member in the same raft term, finds the key still
+        on this lease; otherwise :class:`~.lease.LeaseError` (the owner retries,
+        its deadline unmoved).
         """
         with self._lock:
             lease = self._lease if self._term == held.term else 0
