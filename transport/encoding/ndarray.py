@@ -25,10 +25,12 @@ __all__ = [
     "QUANTIZED_GROWTH",
     "Quantization",
     "QuantizedArray",
+    "array_annotation",
     "check_declared_dtype",
     "check_shape",
     "decode_ndarray",
     "encode_ndarray",
+    "is_array_annotation",
     "quantize",
 ]
 
@@ -270,10 +272,29 @@ def _dequantized(
     return out
 
 
+def array_annotation(hint: Any) -> Any:
+    """``NDArray[X]`` spelled out as ``ndarray[shape, dtype[X]]``, whatever numpy's version.
+
+    numpy 2.5 declares ``NDArray`` as a PEP 695 type alias, so ``typing.get_origin``
+    of ``NDArray[np.float32]`` is the alias, not ``numpy.ndarray``; older numpy
+    gives the ``ndarray`` form directly. Any other hint comes back unchanged.
+    """
+    alias = typing.get_origin(hint)
+    value = getattr(alias, "__value__", None)
+    if value is None or not getattr(alias, "__type_params__", None):
+        return hint
+    return value[typing.get_args(hint)]
+
+
+def is_array_annotation(hint: Any) -> bool:
+    """Whether ``hint`` is ``numpy.ndarray`` or a ``numpy.typing.NDArray[...]`` of any numpy."""
+    return hint is np.ndarray or typing.get_origin(array_annotation(hint)) is np.ndarray
+
+
 @functools.lru_cache(maxsize=256)
 def _declared_scalar(annotation: Any) -> type[np.generic] | None:
     """The scalar type of ``NDArray[np.float32]``-style annotations, or None for any dtype."""
-    args = typing.get_args(annotation)
+    args = typing.get_args(array_annotation(annotation))
     if len(args) < 2:
         return None
     scalars = typing.get_args(args[1])

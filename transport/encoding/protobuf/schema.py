@@ -26,6 +26,7 @@ import msgspec
 import numpy as np
 
 from ...errors import DeclarationError
+from ..ndarray import is_array_annotation
 from ..scalars import Kind
 from ..wellknown import Empty, ProtoEnum
 
@@ -336,7 +337,7 @@ def _value_schema(hint: Any, where: str, outer: list[Kind] | None = None) -> Typ
         return TypeSchema("google.protobuf.Duration")
     if bare is Any:
         return TypeSchema("google.protobuf.Value")
-    if bare is np.ndarray or typing.get_origin(bare) is np.ndarray:
+    if is_array_annotation(bare):
         return TypeSchema("ndarray", declared=bare)
     if bare is Empty:
         return TypeSchema("google.protobuf.Empty", message=schema_of(Empty))
