@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from transport.runtime._filelock import NO_FILE_LOCK, try_lock, unlock
 from transport.runtime.fence import Fence
 from transport.runtime.lease import FileLeaseStore, LeaseError, LeaseRecord
 from transport.runtime.owner import DEFAULT_LEASE_TTL, Owner
@@ -135,10 +135,25 @@ def test_release_expires_the_lease_now(tmp_path: Path) -> None:
 def test_a_stuck_lock_is_an_error_after_the_lock_timeout(tmp_path: Path) -> None:
     store = FileLeaseStore(tmp_path / "lease", lock_timeout=0.05)
     with open(store.lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert try_lock(lock.fileno())
         with pytest.raises(LeaseError, match="stayed locked"):
             store.acquire("owner-a", "e", 1.0)
+        unlock(lock.fileno())
     assert store.acquire("owner-a", "e", 1.0) is not None
+
+
+def test_without_a_file_lock_the_lease_file_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("fcntl", "msvcrt"):  # `import` raises ImportError, as on a stripped build
+        monkeypatch.setitem(sys.modules, module, None)
+    store = FileLeaseStore(tmp_path / "lease")
+    with pytest.raises(LeaseError) as refused:
+        store.check()  # what serve calls at start
+    assert str(refused.value) == NO_FILE_LOCK
+    with pytest.raises(LeaseError, match=r"^the file lease needs fcntl"):
+        store.acquire("owner-a", "e", 1.0)
+    assert store.read() is None  # reading needs no lock
 
 
 # -- the owner loop's decisions ----------------------------------------------------------

@@ -9,8 +9,6 @@ for :class:`FileLeaseStore`, the default for one machine. Plain code, no grpc.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import secrets
 import time
@@ -24,6 +22,7 @@ import msgspec
 
 from ..encoding.json_codec import Message
 from ..errors import TransportError
+from ._filelock import NoFileLockError, try_lock, unlock
 
 __all__ = ["MAX_TERM", "FileLeaseStore", "LeaseError", "LeaseRecord", "LeaseStore", "utc_now"]
 
@@ -101,9 +100,10 @@ _decoder = msgspec.json.Decoder(LeaseRecord)
 class FileLeaseStore:
     """A lease in a JSON file, safe against concurrent writers on one machine.
 
-    Each change runs under an exclusive ``flock`` of ``<path>.lock`` and
-    replaces the file atomically (write a temporary file in the same directory,
-    fsync, rename), so readers see the old or the new record, never a torn one.
+    Each change runs under an exclusive lock of ``<path>.lock`` (``flock`` on
+    POSIX, ``msvcrt.locking`` on Windows) and replaces the file atomically
+    (write a temporary file in the same directory, fsync, rename), so readers
+    see the old or the new record, never a torn one.
     """
 
     def __init__(
@@ -192,24 +192,27 @@ class FileLeaseStore:
         except OSError as exc:
             raise LeaseError(f"cannot open lease lock {self.lock_path}: {exc}") from exc
         try:
-            # Poll rather than block: a writer stopped while holding the lock must
-            # not hang every other process's owner loop forever.
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise LeaseError(f"cannot lock {self.lock_path}: {exc}") from exc
-                    if time.monotonic() >= deadline:
-                        raise LeaseError(
-                            f"{self.lock_path} stayed locked for {self.lock_timeout} s"
-                        ) from None
-                    time.sleep(0.002)
-            yield
+            self._lock(fd)
+            try:
+                yield
+            finally:
+                unlock(fd)
         finally:
-            os.close(fd)  # closing the descriptor drops the lock
+            os.close(fd)
+
+    def _lock(self, fd: int) -> None:
+        # Poll rather than block: a writer stopped while holding the lock must
+        # not hang every other process's owner loop forever.
+        deadline = time.monotonic() + self.lock_timeout
+        try:
+            while not try_lock(fd):
+                if time.monotonic() >= deadline:
+                    raise LeaseError(f"{self.lock_path} stayed locked for {self.lock_timeout} s")
+                time.sleep(0.002)
+        except NoFileLockError as exc:
+            raise LeaseError(str(exc)) from None
+        except OSError as exc:
+            raise LeaseError(f"cannot lock {self.lock_path}: {exc}") from exc
 
     def _write(self, record: LeaseRecord) -> None:
         temporary = self.path.with_name(
