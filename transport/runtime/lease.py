@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Protocol, TypeVar
 
 import msgspec
 
@@ -93,6 +94,8 @@ def next_term(current: LeaseRecord | None, where: object) -> int:
     return current.term + 1
 
 
+_WINDOWS = sys.platform == "win32"
+_T = TypeVar("_T")
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(LeaseRecord)
 
@@ -124,7 +127,7 @@ class FileLeaseStore:
     def read(self) -> LeaseRecord | None:
         """The current record (no lock needed: the file is only ever replaced whole)."""
         try:
-            data = self.path.read_bytes()
+            data = self._patiently(self.path.read_bytes)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -223,7 +226,23 @@ class FileLeaseStore:
                 file.write(_encoder.encode(record) + b"\n")
                 file.flush()
                 os.fsync(file.fileno())
-            os.replace(temporary, self.path)
+            self._patiently(lambda: os.replace(temporary, self.path))
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             raise LeaseError(f"cannot write lease file {self.path}: {exc}") from exc
+
+    def _patiently(self, action: Callable[[], _T]) -> _T:
+        """``action()``, retried for up to ``lock_timeout`` while Windows refuses it.
+
+        Windows refuses to replace a file another process has open, and to
+        open one being replaced; readers take no lock, so writer and reader
+        wait out each other's brief access. Elsewhere the first refusal stands.
+        """
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                return action()
+            except PermissionError:
+                if not _WINDOWS or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.002)
