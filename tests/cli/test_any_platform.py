@@ -39,9 +39,10 @@ sys.modules["fcntl"] = None  # `import fcntl` raises ImportError, as on Windows
 _WINDOWS_LIKE = (
     _NO_FCNTL
     + """
-import asyncio.unix_events, signal, socket
+import asyncio.unix_events, signal, socket, subprocess
 for name in ("SIGKILL", "SIGSTOP", "SIGCONT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"):
     delattr(signal, name)
+subprocess.Popen.kill = subprocess.Popen.terminate  # as Windows' Popen, which needs no SIGKILL
 del socket.SO_REUSEPORT
 
 def add_signal_handler(self, *args, **kwargs):
@@ -185,6 +186,12 @@ def test_every_command_answers_help(windows_like: dict[str, str]) -> None:
     assert statuses == dict.fromkeys(statuses, 0)
 
 
+def test_the_core_demo_runs(windows_like: dict[str, str]) -> None:
+    done = _transport(windows_like, "demo", "--core")
+    assert done.returncode == 0, done.stderr
+    assert "50 ms deadline, silent  -> DEADLINE_EXCEEDED" in done.stdout
+
+
 def test_proto_prints_a_declaration(windows_like: dict[str, str]) -> None:
     done = _transport(windows_like, "proto", "transport.examples.runner.protocol:RunnerProtocol")
     assert done.returncode == 0, done.stderr
@@ -215,7 +222,10 @@ def test_run_serves_call_and_list_reach_it_and_sigterm_drains(
 def test_run_workers_says_it_needs_so_reuseport(windows_like: dict[str, str]) -> None:
     done = _transport(windows_like, "run", "tests.run_app:binding", "--port", "0", "--workers", "2")
     assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == "error: --workers needs SO_REUSEPORT (Linux, macOS, BSD)\n"
+    assert done.stderr == (
+        "error: --workers needs SO_REUSEPORT (Linux, macOS, BSD), which this platform lacks: "
+        "run one process per port instead\n"
+    )
 
 
 def test_serve_on_a_lease_file_says_it_needs_a_file_lock(
