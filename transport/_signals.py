@@ -45,7 +45,8 @@ def add_stop_handlers(loop: asyncio.AbstractEventLoop, stop: Callable[[], None])
     """Call ``stop`` in ``loop`` when one of :data:`STOPPING` comes; from the main thread.
 
     asyncio's own handlers where the loop takes them (POSIX); elsewhere plain
-    handlers that pass the call to the loop, which wakes for them.
+    handlers that pass the call to the loop, which wakes for them. Those stay
+    set after the loop closes: call it once, for the loop that serves until exit.
     """
     for signum in STOPPING:
         try:
