@@ -8,6 +8,12 @@ wake for a signal given to another thread: the server would serve on, deaf
 to the signal, until something else woke it. ``signal.set_wakeup_fd`` is
 written from whichever thread takes the signal, so :class:`StopSignals`
 sleeps on that instead, as asyncio's own signal handling does.
+
+Every platform has SIGINT (Ctrl-C) and SIGTERM, though only POSIX lets one
+process send SIGTERM to another (Windows' ``terminate()`` ends the process
+at once); Windows' Ctrl-Break (SIGBREAK) stops as they do. A server started
+on an asyncio loop uses :func:`add_stop_handlers`, which works on loops that
+cannot take signal handlers (Windows' proactor loop) too.
 """
 
 from __future__ import annotations
@@ -18,19 +24,39 @@ import socket
 import threading
 from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["StopSignals"]
+if TYPE_CHECKING:
+    import asyncio
 
-_STOPPING = (signal.SIGINT, signal.SIGTERM)
+__all__ = ["STOPPING", "StopSignals", "add_stop_handlers"]
+
+#: The signals that stop a server gracefully, those this platform has.
+STOPPING = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, name)
+)
 # The bytes that end wait(): what set() sends, and the signals' numbers.
-_WAKERS = frozenset({0, *_STOPPING})
+_WAKERS = frozenset({0, *STOPPING})
 
 _Handler = Callable[[int, FrameType | None], Any] | int | None
 
 
+def add_stop_handlers(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
+    """Call ``stop`` in ``loop`` when one of :data:`STOPPING` comes; from the main thread.
+
+    asyncio's own handlers where the loop takes them (POSIX); elsewhere plain
+    handlers that pass the call to the loop, which wakes for them. Those stay
+    set after the loop closes: call it once, for the loop that serves until exit.
+    """
+    for signum in STOPPING:
+        try:
+            loop.add_signal_handler(signum, stop)
+        except NotImplementedError:  # Windows' proactor loop
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop))
+
+
 class StopSignals:
-    """SIGINT and SIGTERM, or :meth:`set` from any thread, end :meth:`wait`.
+    """SIGINT, SIGTERM (and Windows' SIGBREAK) or :meth:`set` from any thread end :meth:`wait`.
 
     Enter it in the main thread, where signal handlers are set::
 
@@ -51,7 +77,7 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         self._wakeup = signal.set_wakeup_fd(self._send.fileno(), warn_on_full_buffer=False)
-        for signum in _STOPPING:
+        for signum in STOPPING:
             self._handlers[signum] = signal.signal(signum, lambda *_: self.set())
         return self
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -11,10 +10,13 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
+from transport.runtime import lease
+from transport.runtime._filelock import NO_FILE_LOCK, try_lock, unlock
 from transport.runtime.fence import Fence
 from transport.runtime.lease import FileLeaseStore, LeaseError, LeaseRecord
 from transport.runtime.owner import DEFAULT_LEASE_TTL, Owner
@@ -135,10 +137,64 @@ def test_release_expires_the_lease_now(tmp_path: Path) -> None:
 def test_a_stuck_lock_is_an_error_after_the_lock_timeout(tmp_path: Path) -> None:
     store = FileLeaseStore(tmp_path / "lease", lock_timeout=0.05)
     with open(store.lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert try_lock(lock.fileno())
         with pytest.raises(LeaseError, match="stayed locked"):
             store.acquire("owner-a", "e", 1.0)
+        unlock(lock.fileno())
     assert store.acquire("owner-a", "e", 1.0) is not None
+
+
+def test_without_a_file_lock_the_lease_file_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("fcntl", "msvcrt"):  # `import` raises ImportError, as on a stripped build
+        monkeypatch.setitem(sys.modules, module, None)
+    store = FileLeaseStore(tmp_path / "lease")
+    with pytest.raises(LeaseError) as refused:
+        store.check()  # what serve calls at start
+    assert str(refused.value) == NO_FILE_LOCK
+    with pytest.raises(LeaseError, match=r"^the file lease needs fcntl"):
+        store.acquire("owner-a", "e", 1.0)
+    assert store.read() is None  # reading needs no lock
+
+
+def _refused(times: int, real: Callable[..., Any]) -> tuple[list[int], Callable[..., Any]]:
+    """``real``, refused ``times`` times as Windows refuses a file another process has open."""
+    refusals = [0]
+
+    def refusing(*args: Any) -> Any:
+        if refusals[0] < times:
+            refusals[0] += 1
+            raise PermissionError(13, "The process cannot access the file")
+        return real(*args)
+
+    return refusals, refusing
+
+
+def test_on_windows_a_write_and_a_read_wait_out_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileLeaseStore(tmp_path / "lease", lock_timeout=5.0)
+    monkeypatch.setattr(lease, "_WINDOWS", True)
+    replaced, replace = _refused(3, os.replace)
+    monkeypatch.setattr(os, "replace", replace)
+    record = store.acquire("owner-a", "e", 1.0)
+    read, read_bytes = _refused(3, Path.read_bytes)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    assert store.read() == record
+    assert (replaced, read) == ([3], [3])
+
+
+def test_elsewhere_a_refused_write_is_an_error_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileLeaseStore(tmp_path / "lease", lock_timeout=5.0)
+    refusals, replace = _refused(3, os.replace)
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(LeaseError, match="cannot write lease file"):
+        store.acquire("owner-a", "e", 1.0)
+    assert refusals == [1]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["lease.lock"]  # no temporary left
 
 
 # -- the owner loop's decisions ----------------------------------------------------------

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import importlib
 import inspect
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from .._signals import StopSignals
+from .._signals import StopSignals, add_stop_handlers
 from ..encoding import wires as _wires
 from ..errors import DeclarationError
 from ..health.declaration import HealthDeclaration
@@ -240,8 +239,7 @@ async def _serve_async(
 ) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    add_stop_handlers(loop, stop.set)
     health, in_flight = Health(), InFlight()
     server = grpc.aio.server(
         options=_options(args),

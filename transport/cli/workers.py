@@ -66,7 +66,11 @@ def run_workers(args: argparse.Namespace) -> int:
     from .run import address
 
     if not hasattr(socket, "SO_REUSEPORT"):
-        print("error: --workers needs SO_REUSEPORT (Linux, macOS, BSD)", file=sys.stderr)
+        print(
+            "error: --workers needs SO_REUSEPORT (Linux, macOS, BSD), which this platform "
+            "lacks: run one process per port instead",
+            file=sys.stderr,
+        )
         return 2
     try:
         placeholder = _reserve(args.host, args.port)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from concurrent import futures
 
 import grpc
 import grpc.aio
 
-from .._signals import StopSignals
+from .._signals import StopSignals, add_stop_handlers
 from ..client.aio import AsyncClient
 from ..health.service import Health
 from ..options import server_options
@@ -66,8 +65,7 @@ async def _serve_async(host: str, port: int) -> None:
     _listening(host, bound)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    add_stop_handlers(loop, stop.set)
     await stop.wait()
     health.enter_graceful_shutdown()
     await server.stop(grace=SHUTDOWN_GRACE)

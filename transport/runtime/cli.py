@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import importlib
 import logging
-import signal
 import sys
 from typing import Any
 
 import grpc.aio
 
+from .._signals import add_stop_handlers
 from ..client.sync import Client as RpcClient
 from ..encoding.json_codec import JsonCodec
 from ..encoding.wires import add_arguments as add_wire_arguments
@@ -119,8 +119,7 @@ def run_serve(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    add_stop_handlers(loop, stop.set)
     async with running(
         load_backend(args.backend),
         args.listen,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RpcError
+from ._filelock import available as file_lock_available
 from .client import dial_leader
 from .contract import OpenSessionRequest
 from .daemon import lease_store
@@ -53,6 +54,11 @@ def _refused(what: str, call: Callable[[], object]) -> None:
 
 def run(*, etcd: bool = False) -> None:
     """Tell the whole owner story, printing each step (on etcd with ``etcd=True``)."""
+    if not etcd and not file_lock_available():
+        raise SystemExit(
+            "demo: the owner story's lease file needs fcntl (POSIX) or msvcrt (Windows), and "
+            "this Python has neither: run demo --core, or demo --etcd"
+        )
     with tempfile.TemporaryDirectory(prefix="transport-demo-") as directory:
         if not etcd:
             _say(

@@ -12,13 +12,12 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 from pathlib import Path
 from types import TracebackType
 
-from .process import pause, wait_for
+from .process import pause, resume, wait_for
 
 __all__ = ["ETCD", "EtcdCluster", "free_port"]
 
@@ -102,12 +101,12 @@ class Member:
     def resume(self) -> None:
         """SIGCONT the member."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
+        resume(self.process)
 
     def kill(self) -> None:
         """SIGKILL the member (its data directory stays)."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
+            resume(self.process)
             self.process.kill()
         if self.process is not None:
             self.process.wait(timeout=10)

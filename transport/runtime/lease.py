@@ -9,21 +9,21 @@ for :class:`FileLeaseStore`, the default for one machine. Plain code, no grpc.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Protocol, TypeVar
 
 import msgspec
 
 from ..encoding.json_codec import Message
 from ..errors import TransportError
+from ._filelock import NoFileLockError, try_lock, unlock
 
 __all__ = ["MAX_TERM", "FileLeaseStore", "LeaseError", "LeaseRecord", "LeaseStore", "utc_now"]
 
@@ -94,6 +94,8 @@ def next_term(current: LeaseRecord | None, where: object) -> int:
     return current.term + 1
 
 
+_WINDOWS = sys.platform == "win32"
+_T = TypeVar("_T")
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(LeaseRecord)
 
@@ -101,9 +103,10 @@ _decoder = msgspec.json.Decoder(LeaseRecord)
 class FileLeaseStore:
     """A lease in a JSON file, safe against concurrent writers on one machine.
 
-    Each change runs under an exclusive ``flock`` of ``<path>.lock`` and
-    replaces the file atomically (write a temporary file in the same directory,
-    fsync, rename), so readers see the old or the new record, never a torn one.
+    Each change runs under an exclusive lock of ``<path>.lock`` (``flock`` on
+    POSIX, ``msvcrt.locking`` on Windows) and replaces the file atomically
+    (write a temporary file in the same directory, fsync, rename), so readers
+    see the old or the new record, never a torn one.
     """
 
     def __init__(
@@ -124,7 +127,7 @@ class FileLeaseStore:
     def read(self) -> LeaseRecord | None:
         """The current record (no lock needed: the file is only ever replaced whole)."""
         try:
-            data = self.path.read_bytes()
+            data = self._patiently(self.path.read_bytes)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -192,24 +195,27 @@ class FileLeaseStore:
         except OSError as exc:
             raise LeaseError(f"cannot open lease lock {self.lock_path}: {exc}") from exc
         try:
-            # Poll rather than block: a writer stopped while holding the lock must
-            # not hang every other process's owner loop forever.
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise LeaseError(f"cannot lock {self.lock_path}: {exc}") from exc
-                    if time.monotonic() >= deadline:
-                        raise LeaseError(
-                            f"{self.lock_path} stayed locked for {self.lock_timeout} s"
-                        ) from None
-                    time.sleep(0.002)
-            yield
+            self._lock(fd)
+            try:
+                yield
+            finally:
+                unlock(fd)
         finally:
-            os.close(fd)  # closing the descriptor drops the lock
+            os.close(fd)
+
+    def _lock(self, fd: int) -> None:
+        # Poll rather than block: a writer stopped while holding the lock must
+        # not hang every other process's owner loop forever.
+        deadline = time.monotonic() + self.lock_timeout
+        try:
+            while not try_lock(fd):
+                if time.monotonic() >= deadline:
+                    raise LeaseError(f"{self.lock_path} stayed locked for {self.lock_timeout} s")
+                time.sleep(0.002)
+        except NoFileLockError as exc:
+            raise LeaseError(str(exc)) from None
+        except OSError as exc:
+            raise LeaseError(f"cannot lock {self.lock_path}: {exc}") from exc
 
     def _write(self, record: LeaseRecord) -> None:
         temporary = self.path.with_name(
@@ -220,7 +226,23 @@ class FileLeaseStore:
                 file.write(_encoder.encode(record) + b"\n")
                 file.flush()
                 os.fsync(file.fileno())
-            os.replace(temporary, self.path)
+            self._patiently(lambda: os.replace(temporary, self.path))
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             raise LeaseError(f"cannot write lease file {self.path}: {exc}") from exc
+
+    def _patiently(self, action: Callable[[], _T]) -> _T:
+        """``action()``, retried for up to ``lock_timeout`` while Windows refuses it.
+
+        Windows refuses to replace a file another process has open, and to
+        open one being replaced; readers take no lock, so writer and reader
+        wait out each other's brief access. Elsewhere the first refusal stands.
+        """
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                return action()
+            except PermissionError:
+                if not _WINDOWS or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.002)

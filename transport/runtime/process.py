@@ -1,7 +1,9 @@
 """A model daemon in a child process, for demos, tests and benchmarks.
 
 :class:`DaemonProcess` runs ``python -m transport serve ARGS...``, reads the
-endpoint it prints, probes it, and pauses, kills or stops it.
+endpoint it prints, probes it, and pauses, kills or stops it. Pausing needs
+SIGSTOP (POSIX); a graceful stop is SIGTERM on POSIX and Ctrl-Break on
+Windows, where the daemon runs in a process group of its own to receive it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..errors import RpcError
 from .contract import HealthStatus
 from .wire import HealthRequest, Runtime
 
-__all__ = ["DaemonProcess", "pause", "wait_for"]
+__all__ = ["DaemonProcess", "pause", "resume", "wait_for"]
 
 _LISTENING = "listening on "
 
@@ -42,12 +44,22 @@ def pause(process: subprocess.Popen[Any]) -> None:
     """SIGSTOP ``process``; return once all its threads have stopped (where ``/proc`` tells).
 
     ``kill`` returns before a busy process has stopped: a request it takes in
-    that moment would still be answered.
+    that moment would still be answered. POSIX only: elsewhere it raises
+    ``NotImplementedError`` saying so.
     """
+    if not hasattr(signal, "SIGSTOP"):
+        raise NotImplementedError("pausing a process needs SIGSTOP, which only POSIX has")
     process.send_signal(signal.SIGSTOP)
     tasks = Path(f"/proc/{process.pid}/task")  # Linux: a folder for each thread
     if tasks.is_dir():
         wait_for(lambda: _stopped(tasks), 10, f"process {process.pid} stopping")
+
+
+def resume(process: subprocess.Popen[Any]) -> None:
+    """SIGCONT ``process``, where the platform has it (elsewhere nothing can have paused it)."""
+    sigcont = getattr(signal, "SIGCONT", None)
+    if sigcont is not None:
+        process.send_signal(sigcont)  # a no-op once the process has exited
 
 
 def _stopped(tasks: Path) -> bool:
@@ -78,11 +90,15 @@ class DaemonProcess:
         self.lines: list[str] = []
         self._echo = echo
         self._first: queue.SimpleQueue[str] = queue.SimpleQueue()
+        group = 0
+        if sys.platform == "win32":  # so that stop() can send it Ctrl-Break alone
+            group = subprocess.CREATE_NEW_PROCESS_GROUP
         self.process = subprocess.Popen(
             [sys.executable, "-m", "transport", "serve", *args],
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            creationflags=group,
         )
         self._reader = threading.Thread(target=self._read, name=f"{name}-stdout", daemon=True)
         self._reader.start()
@@ -140,7 +156,7 @@ class DaemonProcess:
 
     def resume(self) -> None:
         """SIGCONT the daemon."""
-        self.process.send_signal(signal.SIGCONT)
+        resume(self.process)
 
     def kill(self) -> None:
         """SIGKILL the daemon: no graceful shutdown, the lease is not released."""
@@ -151,11 +167,15 @@ class DaemonProcess:
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM the daemon (graceful: sessions closed, lease released); its exit status.
 
-        Returns once the daemon has exited and all its output is in :attr:`lines`.
+        On Windows, Ctrl-Break (SIGTERM there ends a process at once). Returns
+        once the daemon has exited and all its output is in :attr:`lines`.
         """
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
+            resume(self.process)
+            if sys.platform == "win32":
+                self.process.send_signal(signal.CTRL_BREAK_EVENT)
+            else:
+                self.process.terminate()
         try:
             status = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
