@@ -18,13 +18,12 @@ field and the fix.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import threading
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Union
+from typing import Any, Union
 
 import msgspec
 import numpy as np
@@ -32,6 +31,8 @@ import numpy as np
 from ...errors import DeclarationError
 from ..scalars import Kind
 from ..wellknown import Empty, ProtoEnum
+from ._numbers import Number as Number
+from ._numbers import mentions_number, number_of, unwrap
 
 __all__ = ["MAX_FIELD_NUMBER", "FieldSchema", "MessageSchema", "Number", "TypeSchema", "schema_of"]
 
@@ -86,31 +87,6 @@ MESSAGE_KINDS = frozenset(
         "google.protobuf.Value",
     ]
 )
-
-
-@dataclass(frozen=True, eq=False)
-class Number:
-    """``Annotated`` metadata: the protobuf field number of a message field.
-
-    ``name`` is the field's name in the ``.proto`` when it is not the Python
-    name (a trailing ``_`` is dropped anyway: ``try_`` is ``try``); ``oneof``
-    names the ``oneof`` group the field belongs to.
-    """
-
-    number: int
-    name: str | None = None
-    oneof: str | None = None
-
-    # typing caches Annotated[...] by equal metadata: Number(True) must not equal
-    # Number(1), or a refused declaration would hand its marker to a valid one.
-    def _key(self) -> tuple[object, ...]:
-        return (type(self.number), self.number, self.name, self.oneof)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Number) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
 
 
 @dataclass(eq=False)
@@ -198,7 +174,7 @@ def _compile_fields(cls: type[msgspec.Struct]) -> list[FieldSchema]:
     numbers: dict[int, str] = {}
     names: set[str] = set()
     infos = msgspec.structs.fields(cls)
-    numbered = [info.name for info in infos if _number_of(hints[info.name]) is not None]
+    numbered = [info.name for info in infos if number_of(hints[info.name]) is not None]
     if infos and not numbered:
         raise DeclarationError(
             f"{where}.{infos[0].name}: no protobuf field number; declare every field of "
@@ -230,25 +206,10 @@ def _compile_fields(cls: type[msgspec.Struct]) -> list[FieldSchema]:
     return fields
 
 
-def _unwrap(hint: Any) -> tuple[Any, list[Any]]:
-    """Strip ``Annotated`` layers: the bare type and all the metadata, outermost last."""
-    metadata: list[Any] = []
-    while typing.get_origin(hint) is Annotated:
-        metadata[:0] = hint.__metadata__
-        hint = hint.__origin__
-    return hint, metadata
-
-
-def _number_of(hint: Any) -> Number | None:
-    """The field's :class:`Number` (the outermost one, if it has several)."""
-    numbers = [item for item in _unwrap(hint)[1] if isinstance(item, Number)]
-    return numbers[-1] if numbers else None
-
-
 def _compile_field(cls: type[Any], info: msgspec.structs.FieldInfo, hint: Any) -> FieldSchema:
     where = f"{cls.__qualname__}.{info.name}"
-    bare, metadata = _unwrap(hint)
-    marker = _number_of(hint)
+    bare, metadata = unwrap(hint)
+    marker = number_of(hint)
     assert marker is not None  # _compile_fields reads only numbered fields
     number = marker.number
     if not isinstance(number, int) or isinstance(number, bool):
@@ -287,7 +248,7 @@ def _compile_field(cls: type[Any], info: msgspec.structs.FieldInfo, hint: Any) -
         return compiled
     if optional:
         compiled.label = "optional"
-    inner, inner_metadata = _unwrap(bare)
+    inner, inner_metadata = unwrap(bare)
     metadata = inner_metadata + metadata
     origin = typing.get_origin(inner)
     if origin in (list, tuple) and inner not in (list, tuple):
@@ -341,7 +302,7 @@ def _enum_of(members: list[Any]) -> type[ProtoEnum] | None:
 
 def _value_schema(hint: Any, where: str, outer: list[Kind] | None = None) -> TypeSchema:
     """The schema of a single value (a singular field, a repeated element, a map key or value)."""
-    bare, metadata = _unwrap(hint)
+    bare, metadata = unwrap(hint)
     kinds = [k.name for k in [*(outer or []), *metadata] if isinstance(k, Kind)]
     if typing.get_origin(bare) in (Union, types.UnionType):
         enum_type = _enum_of(list(typing.get_args(bare)))
@@ -372,7 +333,7 @@ def _value_schema(hint: Any, where: str, outer: list[Kind] | None = None) -> Typ
         try:
             return TypeSchema("message", message=schema_of(bare))
         except DeclarationError:
-            if _mentions_number(bare, set()):
+            if mentions_number(bare, set()):
                 raise
             held, field_name = bare.__qualname__, msgspec.structs.fields(bare)[0].name
             raise DeclarationError(
@@ -441,26 +402,7 @@ def is_numbered(message_type: type[Any]) -> bool:
     """
     if not isinstance(message_type, type):
         return False
-    if not _mentions_number(message_type, set()):
+    if not mentions_number(message_type, set()):
         return issubclass(message_type, msgspec.Struct) and not msgspec.structs.fields(message_type)
     schema_of(message_type)
     return True
-
-
-def _mentions_number(hint: Any, seen: set[Any]) -> bool:
-    """Whether a :class:`Number` appears in ``hint``, in its messages' fields at any depth."""
-    bare, metadata = _unwrap(hint)
-    if any(isinstance(item, Number) for item in metadata):
-        return True
-    if isinstance(bare, type) and (
-        issubclass(bare, msgspec.Struct) or dataclasses.is_dataclass(bare)
-    ):
-        if bare in seen:
-            return False
-        seen.add(bare)
-        try:
-            hints = typing.get_type_hints(bare, include_extras=True)
-        except NameError:  # msgspec could not read it either: not a protobuf message
-            return False
-        return any(_mentions_number(item, seen) for item in hints.values())
-    return any(_mentions_number(arg, seen) for arg in typing.get_args(bare))
