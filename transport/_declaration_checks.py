@@ -1,10 +1,11 @@
 """Mistakes in a declaration or a ``bind()`` caught early, each with a message that names the fix.
 
 A declaration is checked when its class statement runs (field types a codec
-cannot carry, stubs without ``@rpc``, a list where a stream was meant, a
-missing ``Protocol`` base); an implementation is checked when it is bound (a
-class for an instance, nothing of the declaration implemented, a name close to
-a declared one, methods left out).
+cannot carry, messages numbered for protobuf only in part, stubs without
+``@rpc``, a list where a stream was meant, a missing ``Protocol`` base); an
+implementation is checked when it is bound (a class for an instance, nothing
+of the declaration implemented, a name close to a declared one, methods left
+out, the protobuf wire asked of a JSON-only service).
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from typing import Any, Protocol
 import msgspec.inspect as mi
 import numpy as np
 
+from .encoding.protobuf.schema import is_numbered
 from .errors import DeclarationError, DeclarationWarning
 
 __all__ = [
     "check_declaration_class",
     "check_implementation",
     "check_message_fields",
+    "check_numbering",
+    "check_protobuf_wire",
     "stream_hint",
 ]
 
@@ -73,6 +77,50 @@ def _walk(node: Any, path: str, where: str, seen: set[int]) -> None:
         for child in children:
             if isinstance(child, mi.Type):
                 _walk(child, path, where, seen)
+
+
+def check_numbering(where: str, request_type: type[Any], response_type: type[Any]) -> None:
+    """Refuse a method that is neither JSON-only nor numbered for protobuf throughout.
+
+    Each message must be one or the other on its own (see
+    :func:`~transport.encoding.protobuf.schema.is_numbered`); then a numbered
+    request with a JSON-only response, or the reverse, is refused too, as the
+    method could only speak JSON. A message without fields goes with either.
+    """
+    try:
+        numbered = {kind: is_numbered(kind) for kind in (request_type, response_type)}
+    except DeclarationError as exc:
+        raise DeclarationError(f"{where}: {exc}") from None
+    labelled = {request_type: "request", response_type: "response"}
+    plain = [kind for kind, yes in numbered.items() if not yes]
+    fielded = [kind for kind, yes in numbered.items() if yes and _field_names(kind)]
+    if plain and fielded:
+        json_only, other = plain[0], fielded[0]
+        name = json_only.__qualname__
+        raise DeclarationError(
+            f"{where}: {name}.{_field_names(json_only)[0]} has no protobuf field number, but "
+            f"the {labelled[other]} {other.__qualname__} is numbered, so the method could "
+            f"only speak JSON; number every field of {name} (Annotated[..., Number(n)]), or "
+            f"remove every Number from {other.__qualname__} to keep the method JSON-only"
+        )
+
+
+def _field_names(message_type: type[Any]) -> list[str]:
+    info = mi.type_info(message_type)
+    return [field.name for field in getattr(info, "fields", ())]
+
+
+def check_protobuf_wire(service: Any) -> None:
+    """Refuse ``bind(..., wire="protobuf")`` when no method of ``service`` is numbered."""
+    methods = service.methods().values()
+    if any(method.protobuf_codecs() is not None for method in methods):
+        return
+    name = service.service_name()
+    raise DeclarationError(
+        f"bind(..., wire='protobuf'): {name} is JSON-only (its messages have no protobuf "
+        f"field numbers); number every field of its messages (Annotated[..., Number(n)]), "
+        f"or bind with wire='json'"
+    )
 
 
 def stream_hint(hint: Any) -> str:

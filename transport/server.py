@@ -17,7 +17,7 @@ import grpc.aio
 
 from . import _declaration_checks
 from ._handlers import Handler, async_behavior, sync_behavior
-from .encoding.wires import JSON, check
+from .encoding.wires import JSON, PROTOBUF, check
 from .errors import DeclarationError, RpcError
 from .service import Cardinality, Method, Service
 from .status import StatusCode
@@ -91,6 +91,8 @@ class Binding:
         # type[object], not type[Service]: declarations are protocols, which mypy
         # will not pass where a concrete type[Service] is expected.
         self.service: type[Service] = service  # type: ignore[assignment]
+        if self.wire == PROTOBUF:
+            _declaration_checks.check_protobuf_wire(self.service)
         self.implementation = implementation
         owner = type(implementation).__name__
         functions: dict[str, Handler | None] = {}

@@ -105,10 +105,11 @@ class Method(Generic[ReqIn, ResOut]):
         self._protobuf: tuple[ProtobufCodec[Any], ProtobufCodec[Any]] | bool | None = False
 
     def protobuf_codecs(self) -> tuple[ProtobufCodec[Any], ProtobufCodec[Any]] | None:
-        """The protobuf ``(request, response)`` codecs, built on first use; ``None`` unnumbered.
+        """The protobuf ``(request, response)`` codecs, built on first use; ``None`` if JSON-only.
 
         Only messages whose every field has a :class:`~transport.encoding.protobuf.Number`
-        travel as protobuf; the others speak JSON only.
+        travel as protobuf; a method without numbers speaks JSON only (a method
+        numbered in part was refused when it was declared).
         """
         found = self._protobuf
         if found is False:
@@ -224,6 +225,7 @@ def _method_from_stub(
         raise DeclarationError(f"{fn.__qualname__}: {exc}") from None
     for message_type in (request_type, response_type):
         _declaration_checks.check_message_fields(message_type, fn.__qualname__)
+    _declaration_checks.check_numbering(fn.__qualname__, request_type, response_type)
     return method
 
 

@@ -58,16 +58,33 @@ def _declare(annotation: Any, default: Any = msgspec.NODEFAULT) -> type[Any]:
     return type("Bad", (Message,), namespace)
 
 
+_OUT_OF_RANGE = "the field number {} is out of range; use a number from 1 to 536,870,911"
+_RESERVED = (
+    "the field number {} is reserved (19000-19999 belong to the protobuf implementation); "
+    "use a number from 1 to 18999 or 20000 to 536,870,911"
+)
+
+
 @pytest.mark.parametrize(
     ("annotation", "default", "error"),
     [
-        (Annotated[int, Number(0)], 0, "invalid protobuf field number 0"),
-        (Annotated[int, Number(-1)], 0, "invalid protobuf field number -1"),
-        (Annotated[int, Number(19000)], 0, "invalid protobuf field number 19000"),
-        (Annotated[int, Number(19999)], 0, "invalid protobuf field number 19999"),
-        (Annotated[int, Number(2**29)], 0, "invalid protobuf field number 536870912"),
-        (Annotated[int, Number(True)], 0, "invalid protobuf field number True"),
-        (Annotated[int, Number(2)], 5, "the default 5 is not the protobuf zero value 0"),
+        (Annotated[int, Number(0)], 0, _OUT_OF_RANGE.format(0)),
+        (Annotated[int, Number(-1)], 0, _OUT_OF_RANGE.format(-1)),
+        (Annotated[int, Number(2**29)], 0, _OUT_OF_RANGE.format(536870912)),
+        (Annotated[int, Number(19000)], 0, _RESERVED.format(19000)),
+        (Annotated[int, Number(19999)], 0, _RESERVED.format(19999)),
+        (
+            Annotated[int, Number(True)],
+            0,
+            "the field number True is not an int; use Number(n) with n from 1 to 536,870,911",
+        ),
+        (
+            Annotated[int, Number(2)],
+            5,
+            "default must be the zero value 0 of a numbered field, not 5 (protobuf cannot tell "
+            "an absent field from its zero value); default to 0, or declare X | None = None "
+            "for explicit presence",
+        ),
         (Annotated[int | str, Number(1)], 0, "protobuf has no union type"),
         (Annotated[list[list[int]], Number(1)], [], "no nested repeated or map fields"),
         (Annotated[list[int] | None, Number(1)], None, "a repeated or map field cannot be None"),
@@ -210,3 +227,126 @@ def test_a_bool_number_never_stands_in_for_an_int_in_typings_cache() -> None:
     numbered: Any = Annotated[int, Number(1)]
     assert refused is not numbered
     assert type(numbered.__metadata__[0].number) is int
+
+
+# --- a declaration is JSON-only or numbered throughout: refused when the service is declared
+
+
+class HalfNumbered(Message):
+    """Numbers on some fields only."""
+
+    text: Annotated[str, Number(1)] = ""
+    count: int = 0
+
+
+class NonZeroDefault(Message):
+    """A numbered field whose default protobuf could not carry."""
+
+    limit: Annotated[int, Number(1)] = 10
+
+
+class SameNumber(Message):
+    """Two fields of one number."""
+
+    first: Annotated[str, Number(3)] = ""
+    second: Annotated[str, Number(3)] = ""
+
+
+class OutOfRange(Message):
+    """A number past the largest."""
+
+    big: Annotated[int, Number(2**29)] = 0
+
+
+class Reserved(Message):
+    """A number of the reserved range."""
+
+    mid: Annotated[int, Number(19500)] = 0
+
+
+class HoldsPlain(Message):
+    """Numbered, but holding a JSON-only message."""
+
+    inner: Annotated[Plain | None, Number(1)] = None
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (
+            HalfNumbered,
+            "HalfNumbered.count: no protobuf field number, but HalfNumbered.text has one; "
+            "declare it as Annotated[..., Number(n)], or remove every Number from HalfNumbered "
+            "to keep it JSON-only",
+        ),
+        (
+            NonZeroDefault,
+            "NonZeroDefault.limit: default must be the zero value 0 of a numbered field, not 10 "
+            "(protobuf cannot tell an absent field from its zero value); default to 0, or "
+            "declare X | None = None for explicit presence",
+        ),
+        (
+            SameNumber,
+            "SameNumber.second: field number 3 is already used by SameNumber.first; give each "
+            "field a number of its own",
+        ),
+        (OutOfRange, "OutOfRange.big: " + _OUT_OF_RANGE.format(536870912)),
+        (Reserved, "Reserved.mid: " + _RESERVED.format(19500)),
+        (
+            HoldsPlain,
+            "HoldsPlain.inner: a numbered field of the JSON-only Plain (Plain.source_path has "
+            "no protobuf field number); number every field of Plain (Annotated[..., "
+            "Number(n)]), or remove every Number from HoldsPlain to keep it JSON-only",
+        ),
+    ],
+)
+def test_a_half_numbered_message_is_refused_when_its_service_is_declared(
+    message: type[Message], error: str
+) -> None:
+    with pytest.raises(DeclarationError) as caught:
+
+        class Refused(Service, Protocol, name="demo.v1.Refused"):
+            @rpc
+            def Put(self, request: Empty) -> message: ...  # type: ignore[valid-type]
+
+    prefix = (
+        "test_a_half_numbered_message_is_refused_when_its_service_is_declared.<locals>."
+        "Refused.Put: "
+    )
+    assert str(caught.value) == prefix + error
+    with pytest.raises(DeclarationError) as direct:
+        is_numbered(message)
+    assert str(direct.value) == error
+
+
+def test_json_only_numbered_and_fieldless_messages_are_told_apart() -> None:
+    assert not is_numbered(Plain)
+    assert is_numbered(Numbered) and is_numbered(Holder) and is_numbered(Empty)
+    assert is_numbered(type("Fieldless", (Message,), {}))
+    holds_json: Any = type("HoldsJson", (Message,), {"__annotations__": {"notes": list[Plain]}})
+    assert not is_numbered(holds_json)  # no Number at any depth: JSON-only
+
+
+def test_a_numbered_message_nested_in_a_json_only_one_is_refused() -> None:
+    class Outer(Message):
+        inner: Numbered | None = None
+
+    with pytest.raises(DeclarationError) as caught:
+        is_numbered(Outer)
+    assert str(caught.value) == (
+        "test_a_numbered_message_nested_in_a_json_only_one_is_refused.<locals>.Outer.inner: "
+        "no protobuf field number; declare every field of "
+        "test_a_numbered_message_nested_in_a_json_only_one_is_refused.<locals>.Outer as "
+        "Annotated[..., Number(n)] for it to travel as protobuf"
+    )
+
+
+def test_the_seeds_are_numbered_throughout() -> None:
+    from transport.examples.jina.protocol import JinaRPC
+    from transport.examples.migrator.protocol import Migrator
+    from transport.examples.runner.protocol import RunnerProtocol
+    from transport.examples.scaleout.protocol import CombinerClient, ModelServiceUpstream
+
+    for service in (JinaRPC, Migrator, RunnerProtocol, CombinerClient, ModelServiceUpstream):
+        for method in service.methods().values():
+            assert method.protobuf_codecs() is not None, method

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import numpy as np
 import pytest
 
 from tests.echo_service import Echo, EchoServer, Note
-from transport import Context, DeclarationError, DeclarationWarning, Message, Service, bind, rpc
+from transport import (
+    Context,
+    DeclarationError,
+    DeclarationWarning,
+    Message,
+    Number,
+    Service,
+    bind,
+    rpc,
+)
 
 
 class Point:
@@ -201,3 +210,73 @@ def test_stream_request_lists_get_the_same_hint() -> None:
         class Upload(Service, Protocol, name="t.Upload"):
             @rpc
             def Put(self, requests: list[Note]) -> Note: ...
+
+
+class Numbered(Message):
+    """A message numbered for protobuf."""
+
+    text: Annotated[str, Number(1)] = ""
+
+
+def test_a_numbered_request_with_a_json_only_response_is_refused() -> None:
+    with pytest.raises(DeclarationError) as caught:
+
+        class Halves(Service, Protocol, name="t.Halves"):
+            @rpc
+            def Put(self, request: Numbered) -> Note: ...
+
+    assert str(caught.value) == (
+        "test_a_numbered_request_with_a_json_only_response_is_refused.<locals>.Halves.Put: "
+        "Note.text has no protobuf field number, but the request Numbered is numbered, so the "
+        "method could only speak JSON; number every field of Note (Annotated[..., Number(n)]), "
+        "or remove every Number from Numbered to keep the method JSON-only"
+    )
+
+
+def test_a_half_numbered_message_is_refused_where_the_method_is_declared() -> None:
+    class Half(Message):
+        text: Annotated[str, Number(1)] = ""
+        count: int = 0
+
+    with pytest.raises(DeclarationError) as caught:
+
+        class Halved(Service, Protocol, name="t.Halved"):
+            @rpc
+            def Put(self, request: Note) -> Half: ...
+
+    where = "test_a_half_numbered_message_is_refused_where_the_method_is_declared.<locals>"
+    assert str(caught.value) == (
+        f"{where}.Halved.Put: {where}.Half.count: no protobuf field number, but "
+        f"{where}.Half.text has one; declare it as Annotated[..., Number(n)], or remove every "
+        f"Number from {where}.Half to keep it JSON-only"
+    )
+
+
+class Both(Service, Protocol, name="t.Both"):
+    """A numbered method beside a JSON-only one: each speaks what it can."""
+
+    @rpc
+    def Post(self, request: Numbered) -> Numbered: ...
+
+    @rpc
+    def Say(self, request: Note) -> Note: ...
+
+
+class BothServer:
+    def Post(self, request: Numbered) -> Numbered:
+        return request
+
+    def Say(self, request: Note) -> Note:
+        return request
+
+
+def test_the_protobuf_wire_of_a_json_only_service_is_refused_at_bind() -> None:
+    with pytest.raises(DeclarationError) as caught:
+        bind(Echo, EchoServer(), wire="protobuf")
+    assert str(caught.value) == (
+        "bind(..., wire='protobuf'): transport.tests.Echo is JSON-only (its messages have no "
+        "protobuf field numbers); number every field of its messages (Annotated[..., "
+        "Number(n)]), or bind with wire='json'"
+    )
+    assert bind(Echo, EchoServer(), wire="json").wire == "json"
+    assert bind(Both, BothServer(), wire="protobuf").wire == "protobuf"

@@ -12,13 +12,15 @@ files and no protobuf runtime::
 
 Every service is listed; a service whose messages are not all numbered (a
 JSON-only declaration) has no descriptor, and asking for it answers NOT_FOUND
-saying so. The reflection service speaks protobuf, whatever the others speak.
+saying so, as for a service served without a declaration (``listed=``: a
+handler mounted by hand). The reflection service speaks protobuf, whatever the
+others speak.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import grpc
@@ -60,10 +62,12 @@ class Reflection:
     """The descriptors of some declared services, served as gRPC server reflection.
 
     Takes bindings or declarations (``bind(...)`` results or ``Service``
-    protocols); built once, answered from memory. Mount with :meth:`add_to`.
+    protocols), and in ``listed`` the full names of services served without a
+    declaration (listed, with no descriptor); built once, answered from memory.
+    Mount with :meth:`add_to`.
     """
 
-    def __init__(self, *services: Binding | type[object]) -> None:
+    def __init__(self, *services: Binding | type[object], listed: Iterable[str] = ()) -> None:
         declared: list[type[Service]] = [ServerReflectionV1, ServerReflectionV1Alpha]  # type: ignore[type-abstract]
         for item in services:
             service = item.service if isinstance(item, Binding) else item
@@ -73,6 +77,10 @@ class Reflection:
                 declared.append(service)  # type: ignore[arg-type]
         self.service_names = [service.service_name() for service in declared]
         self._unnumbered: dict[str, str] = {}
+        for name in listed:
+            if name not in self.service_names:
+                self.service_names.append(name)
+                self._unnumbered[name] = "served without a declaration"
         packages: dict[str, list[type[Service]]] = {}
         for service in declared:
             try:
@@ -213,9 +221,14 @@ def _error(code: int, message: str) -> ErrorResponse:
 
 
 def add_reflection(
-    server: grpc.Server | grpc.aio.Server, *services: Binding | type[object]
+    server: grpc.Server | grpc.aio.Server,
+    *services: Binding | type[object],
+    listed: Iterable[str] = (),
 ) -> Reflection:
-    """Serve reflection of ``services`` (bindings or declarations) on ``server``; return it."""
-    reflection = Reflection(*services)
+    """Serve reflection of ``services`` (bindings or declarations) on ``server``; return it.
+
+    ``listed`` names services served without a declaration: listed, not described.
+    """
+    reflection = Reflection(*services, listed=listed)
     reflection.add_to(server)
     return reflection

@@ -22,6 +22,7 @@ import grpc
 import grpc.aio
 
 from ..encoding.wires import check
+from ..health.declaration import HealthDeclaration
 from ..options import DEFAULT_MAX_CONCURRENT_CALLS, compression_of, server_options
 from ..reflection.service import add_reflection
 from .adapter import DEFAULT_MAX_WORKERS
@@ -102,7 +103,8 @@ async def running(
     fencing off. A new id is drawn when ``instance_id`` is ``None``. On exit:
     in-flight calls get ``grace`` seconds, then sessions are closed and the
     lease is released. ``mount(grpc_server, server)`` runs before the server
-    starts: mount more services there, or subscribe to lease changes.
+    starts: mount more services there (reflection lists them, and describes
+    ``grpc.health.v1.Health``), or subscribe to lease changes.
 
     At most ``max_concurrent_calls`` calls are served at once (``None``: no
     limit); more end RESOURCE_EXHAUSTED at once. The server has the library's
@@ -132,7 +134,6 @@ async def running(
     )
     server.binding.wire = check(wire)
     server.register(grpc_server)
-    add_reflection(grpc_server, Runtime)
     port = grpc_server.add_insecure_port(listen)
     if not port:
         raise OSError(f"cannot listen on {listen}")
@@ -147,8 +148,11 @@ async def running(
             ttl=lease_ttl,
             on_lost=lambda record: server.drop_sessions(),
         )
-    if mount is not None:
-        mount(grpc_server, server)
+    mounted = _mount(mount, grpc_server, server) if mount is not None else []
+    # Reflection lists what the daemon serves: Runtime, and what mount added.
+    declared = [_DECLARED[name] for name in mounted if name in _DECLARED]
+    listed = [name for name in mounted if name not in _DECLARED]
+    add_reflection(grpc_server, Runtime, *declared, listed=listed)
     await grpc_server.start()
     # A plain task, not a task group: the caller may exit several daemons in any
     # order (an AsyncExitStack), which nested cancel scopes would not allow.
@@ -172,6 +176,30 @@ async def running(
                 log.warning("could not release the lease: %s", exc)
             if owner.store is not lease:
                 close_store(owner.store)
+
+
+#: Services a ``mount`` may add whose declaration reflection can describe.
+_DECLARED: dict[str, type[object]] = {HealthDeclaration.service_name(): HealthDeclaration}
+
+
+def _mount(
+    mount: Callable[[grpc.aio.Server, Server], None], grpc_server: grpc.aio.Server, server: Server
+) -> list[str]:
+    """Run ``mount``; return the full names of the services it added to ``grpc_server``."""
+    names: list[str] = []
+    add = grpc_server.add_generic_rpc_handlers
+
+    def recording(handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        names.extend(h.service_name() for h in handlers if isinstance(h, grpc.ServiceRpcHandler))
+        add(handlers)
+
+    # grpcio lists no services of a server: watch what mount hands it instead.
+    setattr(grpc_server, "add_generic_rpc_handlers", recording)  # noqa: B010 (mypy: a method)
+    try:
+        mount(grpc_server, server)
+    finally:
+        delattr(grpc_server, "add_generic_rpc_handlers")
+    return names
 
 
 async def serve(

@@ -4,12 +4,16 @@
 writes (one per package: its messages, enums and services), plus the
 well-known types' files it imports, built here from their definitions. The
 descriptors are plain declarations encoded with :class:`ProtobufCodec`; no
-protobuf runtime is needed.
+protobuf runtime is needed. Every field carries its ``json_name`` as protoc
+writes it (:func:`json_name`), or the JSON name the declaration gives it.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+import msgspec
 
 from ...errors import DeclarationError
 from ...service import Service
@@ -35,7 +39,14 @@ from .codec import ProtobufCodec
 from .export import Gathered, _is_scalar, gather
 from .schema import WRAPPERS, FieldSchema, TypeSchema
 
-__all__ = ["FILE_CODEC", "file_descriptor", "file_descriptors", "file_name", "wellknown_files"]
+__all__ = [
+    "FILE_CODEC",
+    "file_descriptor",
+    "file_descriptors",
+    "file_name",
+    "json_name",
+    "wellknown_files",
+]
 
 #: Encodes and decodes ``FileDescriptorProto`` bytes.
 FILE_CODEC = ProtobufCodec(FileDescriptorProto)
@@ -59,6 +70,47 @@ def file_descriptors(*services: type[object]) -> list[FileDescriptorProto]:
     return files + [file for file in wellknown_files() if file.name in needed]
 
 
+def json_name(proto_name: str) -> str:
+    """The ``json_name`` protoc gives a field: each ``_`` dropped, the letter after it uppercased.
+
+    ``request_id`` is ``requestId``, ``_lead`` is ``Lead``, ``a__b`` is ``aB``,
+    ``trail_`` is ``trail`` and ``d_1x`` is ``d1x`` (as protoc 3.21 writes them).
+    """
+    out: list[str] = []
+    upper = False
+    for char in proto_name:
+        if char == "_":
+            upper = True
+        else:
+            out.append(char.upper() if upper and char.isascii() else char)
+            upper = False
+    return "".join(out)
+
+
+@functools.cache
+def _camel(attribute: str) -> str:
+    """What msgspec's ``rename="camel"`` (:class:`~transport.Message`'s) makes of a name."""
+    probe = msgspec.defstruct("Probe", [(attribute, int)], rename="camel")
+    return msgspec.structs.fields(probe)[0].encode_name
+
+
+def _json_name(schema_field: FieldSchema) -> str:
+    """The ``json_name`` of a field: protoc's, unless the declaration names its JSON key."""
+    declared = schema_field.path_name
+    if declared in (schema_field.attr, _camel(schema_field.attr)):
+        return json_name(schema_field.proto_name)
+    return declared  # msgspec.field(name=...) or a rename other than camel
+
+
+def _with_json_names(message: DescriptorProto) -> DescriptorProto:
+    """Fill the ``json_name`` not set yet of ``message``'s fields, nested messages included."""
+    for field in message.field:
+        field.json_name = field.json_name or json_name(field.name)
+    for nested in message.nested_type:
+        _with_json_names(nested)
+    return message
+
+
 def file_descriptor(*services: type[object]) -> FileDescriptorProto:
     """The descriptor of the ``.proto`` file of ``services`` (all of one package)."""
     gathered = gather(services)
@@ -79,6 +131,8 @@ def file_descriptor(*services: type[object]) -> FileDescriptorProto:
         file.message_type.append(_ndarray())
     for service in gathered.services:
         file.service.append(_service(gathered, service, prefix))
+    for message in file.message_type:
+        _with_json_names(message)
     return file
 
 
@@ -143,7 +197,10 @@ def _field(
     groups: list[str],
 ) -> FieldDescriptorProto:
     field = FieldDescriptorProto(
-        name=schema_field.proto_name, number=schema_field.number, label=LABEL_OPTIONAL
+        name=schema_field.proto_name,
+        number=schema_field.number,
+        label=LABEL_OPTIONAL,
+        json_name=_json_name(schema_field),
     )
     if schema_field.label == "map":
         assert schema_field.key is not None
@@ -235,7 +292,7 @@ def wellknown_files() -> list[FileDescriptorProto]:
         return FileDescriptorProto(
             name=f"google/protobuf/{name}.proto",
             package="google.protobuf",
-            message_type=list(messages),
+            message_type=[_with_json_names(message) for message in messages],
             syntax="proto3",
             **extra,
         )

@@ -8,9 +8,12 @@ A field travels on the protobuf wire once its declaration carries a
         label: Annotated[str, Number(2)] = ""
 
 :func:`schema_of` reads a message type once and caches what the codec and the
-``.proto`` export need; a message with an unnumbered field, or a duplicate or
-invalid number, is a :class:`~transport.errors.DeclarationError` naming the
-message and the field.
+``.proto`` export need. A message is JSON-only (no :class:`Number` in it or in
+the messages it holds) or numbered throughout: :func:`is_numbered` tells them
+apart, and anything in between (an unnumbered field beside numbered ones, a
+duplicate, out-of-range or reserved number, a default that is not the zero
+value) is a :class:`~transport.errors.DeclarationError` naming the message, the
+field and the fix.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import threading
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Union
+from typing import Any, Union
 
 import msgspec
 import numpy as np
@@ -29,6 +32,8 @@ from ...errors import DeclarationError
 from ..ndarray import is_array_annotation
 from ..scalars import Kind
 from ..wellknown import Empty, ProtoEnum
+from ._numbers import Number as Number
+from ._numbers import mentions_number, number_of, unwrap
 
 __all__ = ["MAX_FIELD_NUMBER", "FieldSchema", "MessageSchema", "Number", "TypeSchema", "schema_of"]
 
@@ -83,31 +88,6 @@ MESSAGE_KINDS = frozenset(
         "google.protobuf.Value",
     ]
 )
-
-
-@dataclass(frozen=True, eq=False)
-class Number:
-    """``Annotated`` metadata: the protobuf field number of a message field.
-
-    ``name`` is the field's name in the ``.proto`` when it is not the Python
-    name (a trailing ``_`` is dropped anyway: ``try_`` is ``try``); ``oneof``
-    names the ``oneof`` group the field belongs to.
-    """
-
-    number: int
-    name: str | None = None
-    oneof: str | None = None
-
-    # typing caches Annotated[...] by equal metadata: Number(True) must not equal
-    # Number(1), or a refused declaration would hand its marker to a valid one.
-    def _key(self) -> tuple[object, ...]:
-        return (type(self.number), self.number, self.name, self.oneof)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Number) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
 
 
 @dataclass(eq=False)
@@ -168,7 +148,10 @@ def schema_of(message_type: type[Any]) -> MessageSchema:
     if schema is not None:
         return schema
     if not (isinstance(message_type, type) and issubclass(message_type, msgspec.Struct)):
-        raise DeclarationError(f"{message_type!r}: only msgspec.Struct messages travel as protobuf")
+        raise DeclarationError(
+            f"{message_type!r}: only msgspec.Struct messages travel as protobuf; make it a "
+            "transport.Message, or remove its Numbers to keep it JSON-only"
+        )
     with COMPILING:
         if message_type in _SCHEMAS:
             return _SCHEMAS[message_type]
@@ -191,12 +174,25 @@ def _compile_fields(cls: type[msgspec.Struct]) -> list[FieldSchema]:
     fields: list[FieldSchema] = []
     numbers: dict[int, str] = {}
     names: set[str] = set()
-    for info in msgspec.structs.fields(cls):
+    infos = msgspec.structs.fields(cls)
+    numbered = [info.name for info in infos if number_of(hints[info.name]) is not None]
+    if infos and not numbered:
+        raise DeclarationError(
+            f"{where}.{infos[0].name}: no protobuf field number; declare every field of "
+            f"{where} as Annotated[..., Number(n)] for it to travel as protobuf"
+        )
+    for info in infos:
+        if info.name not in numbered:
+            raise DeclarationError(
+                f"{where}.{info.name}: no protobuf field number, but {where}.{numbered[0]} has "
+                f"one; declare it as Annotated[..., Number(n)], or remove every Number from "
+                f"{where} to keep it JSON-only"
+            )
         compiled = _compile_field(cls, info, hints[info.name])
         if compiled.number in numbers:
             raise DeclarationError(
                 f"{where}.{info.name}: field number {compiled.number} is already used by "
-                f"{where}.{numbers[compiled.number]}"
+                f"{where}.{numbers[compiled.number]}; give each field a number of its own"
             )
         numbers[compiled.number] = info.name
         if compiled.proto_name in names:
@@ -211,34 +207,27 @@ def _compile_fields(cls: type[msgspec.Struct]) -> list[FieldSchema]:
     return fields
 
 
-def _unwrap(hint: Any) -> tuple[Any, list[Any]]:
-    """Strip ``Annotated`` layers: the bare type and all the metadata, outermost last."""
-    metadata: list[Any] = []
-    while typing.get_origin(hint) is Annotated:
-        metadata[:0] = hint.__metadata__
-        hint = hint.__origin__
-    return hint, metadata
-
-
 def _compile_field(cls: type[Any], info: msgspec.structs.FieldInfo, hint: Any) -> FieldSchema:
     where = f"{cls.__qualname__}.{info.name}"
-    bare, metadata = _unwrap(hint)
-    numbers = [item for item in metadata if isinstance(item, Number)]
-    if not numbers:
-        raise DeclarationError(
-            f"{where}: no protobuf field number; declare it as Annotated[..., Number(n)]"
-        )
-    marker = numbers[-1]
+    bare, metadata = unwrap(hint)
+    marker = number_of(hint)
+    assert marker is not None  # _compile_fields reads only numbered fields
     number = marker.number
-    if (
-        not isinstance(number, int)
-        or isinstance(number, bool)
-        or not 1 <= number <= MAX_FIELD_NUMBER
-        or number in _RESERVED
-    ):
+    if not isinstance(number, int) or isinstance(number, bool):
         raise DeclarationError(
-            f"{where}: invalid protobuf field number {number!r} (1 to {MAX_FIELD_NUMBER}, "
-            "except 19000-19999)"
+            f"{where}: the field number {number!r} is not an int; use Number(n) with n "
+            f"from 1 to {MAX_FIELD_NUMBER:,}"
+        )
+    if not 1 <= number <= MAX_FIELD_NUMBER:
+        raise DeclarationError(
+            f"{where}: the field number {number} is out of range; use a number from 1 to "
+            f"{MAX_FIELD_NUMBER:,}"
+        )
+    if number in _RESERVED:
+        raise DeclarationError(
+            f"{where}: the field number {number} is reserved (19000-19999 belong to the "
+            f"protobuf implementation); use a number from 1 to 18999 or 20000 to "
+            f"{MAX_FIELD_NUMBER:,}"
         )
     wrapper = next((k.name for k in metadata if isinstance(k, Kind) and k.name in WRAPPERS), None)
     compiled = FieldSchema(
@@ -260,7 +249,7 @@ def _compile_field(cls: type[Any], info: msgspec.structs.FieldInfo, hint: Any) -
         return compiled
     if optional:
         compiled.label = "optional"
-    inner, inner_metadata = _unwrap(bare)
+    inner, inner_metadata = unwrap(bare)
     metadata = inner_metadata + metadata
     origin = typing.get_origin(inner)
     if origin in (list, tuple) and inner not in (list, tuple):
@@ -314,7 +303,7 @@ def _enum_of(members: list[Any]) -> type[ProtoEnum] | None:
 
 def _value_schema(hint: Any, where: str, outer: list[Kind] | None = None) -> TypeSchema:
     """The schema of a single value (a singular field, a repeated element, a map key or value)."""
-    bare, metadata = _unwrap(hint)
+    bare, metadata = unwrap(hint)
     kinds = [k.name for k in [*(outer or []), *metadata] if isinstance(k, Kind)]
     if typing.get_origin(bare) in (Union, types.UnionType):
         enum_type = _enum_of(list(typing.get_args(bare)))
@@ -342,7 +331,18 @@ def _value_schema(hint: Any, where: str, outer: list[Kind] | None = None) -> Typ
     if bare is Empty:
         return TypeSchema("google.protobuf.Empty", message=schema_of(Empty))
     if isinstance(bare, type) and issubclass(bare, msgspec.Struct):
-        return TypeSchema("message", message=schema_of(bare))
+        try:
+            return TypeSchema("message", message=schema_of(bare))
+        except DeclarationError:
+            if mentions_number(bare, set()):
+                raise
+            held, field_name = bare.__qualname__, msgspec.structs.fields(bare)[0].name
+            raise DeclarationError(
+                f"{where}: a numbered field of the JSON-only {held} ({held}.{field_name} has no "
+                f"protobuf field number); number every field of {held} (Annotated[..., "
+                f"Number(n)]), or remove every Number from {where.rpartition('.')[0]} to keep "
+                "it JSON-only"
+            ) from None
     if typing.get_origin(bare) in (list, tuple, dict):
         raise DeclarationError(f"{where}: protobuf has no nested repeated or map fields")
     raise DeclarationError(f"{where}: {bare!r} has no protobuf type")
@@ -388,17 +388,22 @@ def _check_default(compiled: FieldSchema, info: msgspec.structs.FieldInfo, where
     if isinstance(zero, list | tuple) and isinstance(default, list | tuple) and not default:
         return
     raise DeclarationError(
-        f"{where}: the default {default!r} is not the protobuf zero value {zero!r}; an absent "
-        "field could not be told apart (declare X | None = None for explicit presence)"
+        f"{where}: default must be the zero value {zero!r} of a numbered field, not "
+        f"{default!r} (protobuf cannot tell an absent field from its zero value); default to "
+        f"{zero!r}, or declare X | None = None for explicit presence"
     )
 
 
 def is_numbered(message_type: type[Any]) -> bool:
-    """Whether every field of ``message_type`` carries a protobuf field number."""
-    if not (isinstance(message_type, type) and issubclass(message_type, msgspec.Struct)):
+    """Whether ``message_type`` travels as protobuf: numbered on every field, at any depth.
+
+    ``False`` for a JSON-only message (no :class:`Number` in it nor in the
+    messages it holds); a message without fields is numbered. A message with
+    numbers that is not numbered throughout and valid raises DeclarationError.
+    """
+    if not isinstance(message_type, type):
         return False
-    try:
-        schema_of(message_type)
-    except DeclarationError:
-        return False
+    if not mentions_number(message_type, set()):
+        return issubclass(message_type, msgspec.Struct) and not msgspec.structs.fields(message_type)
+    schema_of(message_type)
     return True
