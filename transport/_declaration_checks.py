@@ -64,6 +64,13 @@ def _walk(node: Any, path: str, where: str, seen: set[int]) -> None:
                 f"or use a supported type: {SUPPORTED_FIELD_TYPES}"
             )
         return
+    if isinstance(node, mi.DictType) and isinstance(node.key_type, mi.BoolType):
+        # proto3 JSON writes such keys as "true"/"false", which msgspec neither
+        # writes nor reads back as bool: refused here, not INTERNAL at the first call.
+        raise DeclarationError(
+            f"{where}: field {path} is a map with bool keys, which the JSON wire cannot carry; "
+            f"use str or int keys"
+        )
     if isinstance(node, (mi.StructType, mi.DataclassType, mi.TypedDictType, mi.NamedTupleType)):
         if id(node) in seen:  # a recursive message
             return

@@ -70,6 +70,23 @@ def test_field_types_are_checked_at_any_depth_and_in_dataclasses() -> None:
             def Draw(self, request: Shape) -> Note: ...
 
 
+class Flags(Message):
+    by_flag: dict[bool, str] = {}
+
+
+def test_a_map_with_bool_keys_is_refused_where_the_method_is_declared() -> None:
+    with pytest.raises(DeclarationError) as caught:
+
+        class Flagged(Service, Protocol, name="t.Flagged"):
+            @rpc
+            def Set(self, request: Flags) -> Note: ...
+
+    assert str(caught.value).endswith(
+        "Flagged.Set: field Flags.by_flag is a map with bool keys, which the JSON wire cannot "
+        "carry; use str or int keys"
+    )
+
+
 class Tree(Message):
     values: np.ndarray | None = None
     children: list[Tree] = []
