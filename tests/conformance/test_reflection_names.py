@@ -23,7 +23,9 @@ from google.protobuf import descriptor_pb2
 
 from tests.protobuf_peers import descriptor_set
 from transport import Empty, Message, Number, Service, rpc
-from transport.encoding.protobuf.descriptor import FILE_CODEC, file_descriptor, json_name
+from transport.encoding.names import json_name
+from transport.encoding.protobuf.descriptor import FILE_CODEC, file_descriptor
+from transport.encoding.protobuf.export import proto_file
 from transport.examples.jina.protocol import JinaRPCUpstream, MessageProto
 from transport.examples.migrator.protocol import Migrator
 from transport.examples.runner.protocol import RunnerProtocol
@@ -120,6 +122,17 @@ def test_a_json_name_the_declaration_gives_wins_over_protocs() -> None:
     }
     assert described["Named.CountsEntry"] == {"key": "key", "value": "value"}
     assert described["PlainNamed"] == {"source_path": "sourcePath"}
+
+
+def test_the_exported_proto_writes_a_declared_json_name_and_protoc_reads_it(
+    tmp_path: Path,
+) -> None:
+    text = proto_file(Names)
+    assert 'string renamed = 2 [json_name = "rid"];' in text
+    assert "string request_id = 1;" in text  # protoc's own name needs no option
+    proto = tmp_path / "names.proto"
+    proto.write_text(text)
+    assert _json_names(descriptor_set(proto).message_type) == _json_names(_ours(Names).message_type)
 
 
 def test_the_well_known_types_files_carry_json_names_too() -> None:

@@ -30,6 +30,8 @@ import msgspec.inspect as mi
 import numpy as np
 import pybase64
 
+from .names import json_name
+
 __all__ = ["DuplicateFieldError", "Leniency", "convert", "mentions"]
 
 # A JSON number, as protojson reads one inside a string.
@@ -225,12 +227,6 @@ def mentions(data: bytes, quoted_names: tuple[bytes, ...]) -> bool:
     return False
 
 
-def _lower_camel(name: str) -> str:
-    """The JSON name protoc gives a ``.proto`` field by default: ``sensor_id`` is ``sensorId``."""
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
 def _proto_names(cls: type[Any]) -> dict[str, str]:
     """The ``Number(n, name=...)`` of each field of ``cls`` that has one."""
     from .protobuf.schema import Number  # the protobuf package imports this one's users
@@ -338,7 +334,7 @@ class Leniency:
         claimed: dict[str, set[str]] = {}
         for field in info.fields:
             base = proto.get(field.name) or field.name.rstrip("_") or field.name
-            for alias in (field.name, base, _lower_camel(base)):
+            for alias in (field.name, base, json_name(base)):
                 if alias != field.encode_name and alias not in wire:
                     claimed.setdefault(alias, set()).add(field.encode_name)
             inner = self._plan(field.type)

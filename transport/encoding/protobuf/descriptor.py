@@ -10,13 +10,11 @@ writes it (:func:`json_name`), or the JSON name the declaration gives it.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
-
-import msgspec
 
 from ...errors import DeclarationError
 from ...service import Service
+from ..names import json_name
 from ..wellknown import Empty, ProtoEnum
 from ._descriptor_messages import (
     LABEL_OPTIONAL,
@@ -36,7 +34,7 @@ from ._descriptor_messages import (
     ServiceDescriptorProto,
 )
 from .codec import ProtobufCodec
-from .export import Gathered, _is_scalar, gather
+from .export import Gathered, _is_scalar, field_json_name, gather
 from .schema import WRAPPERS, FieldSchema, TypeSchema
 
 __all__ = [
@@ -68,38 +66,6 @@ def file_descriptors(*services: type[object]) -> list[FileDescriptorProto]:
     files = [file_descriptor(*group) for group in packages.values()]
     needed = {dependency for file in files for dependency in file.dependency}
     return files + [file for file in wellknown_files() if file.name in needed]
-
-
-def json_name(proto_name: str) -> str:
-    """The ``json_name`` protoc gives a field: each ``_`` dropped, the letter after it uppercased.
-
-    ``request_id`` is ``requestId``, ``_lead`` is ``Lead``, ``a__b`` is ``aB``,
-    ``trail_`` is ``trail`` and ``d_1x`` is ``d1x`` (as protoc 3.21 writes them).
-    """
-    out: list[str] = []
-    upper = False
-    for char in proto_name:
-        if char == "_":
-            upper = True
-        else:
-            out.append(char.upper() if upper and char.isascii() else char)
-            upper = False
-    return "".join(out)
-
-
-@functools.cache
-def _camel(attribute: str) -> str:
-    """What msgspec's ``rename="camel"`` (:class:`~transport.Message`'s) makes of a name."""
-    probe = msgspec.defstruct("Probe", [(attribute, int)], rename="camel")
-    return msgspec.structs.fields(probe)[0].encode_name
-
-
-def _json_name(schema_field: FieldSchema) -> str:
-    """The ``json_name`` of a field: protoc's, unless the declaration names its JSON key."""
-    declared = schema_field.path_name
-    if declared in (schema_field.attr, _camel(schema_field.attr)):
-        return json_name(schema_field.proto_name)
-    return declared  # msgspec.field(name=...) or a rename other than camel
 
 
 def _with_json_names(message: DescriptorProto) -> DescriptorProto:
@@ -200,7 +166,7 @@ def _field(
         name=schema_field.proto_name,
         number=schema_field.number,
         label=LABEL_OPTIONAL,
-        json_name=_json_name(schema_field),
+        json_name=field_json_name(schema_field),
     )
     if schema_field.label == "map":
         assert schema_field.key is not None

@@ -9,18 +9,22 @@ declared inside a message class is nested in it, as in the seeds), the
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import sys
 from typing import Any, NamedTuple, cast
 
+import msgspec
+
 from ...errors import DeclarationError
 from ...service import Service
+from ..names import json_name
 from ..wellknown import Empty, ProtoEnum
 from ._wellknown import NDARRAY_PROTO
 from .schema import FieldSchema, MessageSchema, TypeSchema, proto_name_of, schema_of
 
-__all__ = ["Gathered", "gather", "proto_command", "proto_file"]
+__all__ = ["Gathered", "field_json_name", "gather", "proto_command", "proto_file"]
 
 _IMPORTS = {
     "google.protobuf.Empty": "google/protobuf/empty.proto",
@@ -144,7 +148,9 @@ class _Writer:
             kind = f"repeated {kind}"
         elif field.label == "optional" and field.oneof is None and _is_scalar(field.value):
             kind = f"optional {kind}"
-        return f"{indent}{kind} {field.proto_name} = {field.number};"
+        declared = field_json_name(field)
+        option = f' [json_name = "{declared}"]' if declared != json_name(field.proto_name) else ""
+        return f"{indent}{kind} {field.proto_name} = {field.number}{option};"
 
     def enum(self, enum_type: type[ProtoEnum], indent: str) -> list[str]:
         members = list(enum_type.__members__.items())
@@ -184,6 +190,21 @@ class _Writer:
 
     def _short(self, cls: type[Any]) -> str:
         return self.names[cls].rpartition(".")[2]
+
+
+@functools.cache
+def _camel(attribute: str) -> str:
+    """What msgspec's ``rename="camel"`` (:class:`~transport.Message`'s) makes of a name."""
+    probe = msgspec.defstruct("Probe", [(attribute, int)], rename="camel")
+    return msgspec.structs.fields(probe)[0].encode_name
+
+
+def field_json_name(schema_field: FieldSchema) -> str:
+    """The ``json_name`` of a field: protoc's, unless the declaration names its JSON key."""
+    declared = schema_field.path_name
+    if declared in (schema_field.attr, _camel(schema_field.attr)):
+        return json_name(schema_field.proto_name)
+    return declared  # msgspec.field(name=...) or a rename other than camel
 
 
 def _is_scalar(value: TypeSchema) -> bool:
