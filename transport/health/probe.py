@@ -172,7 +172,8 @@ def probe(
             status = check(channel, service, timeout=rpc_timeout)
         except RpcError as exc:
             if state is not grpc.ChannelConnectivity.READY and exc.code is StatusCode.UNAVAILABLE:
-                why = exc.message.rpartition(": ")[2] or "the connection failed"
+                # grpc's last words: "...: Connection refused", "...: Domain name not found]"
+                why = exc.message.rpartition(": ")[2].strip(" ].") or "the connection failed"
                 print(
                     f"failed to connect service at {endpoint!r}: {why} "
                     "(--wait keeps trying until --connect-timeout)",
