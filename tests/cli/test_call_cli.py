@@ -212,6 +212,10 @@ def test_a_wrong_service_or_method_name_gets_a_suggestion(words: str) -> None:
     assert (
         method.stderr == "error: service words.v1.Words has no method upper; did you mean Upper?\n"
     )
+    listed = cli("list", words, "words.v1.Wrods", "--declarations", "tests.call_app")
+    assert listed.stderr == (
+        "error: tests.call_app does not declare words.v1.Wrods; did you mean words.v1.Words?\n"
+    )
     declared = cli("call", words, "words.v1.Word/Upper", "--declarations", "tests.call_app")
     assert "the declarations have no service words.v1.Word; did you mean words.v1.Words?" in (
         declared.stderr

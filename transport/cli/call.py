@@ -161,7 +161,8 @@ def list_command(args: argparse.Namespace) -> int:
             elif args.service in declared:
                 names = [f"{args.service}.{name}" for name in declared[args.service].methods()]
             else:
-                raise CallError(f"{args.declarations} does not declare {args.service}")
+                suggestion = did_you_mean(args.service, list(declared))
+                raise CallError(f"{args.declarations} does not declare {args.service}{suggestion}")
         else:
             with _channel(args) as channel:
                 reflector = Reflector(channel, _metadata(args), args.timeout)
