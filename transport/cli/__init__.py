@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from typing import Any
 
 __all__ = ["CommandParser", "plain"]
 
@@ -31,6 +32,13 @@ def plain(text: str) -> str:
 
 class CommandParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose help is plain text; its sub-commands' parsers are too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Before the formatter wraps them, so that no markup is split over two lines.
+        for text in ("description", "epilog"):
+            if kwargs.get(text):
+                kwargs[text] = plain(kwargs[text])
+        super().__init__(*args, **kwargs)
 
     def format_help(self) -> str:
         """The help, its reST markup rendered as plain text."""

@@ -59,12 +59,22 @@ class CallError(Exception):
 
 def add_commands(commands: Any) -> None:
     """Add ``list`` and ``call`` to the ``python -m transport`` sub-commands."""
-    listing = commands.add_parser("list", help="list a server's services, or a service's methods")
+    listing = commands.add_parser(
+        "list",
+        help="list a server's services, or a service's methods",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     listing.add_argument("target", metavar="HOST:PORT")
     listing.add_argument("service", nargs="?", metavar="SERVICE", help="list its methods")
     _common_flags(listing)
     listing.set_defaults(run=list_command)
-    call = commands.add_parser("call", help="call a method with JSON; print JSON lines")
+    call = commands.add_parser(
+        "call",
+        help="call a method with JSON; print JSON lines",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     call.add_argument("target", metavar="HOST:PORT")
     call.add_argument("method", metavar="SERVICE/METHOD")
     call.add_argument(
@@ -76,7 +86,8 @@ def add_commands(commands: Any) -> None:
     call.add_argument(
         "--wire",
         choices=("json", "protobuf"),
-        help="default: json with --declarations, protobuf with reflection",
+        help="default: json with --declarations, protobuf with reflection (json for a "
+        "service the server lists but does not describe)",
     )
     _common_flags(call)
     call.set_defaults(run=call_command)
