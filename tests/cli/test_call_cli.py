@@ -361,13 +361,26 @@ class Items(Service, Protocol, name="items.v1.Items"):
     @rpc
     def Find(self, request: Item) -> Item: ...
 
+    @rpc
+    def Split(self, request: Item) -> Iterator[Item]: ...
+
+    @rpc
+    def Join(self, requests: Iterator[Item]) -> Item: ...
+
 
 class ItemsServer:
     def Find(self, request: Item) -> Item:
         raise RpcError(StatusCode.NOT_FOUND, "no such item", {"key": request.key, "near": ["a"]})
 
+    def Split(self, request: Item) -> Iterator[Item]:
+        for key in request.key.split():
+            yield Item(key=key)
 
-def test_an_errors_details_are_printed_as_grpcurl_prints_them() -> None:
+    def Join(self, requests: Iterator[Item]) -> Item:
+        return Item(key="+".join(request.key for request in requests))
+
+
+def test_every_kind_of_a_json_only_service_and_an_errors_details() -> None:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     binding = bind(Items, ItemsServer())
     binding.add_to(server)
@@ -376,6 +389,13 @@ def test_an_errors_details_are_printed_as_grpcurl_prints_them() -> None:
     server.start()
     try:
         missing = cli("call", address, "items.v1.Items/Find", '{"key": "k"}')
+        # Reflection does not describe the methods: each goes as a bidirectional stream.
+        split = cli("call", address, "items.v1.Items/Split", '{"key": "a b"}')
+        assert lines(split.stdout) == [{"key": "a"}, {"key": "b"}], split.stderr
+        joined = cli(
+            "call", address, "items.v1.Items/Join", "-", stdin='{"key": "x"}\n{"key": "y"}\n'
+        )
+        assert lines(joined.stdout) == [{"key": "x+y"}], joined.stderr
     finally:
         server.stop(grace=None)
     assert missing.returncode == 64 + 5, missing.stderr
