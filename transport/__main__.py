@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command; return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m transport", description=__doc__)
+    from .cli import CommandParser  # help as plain text, for every sub-command too
+
+    parser = CommandParser(prog="python -m transport", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="every call kind over loopback, then the owner story")
     demo.add_argument("--core", action="store_true", help="only the core demo (every call kind)")

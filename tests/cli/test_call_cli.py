@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import pytest
@@ -21,8 +21,11 @@ from tests.cli.test_run import Run
 from tests.conformance.test_reflection import seed_server
 from tests.conformance.test_security import Pki, pki
 from tests.protobuf_peers import generated
+from transport import Message, RpcError, Service, StatusCode, bind, rpc
+from transport.cli.unknown_fields import unknown_field
 from transport.encoding.protobuf import proto_file
-from transport.examples.scaleout.protocol import CombinerClient, ModelService
+from transport.examples.scaleout.protocol import CombinerClient, ModelRequest, ModelService
+from transport.reflection import add_reflection
 
 __all__ = ["pki"]  # the fixture, shared with the security tests
 
@@ -161,10 +164,62 @@ def test_a_json_only_service_by_its_declarations() -> None:
         assert value["value"] == "sync:k"
         listed = cli("list", run.address, "--declarations", "tests.run_app")
         assert listed.stdout == "kv.v1.KV\n"
-        # Reflection lists it but has no descriptor of it, and says why.
-        unnumbered = cli("call", run.address, "kv.v1.KV/Get", "{}")
-        assert unnumbered.returncode == 1
-        assert "no protobuf descriptor (JSON-only?)" in unnumbered.stderr
+        skewed = cli(
+            "call", run.address, "kv.v1.KV/Get", '{"skew": "H1"}', "--declarations", "tests.run_app"
+        )
+        assert (skewed.returncode, skewed.stdout) == (1, "")
+        assert skewed.stderr == (
+            "error: the request does not match Key: Object contains unknown field `skew` "
+            "- at `$` (Key's fields: key)\n"
+        )
+        misnamed = cli("call", run.address, "kv.v1.KV/Gte", "--declarations", "tests.run_app")
+        assert misnamed.returncode == 1
+        assert misnamed.stderr == "error: service kv.v1.KV has no method Gte; did you mean Get?\n"
+
+
+def test_a_json_only_service_by_reflection_needs_no_flag() -> None:
+    with Run("tests.run_app:binding", "--port", "0") as run:
+        # Reflection lists kv.v1.KV but has no descriptor of it: the call goes over JSON.
+        got = cli("call", run.address, "kv.v1.KV/Get", '{"key": "k"}')
+        assert got.returncode == 0, got.stderr
+        assert lines(got.stdout)[0]["value"] == "sync:k"
+        piped = cli("call", run.address, "kv.v1.KV/Get", "-", stdin='{"key": "p"}\n')
+        assert lines(piped.stdout)[0]["value"] == "sync:p", piped.stderr
+        protobuf = cli("call", run.address, "kv.v1.KV/Get", "{}", "--wire", "protobuf")
+        assert protobuf.returncode == 1
+        assert "no protobuf descriptor" in protobuf.stderr
+        assert "drop --wire protobuf to call it over JSON" in protobuf.stderr
+        # The server does not say which methods it has: its own answer, and a hint.
+        unknown = cli("call", run.address, "kv.v1.KV/Gte", "{}")
+        assert unknown.returncode == 64 + 12  # UNIMPLEMENTED
+        assert "--declarations MODULE checks the name Gte" in unknown.stderr
+        methods = cli("list", run.address, "kv.v1.KV")
+        assert methods.returncode == 1
+        assert methods.stderr.startswith("error: kv.v1.KV is a JSON-only service")
+
+
+def test_a_wrong_service_or_method_name_gets_a_suggestion(words: str) -> None:
+    service = cli("call", words, "words.v1.Wrods/Upper", "{}")
+    assert service.returncode == 1
+    assert (
+        service.stderr
+        == "error: the server has no service words.v1.Wrods; did you mean words.v1.Words?\n"
+    )
+    short = cli("call", words, "Word/Upper", "{}")
+    assert "did you mean words.v1.Words?" in short.stderr
+    method = cli("call", words, "words.v1.Words/upper", "{}")
+    assert method.returncode == 1
+    assert (
+        method.stderr == "error: service words.v1.Words has no method upper; did you mean Upper?\n"
+    )
+    listed = cli("list", words, "words.v1.Wrods", "--declarations", "tests.call_app")
+    assert listed.stderr == (
+        "error: tests.call_app does not declare words.v1.Wrods; did you mean words.v1.Words?\n"
+    )
+    declared = cli("call", words, "words.v1.Word/Upper", "--declarations", "tests.call_app")
+    assert "the declarations have no service words.v1.Word; did you mean words.v1.Words?" in (
+        declared.stderr
+    )
 
 
 def test_a_seed_stream_up_and_down_with_metadata() -> None:
@@ -247,7 +302,10 @@ def test_every_call_kind_over_protobuf_against_a_protoc_generated_server() -> No
         assert lines(echo.stdout) == [{"count": 5}]
         wrong = cli("call", address, "words.v1.Words/Upper", '{"txt": "hi"}')
         assert wrong.returncode == 1
-        assert "txt" in wrong.stderr
+        assert wrong.stderr == (  # as --declarations words it
+            "error: the request does not match words.v1.Word: Object contains unknown field "
+            "`txt` - at `$` (words.v1.Word's fields: text, count)\n"
+        )
     finally:
         server.stop(grace=None)
 
@@ -292,3 +350,66 @@ def test_a_server_without_reflection_and_bad_flags() -> None:
     assert "need --tls" in cli("list", "127.0.0.1:1", "--tls-ca-cert", "x").stderr
     assert "is not KEY:VALUE" in cli("call", "127.0.0.1:1", "a/b", "-H", "nocolon").stderr
     assert "is not SERVICE/METHOD" in cli("call", "127.0.0.1:1", "nomethod").stderr
+
+
+class Item(Message):
+    key: str = ""
+    tags: list[Item] = []
+
+
+class Items(Service, Protocol, name="items.v1.Items"):
+    @rpc
+    def Find(self, request: Item) -> Item: ...
+
+    @rpc
+    def Split(self, request: Item) -> Iterator[Item]: ...
+
+    @rpc
+    def Join(self, requests: Iterator[Item]) -> Item: ...
+
+
+class ItemsServer:
+    def Find(self, request: Item) -> Item:
+        raise RpcError(StatusCode.NOT_FOUND, "no such item", {"key": request.key, "near": ["a"]})
+
+    def Split(self, request: Item) -> Iterator[Item]:
+        for key in request.key.split():
+            yield Item(key=key)
+
+    def Join(self, requests: Iterator[Item]) -> Item:
+        return Item(key="+".join(request.key for request in requests))
+
+
+def test_every_kind_of_a_json_only_service_and_an_errors_details() -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    binding = bind(Items, ItemsServer())
+    binding.add_to(server)
+    add_reflection(server, binding)
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        missing = cli("call", address, "items.v1.Items/Find", '{"key": "k"}')
+        # Reflection does not describe the methods: each goes as a bidirectional stream.
+        split = cli("call", address, "items.v1.Items/Split", '{"key": "a b"}')
+        assert lines(split.stdout) == [{"key": "a"}, {"key": "b"}], split.stderr
+        joined = cli(
+            "call", address, "items.v1.Items/Join", "-", stdin='{"key": "x"}\n{"key": "y"}\n'
+        )
+        assert lines(joined.stdout) == [{"key": "x+y"}], joined.stderr
+    finally:
+        server.stop(grace=None)
+    assert missing.returncode == 64 + 5, missing.stderr
+    assert missing.stderr == (
+        'ERROR: NOT_FOUND: no such item\ndetails: {"key": "k", "near": ["a"]}\n'
+    )
+
+
+def test_unknown_fields_at_any_depth_and_the_names_a_server_reads() -> None:
+    assert unknown_field({"key": "k", "tags": [{"key": "t"}]}, Item) == ""
+    assert unknown_field({"tags": [{}, {"kye": "t"}]}, Item) == (
+        "Object contains unknown field `kye` - at `$.tags[1]` (Item's fields: key, tags)"
+    )
+    # The .proto name and lowerCamelCase of a field are its names too, as the server reads them.
+    assert unknown_field({"model_id": "m"}, ModelRequest) == ""
+    assert unknown_field({"modelId": "m"}, ModelRequest) == ""
+    assert "unknown field `modelID`" in unknown_field({"modelID": "m"}, ModelRequest)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
+import time
 from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -22,7 +25,14 @@ from transport.health.service import Health, ServingStatus
 from transport.security import server_credentials
 from transport.testing import serve
 
-__all__ = ["pki"]  # the fixture, shared with the security tests
+__all__ = ["pki"]
+
+COMMAND = (
+    sys.executable,
+    "-m",
+    "transport",
+    "health",
+)  # the fixture, shared with the security tests
 
 
 def _probe(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -59,13 +69,62 @@ def test_a_server_without_the_health_service_exits_3_and_says_so(
     assert "does not implement the grpc health protocol (grpc.health.v1.Health)" in err
 
 
-def test_nothing_listening_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_refused_connection_exits_2_at_once(capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as placeholder:  # bound, never listening: connections are refused
         placeholder.bind(("127.0.0.1", 0))
         port = placeholder.getsockname()[1]
-        status, out, err = _probe(capsys, f"127.0.0.1:{port}", "--connect-timeout", "0.5")
+        started = time.monotonic()
+        status, out, err = _probe(capsys, f"127.0.0.1:{port}", "--connect-timeout", "30")
+        took = time.monotonic() - started
+    assert (status, out) == (2, "")
+    assert err == (
+        f"failed to connect service at '127.0.0.1:{port}': Connection refused "
+        "(--wait keeps trying until --connect-timeout)\n"
+    )
+    assert took < 10  # not the 30 s of --connect-timeout
+
+
+def test_with_wait_nothing_listening_times_out(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+        args = (f"127.0.0.1:{port}", "--connect-timeout", "0.5", "--wait")
+        status, out, err = _probe(capsys, *args)
     assert (status, out) == (2, "")
     assert err == f"failed to connect service at '127.0.0.1:{port}': timed out after 0.5 s\n"
+
+
+def test_with_wait_a_server_still_starting_is_waited_for() -> None:
+    """The first connection fails; the server listens later; the probe retries and passes."""
+    refused = threading.Event()
+    placeholder = socket.create_server(("127.0.0.1", 0))
+    port = placeholder.getsockname()[1]
+
+    def refuse_one() -> None:
+        connection, _ = placeholder.accept()
+        connection.close()  # not HTTP/2: the probe's first connection fails
+        refused.set()
+
+    refusing = threading.Thread(target=refuse_one, daemon=True)
+    refusing.start()
+    command = [*COMMAND, f"127.0.0.1:{port}", "--wait", "--connect-timeout", "30"]
+    pipes: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with subprocess.Popen(command, cwd=ROOT, text=True, **pipes) as probe:
+        try:
+            assert refused.wait(timeout=30)
+            placeholder.close()
+            server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+            Health().add_to(server)
+            assert server.add_insecure_port(f"127.0.0.1:{port}") == port
+            server.start()
+            try:
+                out, err = probe.communicate(timeout=60)
+            finally:
+                server.stop(grace=None)
+        finally:
+            probe.kill()
+            placeholder.close()
+    assert (probe.returncode, out, err) == (0, "status: SERVING\n", "")
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,18 @@ def test_a_missing_or_different_owner_is_aborted_and_names_the_serving_one(
     assert caught.value.serving == "owner-a"
 
 
+def test_a_call_that_names_no_owner_is_told_so_and_what_to_send() -> None:
+    with pytest.raises(FencedError) as caught:
+        Fence("owner-a").check(None)
+    assert caught.value.message == (
+        "fenced: this endpoint is served by owner 'owner-a', "
+        "the call named no owner (send x-owner-instance: owner-a)"
+    )
+    with pytest.raises(FencedError) as caught:
+        Fence("owner-a").check("owner-b")
+    assert caught.value.message.endswith("the call expected owner 'owner-b'")
+
+
 def test_the_owner_stops_the_moment_its_clock_passes_the_deadline() -> None:
     clock = Clock()
     fence = Fence("owner-a", clock=clock, holding=False)

@@ -7,11 +7,13 @@ or in the ``Service`` declarations of ``--declarations MODULE``.
 
 Wires: with declarations the call goes over the JSON wire (every ``transport``
 server speaks it; the request is checked against the declaration before it is
-sent). With reflection only it goes over protobuf, converted by the
-``protobuf`` package from the reflected descriptors (any gRPC server speaks it);
-without that package, ``--declarations`` or ``--wire json`` is the way. Exit
-status as grpcurl's: 0 when the call ends OK, 64 + the status code when it
-ends in an error (``NOT_FOUND`` is 69), 1 when it could not be made.
+sent, unknown fields included). With reflection only it goes over protobuf,
+converted by the ``protobuf`` package from the reflected descriptors (any gRPC
+server speaks it); without that package, ``--declarations`` or ``--wire json``
+is the way. A service the server lists but does not describe (a ``transport``
+service declared without field numbers) is called over JSON. Exit status as
+grpcurl's: 0 when the call ends OK, 64 + the status code when it ends in an
+error (``NOT_FOUND`` is 69), 1 when it could not be made.
 """
 
 from __future__ import annotations
@@ -27,9 +29,16 @@ import grpc
 
 from .._status_map import client_errors
 from ..errors import DecodeError, RpcError
-from ..reflection.client import ReflectionError, Reflector, ResolvedMethod
+from ..reflection.client import (
+    NoDescriptorError,
+    ReflectionError,
+    Reflector,
+    did_you_mean,
+)
 from ..security import channel_credentials
 from ..service import Method, Service
+from ..status import StatusCode
+from .unknown_fields import unknown_field
 
 __all__ = ["add_commands", "call_command", "list_command"]
 
@@ -40,6 +49,8 @@ STATUS_BASE = 64
 
 Encode = Callable[[str], bytes]
 Decode = Callable[[bytes], str]
+#: Whether the method takes a stream and returns one; ``None`` when the server does not say.
+Streams = tuple[bool, bool] | None
 
 
 class CallError(Exception):
@@ -48,12 +59,22 @@ class CallError(Exception):
 
 def add_commands(commands: Any) -> None:
     """Add ``list`` and ``call`` to the ``python -m transport`` sub-commands."""
-    listing = commands.add_parser("list", help="list a server's services, or a service's methods")
+    listing = commands.add_parser(
+        "list",
+        help="list a server's services, or a service's methods",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     listing.add_argument("target", metavar="HOST:PORT")
     listing.add_argument("service", nargs="?", metavar="SERVICE", help="list its methods")
     _common_flags(listing)
     listing.set_defaults(run=list_command)
-    call = commands.add_parser("call", help="call a method with JSON; print JSON lines")
+    call = commands.add_parser(
+        "call",
+        help="call a method with JSON; print JSON lines",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     call.add_argument("target", metavar="HOST:PORT")
     call.add_argument("method", metavar="SERVICE/METHOD")
     call.add_argument(
@@ -65,7 +86,8 @@ def add_commands(commands: Any) -> None:
     call.add_argument(
         "--wire",
         choices=("json", "protobuf"),
-        help="default: json with --declarations, protobuf with reflection",
+        help="default: json with --declarations, protobuf with reflection (json for a "
+        "service the server lists but does not describe)",
     )
     _common_flags(call)
     call.set_defaults(run=call_command)
@@ -150,7 +172,8 @@ def list_command(args: argparse.Namespace) -> int:
             elif args.service in declared:
                 names = [f"{args.service}.{name}" for name in declared[args.service].methods()]
             else:
-                raise CallError(f"{args.declarations} does not declare {args.service}")
+                suggestion = did_you_mean(args.service, list(declared))
+                raise CallError(f"{args.declarations} does not declare {args.service}{suggestion}")
         else:
             with _channel(args) as channel:
                 reflector = Reflector(channel, _metadata(args), args.timeout)
@@ -159,6 +182,13 @@ def list_command(args: argparse.Namespace) -> int:
                 else:
                     service, _ = reflector.service(args.service)
                     names = [f"{args.service}.{method.name}" for method in service.method]
+    except NoDescriptorError as exc:
+        print(
+            f"error: {exc.service} is a JSON-only service: the server lists it but does not "
+            f"describe its methods; list {exc.service} --declarations MODULE lists them",
+            file=sys.stderr,
+        )
+        return FAILED
     except (CallError, ReflectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return FAILED
@@ -190,12 +220,17 @@ def _requests(data: str | None, client_streaming: bool, stdin: TextIO) -> Iterat
 
 def _from_declaration(
     declared: dict[str, type[Service]], service: str, name: str, wire: str
-) -> tuple[bool, bool, Encode, Decode]:
+) -> tuple[Streams, Encode, Decode]:
     if service not in declared:
-        raise CallError(f"the declarations have no service {service}")
-    method: Method[Any, Any] | None = declared[service].methods().get(name)
+        raise CallError(
+            f"the declarations have no service {service}{did_you_mean(service, list(declared))}"
+        )
+    methods = declared[service].methods()
+    method: Method[Any, Any] | None = methods.get(name)
     if method is None:
-        raise CallError(f"service {service} has no method {name}")
+        raise CallError(
+            f"service {service} has no method {name}{did_you_mean(name, list(methods))}"
+        )
     request_json, response_json = method.request_codec, method.response_codec
     request_wire: Any = request_json
     response_wire: Any = response_json
@@ -210,11 +245,15 @@ def _from_declaration(
             raise CallError(f"{service}/{name} is not numbered for protobuf: {exc}") from None
 
     def encode(text: str) -> bytes:
+        what = method.request_type.__name__
         try:
-            return bytes(request_wire.encode(request_json.decode(text.encode())))
+            request = request_json.decode(text.encode())
         except DecodeError as exc:
-            what = method.request_type.__name__
             raise CallError(f"the request does not match {what}: {exc}") from None
+        unknown = unknown_field(json.loads(text), method.request_type)
+        if unknown:
+            raise CallError(f"the request does not match {what}: {unknown}")
+        return bytes(request_wire.encode(request))
 
     def decode(data: bytes) -> str:
         try:
@@ -223,7 +262,7 @@ def _from_declaration(
             raise CallError(f"a response does not decode: {exc}") from None
 
     kind = method.cardinality
-    return kind.client_streaming, kind.server_streaming, encode, decode
+    return (kind.client_streaming, kind.server_streaming), encode, decode
 
 
 def _json_passthrough(text: str) -> bytes:
@@ -246,15 +285,25 @@ def _json_text(data: bytes) -> str:
         ) from None
 
 
-def _from_reflection(resolved: ResolvedMethod, wire: str) -> tuple[bool, bool, Encode, Decode]:
+def _from_reflection(
+    reflector: Reflector, service: str, name: str, wire: str | None
+) -> tuple[Streams, Encode, Decode]:
+    try:
+        resolved = reflector.method(service, name)
+    except NoDescriptorError as exc:
+        if wire == "protobuf":
+            raise CallError(f"{exc}; drop --wire protobuf to call it over JSON") from None
+        # A transport service declared without field numbers: it speaks only the
+        # JSON wire, and the server did not say which kind of call the method is.
+        return None, _json_passthrough, _json_text
     method = resolved.method
     streams = method.client_streaming, method.server_streaming
     if wire == "json":
-        return (*streams, _json_passthrough, _json_text)
+        return streams, _json_passthrough, _json_text
     from ..reflection.dynamic import converters
 
     encode, decode = converters(resolved)
-    return (*streams, encode, decode)
+    return streams, encode, decode
 
 
 def call_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
@@ -267,11 +316,13 @@ def call_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
         declared = _declarations(args.declarations) if args.declarations is not None else None
         with _channel(args) as channel:
             if declared is not None:
-                kinds = _from_declaration(declared, service, name, args.wire or "json")
+                streams, encode, decode = _from_declaration(
+                    declared, service, name, args.wire or "json"
+                )
             else:
-                resolved = Reflector(channel, metadata, args.timeout).method(service, name)
-                kinds = _from_reflection(resolved, args.wire or "protobuf")
-            client_streaming, server_streaming, encode, decode = kinds
+                reflector = Reflector(channel, metadata, args.timeout)
+                streams, encode, decode = _from_reflection(reflector, service, name, args.wire)
+            client_streaming = streams is not None and streams[0]
 
             def requests() -> Iterator[bytes]:
                 for text in _requests(args.data, client_streaming, stdin):
@@ -287,7 +338,7 @@ def call_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
                     responses = _invoke(
                         channel,
                         path,
-                        (client_streaming, server_streaming),
+                        streams,
                         requests(),
                         timeout=args.timeout,
                         metadata=metadata,
@@ -297,7 +348,13 @@ def call_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
             except RpcError as exc:
                 if failure:
                     raise failure[0] from None
-                print(f"ERROR: {exc.code.name}: {exc.message}", file=sys.stderr)
+                print(_error_text(exc), file=sys.stderr)
+                if streams is None and exc.code is StatusCode.UNIMPLEMENTED:
+                    print(
+                        f"hint: the server lists {service} but does not describe its methods; "
+                        f"--declarations MODULE checks the name {name}",
+                        file=sys.stderr,
+                    )
                 return STATUS_BASE + int(exc.code)
     except (CallError, ReflectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -305,19 +362,31 @@ def call_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     return 0
 
 
+def _error_text(exc: RpcError) -> str:
+    """The error as grpcurl reports one: the status, its message, then its details."""
+    text = f"ERROR: {exc.code.name}: {exc.message}"
+    if exc.details is not None:
+        text += f"\ndetails: {json.dumps(exc.details, ensure_ascii=False, default=repr)}"
+    return text
+
+
 def _invoke(
     channel: grpc.Channel,
     path: str,
-    streams: tuple[bool, bool],
+    streams: Streams,
     requests: Iterator[bytes],
     *,
     timeout: float | None = None,
     metadata: list[tuple[str, str]] | None = None,
 ) -> Iterator[bytes]:
-    """Call ``path`` with raw bytes in and out, whatever its kind."""
+    """Call ``path`` with raw bytes in and out, whatever its kind.
+
+    A method of unknown kind is called as a bidirectional stream: on the wire
+    that is every kind of call, as long as it gets as many requests as it takes.
+    """
     options: dict[str, Any] = {"timeout": timeout, "metadata": metadata}
     raw: Any = channel  # bytes in, bytes out: no (de)serialisers
-    client_streaming, server_streaming = streams
+    client_streaming, server_streaming = (True, True) if streams is None else streams
     if client_streaming and server_streaming:
         yield from raw.stream_stream(path)(requests, **options)
     elif client_streaming:

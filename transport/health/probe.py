@@ -6,7 +6,10 @@ Kubernetes exec probes and scripts::
 
     0  SERVING                      3  the Check call failed (no health service, say)
     1  invalid arguments            4  answered, but not SERVING
-    2  could not connect in time
+    2  could not connect: refused at once, or no answer within --connect-timeout
+
+A refused connection (nothing listening) is reported at once; ``--wait`` keeps
+trying until ``--connect-timeout`` instead, for a server still starting.
 
 The owner runtime's own probe (readiness, instance id and backend as JSON) is
 ``health --runtime HOST:PORT`` or ``health --lease PATH``.
@@ -15,7 +18,9 @@ The owner runtime's own probe (readiness, instance id and backend as JSON) is
 from __future__ import annotations
 
 import argparse
+import queue
 import sys
+import time
 from typing import Any
 
 import grpc
@@ -62,6 +67,11 @@ def add_command(commands: Any) -> None:
     health.add_argument("--connect-timeout", type=float, default=5.0, help="seconds to connect")
     health.add_argument("--rpc-timeout", type=float, default=5.0, help="seconds for the call")
     health.add_argument(
+        "--wait",
+        action="store_true",
+        help="keep trying to connect until --connect-timeout (default: a refusal ends the probe)",
+    )
+    health.add_argument(
         "--runtime", action="store_true", help="the owner runtime's probe (JSON; exit 0/1/2)"
     )
     health.add_argument("--timeout", type=float, default=5.0, help="with --runtime: seconds")
@@ -102,6 +112,7 @@ def run_health(args: argparse.Namespace) -> int:
         rpc_timeout=args.rpc_timeout,
         credentials=credentials,
         server_name=args.tls_server_name,
+        wait=args.wait,
     )
 
 
@@ -135,8 +146,13 @@ def probe(
     rpc_timeout: float = 5.0,
     credentials: grpc.ChannelCredentials | None = None,
     server_name: str | None = None,
+    wait: bool = False,
 ) -> int:
-    """Check ``service`` at ``endpoint``, print the outcome, return the probe's exit status."""
+    """Check ``service`` at ``endpoint``, print the outcome, return the probe's exit status.
+
+    A connection that fails (refused, a TLS handshake that fails) ends the
+    probe at once, unless ``wait``: then it is retried until ``connect_timeout``.
+    """
     options = [] if server_name is None else [("grpc.ssl_target_name_override", server_name)]
     channel = (
         grpc.insecure_channel(endpoint, options=options)
@@ -144,17 +160,26 @@ def probe(
         else grpc.secure_channel(endpoint, credentials, options=options)
     )
     with channel:
-        try:
-            grpc.channel_ready_future(channel).result(timeout=connect_timeout)
-        except grpc.FutureTimeoutError:
+        state = _connect(channel, connect_timeout, wait)
+        if state is None:
             print(
                 f"failed to connect service at {endpoint!r}: timed out after {connect_timeout:g} s",
                 file=sys.stderr,
             )
             return CONNECTION_FAILURE
         try:
+            # Not waiting for ready: on a failed connection the call fails at once, saying why.
             status = check(channel, service, timeout=rpc_timeout)
         except RpcError as exc:
+            if state is not grpc.ChannelConnectivity.READY and exc.code is StatusCode.UNAVAILABLE:
+                # grpc's last words: "...: Connection refused", "...: Domain name not found]"
+                why = exc.message.rpartition(": ")[2].strip(" ].") or "the connection failed"
+                print(
+                    f"failed to connect service at {endpoint!r}: {why} "
+                    "(--wait keeps trying until --connect-timeout)",
+                    file=sys.stderr,
+                )
+                return CONNECTION_FAILURE
             print(_rpc_failure(exc, service), file=sys.stderr)
             return RPC_FAILURE
         except ValueError as exc:  # an answer that is not a HealthCheckResponse
@@ -165,6 +190,27 @@ def probe(
         return UNHEALTHY
     print(f"status: {status.name}", flush=True)
     return SERVING
+
+
+def _connect(channel: grpc.Channel, timeout: float, wait: bool) -> grpc.ChannelConnectivity | None:
+    """READY, or TRANSIENT_FAILURE once a connection failed (unless ``wait``); None: timed out."""
+    states: queue.SimpleQueue[grpc.ChannelConnectivity] = queue.SimpleQueue()
+    watch = states.put
+    channel.subscribe(watch, try_to_connect=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                state = states.get(timeout=left)
+            except queue.Empty:
+                break
+            if state is grpc.ChannelConnectivity.READY:
+                return state
+            if state is grpc.ChannelConnectivity.TRANSIENT_FAILURE and not wait:
+                return state
+        return None
+    finally:
+        channel.unsubscribe(watch)
 
 
 def _rpc_failure(exc: RpcError, service: str) -> str:

@@ -8,6 +8,7 @@ so listing needs no protobuf runtime.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ from .wire import (
     ServerReflectionResponse,
 )
 
-__all__ = ["ReflectionError", "Reflector", "ResolvedMethod"]
+__all__ = ["NoDescriptorError", "ReflectionError", "Reflector", "ResolvedMethod", "did_you_mean"]
 
 _PATHS = (
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
@@ -41,6 +42,19 @@ _NO_REFLECTION = "the server does not support the reflection API"
 
 class ReflectionError(Exception):
     """Raised when the server cannot say what it serves: no reflection, or no such name."""
+
+    def __init__(self, message: str, code: StatusCode | None = None) -> None:
+        super().__init__(message)
+        #: The status of the reflection answer, when the server answered an error.
+        self.code = code
+
+
+class NoDescriptorError(ReflectionError):
+    """Raised when the server lists a service but describes none of it (a JSON-only one)."""
+
+    def __init__(self, service: str, why: str) -> None:
+        super().__init__(why, StatusCode.NOT_FOUND)
+        self.service = service
 
 
 @dataclass
@@ -92,8 +106,9 @@ class Reflector:
             answer = answers[0]
             if answer.error_response is not None:
                 error = answer.error_response
-                code = next((c.name for c in StatusCode if c == error.error_code), "")
-                raise ReflectionError(f"{code or error.error_code}: {error.error_message}")
+                code = next((c for c in StatusCode if c == error.error_code), None)
+                name = code.name if code is not None else str(error.error_code)
+                raise ReflectionError(f"{name}: {error.error_message}", code)
             return answer
         raise AssertionError("unreachable")
 
@@ -108,7 +123,26 @@ class Reflector:
         return list(described.file_descriptor_proto) if described is not None else []
 
     def service(self, name: str) -> tuple[ServiceDescriptorProto, list[bytes]]:
-        """The descriptor of service ``name`` and the files that declare it."""
+        """The descriptor of service ``name`` and the files that declare it.
+
+        Raises :class:`NoDescriptorError` when the server lists ``name`` but has
+        no descriptor of it, and a :class:`ReflectionError` suggesting the
+        closest names the server lists when it has no such service.
+        """
+        try:
+            return self._described(name)
+        except ReflectionError as exc:
+            if exc.code is not StatusCode.NOT_FOUND:
+                raise
+            listed = self.services()
+            if name in listed:
+                raise NoDescriptorError(name, str(exc)) from None
+            raise ReflectionError(
+                f"the server has no service {name}{did_you_mean(name, listed)}",
+                StatusCode.NOT_FOUND,
+            ) from None
+
+    def _described(self, name: str) -> tuple[ServiceDescriptorProto, list[bytes]]:
         files = self._files_of(name)
         for data in files:
             try:
@@ -119,12 +153,30 @@ class Reflector:
             for service in file.service:
                 if prefix + service.name == name:
                     return service, files
-        raise ReflectionError(f"the server's descriptors do not declare service {name}")
+        raise ReflectionError(
+            f"the server's descriptors do not declare service {name}", StatusCode.NOT_FOUND
+        )
 
     def method(self, service: str, method: str) -> ResolvedMethod:
-        """The descriptor of ``service``'s ``method``."""
+        """The descriptor of ``service``'s ``method``; raises as :meth:`service` does, or for it."""
         described, files = self.service(service)
+        names = [candidate.name for candidate in described.method]
         for candidate in described.method:
             if candidate.name == method:
                 return ResolvedMethod(service, candidate, files)
-        raise ReflectionError(f"service {service} has no method {method}")
+        raise ReflectionError(
+            f"service {service} has no method {method}{did_you_mean(method, names)}",
+            StatusCode.NOT_FOUND,
+        )
+
+
+def did_you_mean(name: str, names: Sequence[str]) -> str:
+    """``"; did you mean X?"`` naming the closest of ``names`` to ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, names, n=3)
+    if not close:  # a short name for a full one: Words for words.v1.Words
+        short = {full.rpartition(".")[2]: full for full in names}
+        found = difflib.get_close_matches(name.rpartition(".")[2], list(short), n=3)
+        close = [short[match] for match in found]
+    if not close:
+        return f"; it has {', '.join(sorted(names))}" if 0 < len(names) <= 8 else ""
+    return f"; did you mean {' or '.join(close)}?"

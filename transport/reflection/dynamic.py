@@ -7,7 +7,9 @@ protobuf bytes and back (proto3 JSON mapping, as grpcurl prints it).
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +58,8 @@ def converters(resolved: ResolvedMethod) -> tuple[Callable[[str], bytes], Callab
         try:
             return bytes(json_format.Parse(text, request_class()).SerializeToString())
         except json_format.ParseError as exc:
-            raise CallError(f"the request does not match {method.input_type}: {exc}") from None
+            what = method.input_type.lstrip(".")
+            raise CallError(f"the request does not match {what}: {_parse_error(exc)}") from None
 
     def decode(data: bytes) -> str:
         try:
@@ -66,3 +69,30 @@ def converters(resolved: ResolvedMethod) -> tuple[Callable[[str], bytes], Callab
         return json.dumps(json_format.MessageToDict(message), separators=(",", ":"))
 
     return encode, decode
+
+
+# json_format's words for an unknown field (protobuf 3.20 to 6), over two lines.
+_UNKNOWN_FIELD = re.compile(
+    r'Message type "(?P<type>[^"]+)" has no field named "(?P<field>[^"]+)" at "(?P<at>[^"]*)"\.'
+    r'\s*Available Fields\(except extensions\): "(?P<fields>.*)"',
+    re.DOTALL,
+)
+
+
+def _parse_error(exc: Exception) -> str:
+    """json_format's error on one line; an unknown field in the words of ``--declarations``."""
+    text = str(exc)
+    unknown = _UNKNOWN_FIELD.search(text)
+    if unknown is None:
+        return " ".join(text.split())
+    root, _, rest = unknown["at"].partition(".")
+    bracket = root.find("[")
+    path = "$" + (root[bracket:] if bracket >= 0 else "") + (f".{rest}" if rest else "")
+    try:
+        fields = ", ".join(str(name) for name in ast.literal_eval(unknown["fields"]))
+    except (ValueError, SyntaxError):
+        fields = unknown["fields"]
+    return (
+        f"Object contains unknown field `{unknown['field']}` - at `{path}` "
+        f"({unknown['type']}'s fields: {fields or 'none'})"
+    )

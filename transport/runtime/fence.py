@@ -38,9 +38,12 @@ class FencedError(RpcError):
     """Raised when a call names another owner (or none): ABORTED, nothing was done."""
 
     def __init__(self, serving: str, expected: str | bytes | None) -> None:
+        if expected is None:
+            asked = f"the call named no owner (send {OWNER_METADATA_KEY}: {serving})"
+        else:
+            asked = f"the call expected owner {expected!r}"
         super().__init__(
-            StatusCode.ABORTED,
-            f"fenced: this endpoint is served by owner {serving!r}, the call expected {expected!r}",
+            StatusCode.ABORTED, f"fenced: this endpoint is served by owner {serving!r}, {asked}"
         )
         self.serving = serving
 
