@@ -18,6 +18,8 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import logging
+import os
 import signal
 import sys
 import traceback
@@ -230,6 +232,8 @@ def _serve_sync(
     idle = in_flight.wait_idle(args.grace)
     server.stop(grace=_FLUSH if idle else None).wait()
     executor.shutdown(wait=False, cancel_futures=True)
+    if not idle:
+        _abandon()
     return 0
 
 
@@ -259,4 +263,21 @@ async def _serve_async(
     health.enter_graceful_shutdown()
     idle = await in_flight.wait_idle_async(args.grace)
     await server.stop(_FLUSH if idle else None)
+    if not idle:
+        _abandon()
     return 0
+
+
+def _abandon() -> None:
+    """Exit now, past the grace period, leaving the handlers that still run behind.
+
+    The server has cancelled their calls, but a ``def`` handler blocked in a
+    sleep or a read keeps its thread (which the interpreter would wait for at
+    exit), and grpc's asyncio server prints the ``CancelledError`` of each
+    cancelled handler task as the event loop closes: neither is worth the wait
+    nor the noise once the grace is over.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
