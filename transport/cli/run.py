@@ -7,7 +7,8 @@ standard health service mounted (SERVING for the server and each service). It
 prints ``listening on HOST:PORT`` once it serves; SIGTERM or SIGINT drains it:
 health turns NOT_SERVING, new calls are refused UNAVAILABLE (clients retry
 elsewhere) and the server stops once the calls in flight are done, or after
-``--grace`` seconds. ``--workers N`` runs N processes on one port
+``--grace`` seconds, when the process exits at once, leaving any handler
+still running behind. ``--workers N`` runs N processes on one port
 (SO_REUSEPORT: the kernel spreads connections over them), which is how
 grpcio scales a Python server over cores.
 """
