@@ -22,6 +22,8 @@ from transport.health.service import Health, ServingStatus
 from transport.security import server_credentials
 from transport.testing import serve
 
+pytestmark = pytest.mark.slow  # the command line in subprocesses
+
 __all__ = ["pki"]  # the fixture, shared with the security tests
 
 
