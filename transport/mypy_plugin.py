@@ -88,9 +88,8 @@ class TransportPlugin(Plugin):
             if not is_subtype(found, _expected(ctx, handle, contexts)):
                 ctx.api.fail(
                     f"{owner}.{name} cannot serve {info.name}.{name} ({_shown(handle, ctx)}): "
-                    f'it is "{_shown(found, ctx)}"; write "{_fix(name, handle, ctx)}" (the '
-                    "context may be left out; async def with AsyncContext and AsyncIterator "
-                    "for grpc.aio)",
+                    f'it is "{_shown(found, ctx)}"; write '
+                    f'"{_fix(name, handle, _is_async(found), ctx)}" (the context may be left out)',
                     ctx.context,
                     code=ARG_TYPE,
                 )
@@ -160,10 +159,26 @@ def _shown(typ: Type, ctx: FunctionContext) -> str:
     return format_type_bare(typ, ctx.api.options)
 
 
-def _fix(name: str, handle: Instance, ctx: FunctionContext) -> str:
-    """The sync form that serves ``handle``, as the user would write it."""
+_ASYNC_RESULTS = frozenset({"typing.Coroutine", "typing.AsyncIterator", "typing.AsyncGenerator"})
+
+
+def _is_async(found: ProperType) -> bool:
+    """Whether the implementation method is an ``async def`` (its fix is then one too)."""
+    if not isinstance(found, CallableType):
+        return False
+    result = get_proper_type(found.ret_type)
+    return isinstance(result, Instance) and result.type.fullname in _ASYNC_RESULTS
+
+
+def _fix(name: str, handle: Instance, asynchronous: bool, ctx: FunctionContext) -> str:
+    """The form that serves ``handle``, as the user would write it."""
     client_streaming, server_streaming = _KINDS[handle.type.fullname]
     request, response = (_shown(t, ctx) for t in handle.args)
-    takes = f"Iterator[{request}]" if client_streaming else request
-    gives = f"Iterator[{response}]" if server_streaming else response
-    return f"def {name}(self, request: {takes}, context: Context) -> {gives}"
+    stream, context, define = (
+        ("AsyncIterator", "AsyncContext", "async def")
+        if asynchronous
+        else ("Iterator", "Context", "def")
+    )
+    takes = f"{stream}[{request}]" if client_streaming else request
+    gives = f"{stream}[{response}]" if server_streaming else response
+    return f"{define} {name}(self, request: {takes}, context: {context}) -> {gives}"
