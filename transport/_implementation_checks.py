@@ -111,6 +111,12 @@ def check_annotations(
         if fn is None or isinstance(fn, Method) or not callable(fn):
             continue
         asynchronous = inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)
+        if method.cardinality.server_streaming and inspect.iscoroutinefunction(fn):
+            raise DeclarationError(
+                f"{owner}.{method.attribute} is an async def that does not yield, but "
+                f"{service_name}/{method.name} answers a stream: yield each reply (an async "
+                "generator)"
+            )
         hints = _hints(fn)
         try:
             parameters = list(inspect.signature(fn).parameters.values())

@@ -46,6 +46,15 @@ class SyncStreamInAsync:
         yield request
 
 
+class ReturnsAStream:
+    async def Repeat(self, request: Note) -> AsyncIterator[Note]:
+        return _notes()
+
+
+async def _notes() -> AsyncIterator[Note]:
+    yield Note()
+
+
 class Loose:
     """What the check must let through: no hints, Any, object, unions, lists."""
 
@@ -102,6 +111,15 @@ def test_a_sync_stream_in_an_async_method_is_refused() -> None:
     assert str(caught.value) == (
         "SyncStreamInAsync.Repeat returns Iterator[Note] but it is async def, so its streams "
         "are AsyncIterator; annotate it -> AsyncIterator[Note]"
+    )
+
+
+def test_an_async_stream_that_does_not_yield_is_refused() -> None:
+    with pytest.raises(DeclarationError) as caught:
+        bind(Echo, ReturnsAStream())  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "ReturnsAStream.Repeat is an async def that does not yield, but "
+        "transport.tests.Echo/Repeat answers a stream: yield each reply (an async generator)"
     )
 
 
