@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +28,9 @@ class KV(Service, Protocol, name="kv.v1.KV"):
     @rpc
     def Hold(self, request: Key) -> Value: ...
 
+    @rpc
+    def Forever(self, request: Key) -> Iterator[Value]: ...
+
 
 def _released(path: str) -> bool:
     """Wait (bounded) until ``path`` exists: a call that stays in flight until the test says."""
@@ -46,6 +50,13 @@ class KVServer:
         print("holding", flush=True)
         return Value(value="released" if _released(request.key) else "timed out")
 
+    def Forever(self, request: Key) -> Iterator[Value]:
+        """A stream that never ends and never looks at its context, as some users write."""
+        print("streaming", flush=True)
+        while True:
+            yield Value(value="tick")
+            time.sleep(10)
+
 
 class AsyncKVServer:
     async def Get(self, request: Key) -> Value:
@@ -55,6 +66,12 @@ class AsyncKVServer:
         print("holding", flush=True)
         released = await asyncio.to_thread(_released, request.key)
         return Value(value="released" if released else "timed out")
+
+    async def Forever(self, request: Key) -> AsyncIterator[Value]:
+        print("streaming", flush=True)
+        while True:
+            yield Value(value="tick")
+            await asyncio.sleep(10)
 
 
 binding = bind(KV, KVServer())

@@ -1,19 +1,22 @@
-"""Keep grpc core's own log lines out of the command line's output unless the user asks for them.
+"""Keep grpc core's own log lines out of the command line's and the test fixtures' output.
 
 grpc core reads ``GRPC_VERBOSITY`` once, when ``grpc`` is first imported, and
 by default prints INFO lines such as ``Got goaway`` when a peer closes a
 connection. ``python -m transport ...`` imports this package (and so grpc)
 before its ``__main__`` runs, so the default is set here, first, and only for
-that command line: a program that imports ``transport`` keeps grpc's defaults.
-Set ``GRPC_VERBOSITY`` (``INFO``, ``DEBUG``) to see the lines again.
+that command line and for pytest, whose plugin (:mod:`transport.pytest_plugin`,
+the fixtures) imports this package as the session starts: a program that
+imports ``transport`` keeps grpc's defaults. Set ``GRPC_VERBOSITY`` (``INFO``,
+``DEBUG``) to see the lines again.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Container
 
-__all__ = ["QUIET_VERBOSITY", "running_the_command_line"]
+__all__ = ["QUIET_VERBOSITY", "running_pytest", "running_the_command_line"]
 
 #: grpc core's verbosity for the command line when the user set none: errors only.
 QUIET_VERBOSITY = "ERROR"
@@ -36,5 +39,12 @@ def running_the_command_line(argv: list[str]) -> bool:
     return False
 
 
-if running_the_command_line(getattr(sys, "orig_argv", [])) and "grpc" not in sys.modules:
+def running_pytest(modules: Container[str]) -> bool:
+    """Whether pytest runs (``sys.modules``): its plugin loads this package with the fixtures."""
+    return "_pytest.config" in modules
+
+
+if (
+    running_the_command_line(getattr(sys, "orig_argv", [])) or running_pytest(sys.modules)
+) and "grpc" not in sys.modules:
     os.environ.setdefault("GRPC_VERBOSITY", QUIET_VERBOSITY)

@@ -8,6 +8,10 @@ async fixture: run its tests under anyio's pytest plugin
 ``"asyncio"``) or under pytest-asyncio in auto mode (``asyncio_mode =
 "auto"``). Servers stop when the test ends. Annotate the fixtures with
 :class:`~transport.testing.Serve` and :class:`~transport.testing.ServeAsync`.
+
+Under pytest, grpc core's INFO lines (``Got goaway`` when a server stops under
+a client) stay out of the output, as on the command line
+(:mod:`transport._quiet`); set ``GRPC_VERBOSITY=INFO`` to see them.
 """
 
 from __future__ import annotations

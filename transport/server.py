@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from . import _declaration_checks
+from . import _declaration_checks, _implementation_checks
 from ._handlers import Handler, async_behavior, sync_behavior
 from .encoding.wires import JSON, PROTOBUF, check
 from .errors import DeclarationError, RpcError
@@ -159,5 +159,14 @@ def bind(service: type[object], implementation: object, *, wire: str = JSON) -> 
     Each call answers in the wire it was spoken in (JSON or protobuf); ``wire``
     is the default for calls that have not said which (``"json"`` or
     ``"protobuf"``: see :mod:`transport.encoding.wires`).
+
+    A method annotated against its declaration (another message type, a
+    stream where one message is declared, ``Iterator`` in an ``async def``) is
+    a :class:`~transport.DeclarationError` here; with ``transport.mypy_plugin``
+    in mypy's plugins, mypy refuses it before the code runs.
     """
-    return Binding(service, implementation, wire=wire)
+    binding = Binding(service, implementation, wire=wire)
+    _implementation_checks.check_annotations(
+        binding.service.service_name(), binding.service.methods(), implementation
+    )
+    return binding

@@ -25,14 +25,11 @@ from transport.health.service import Health, ServingStatus
 from transport.security import server_credentials
 from transport.testing import serve
 
-__all__ = ["pki"]
+pytestmark = pytest.mark.slow  # the command line in subprocesses
 
-COMMAND = (
-    sys.executable,
-    "-m",
-    "transport",
-    "health",
-)  # the fixture, shared with the security tests
+__all__ = ["pki"]  # the fixture, shared with the security tests
+
+COMMAND = (sys.executable, "-m", "transport", "health")
 
 
 def _probe(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -128,6 +129,32 @@ def test_sigterm_drains(target: str, tmp_path: Path, capsys: pytest.CaptureFixtu
         assert held.result(timeout=30).value == "released"
         run.process.wait(timeout=30)
         assert run.process.returncode == 0
+
+
+@pytest.mark.parametrize("target", ["tests.run_app:binding", "tests.run_app:async_bindings"])
+def test_a_stream_that_never_ends_is_cut_at_the_grace(target: str) -> None:
+    """The process exits within --grace (and a margin for a loaded machine), without a traceback.
+
+    ``Forever`` sleeps 10 s between replies and never looks at its context: a
+    ``def`` handler keeps its thread past the server's stop.
+    """
+    grace = 2.0
+    with (
+        Run(target, "--port", "0", "--grace", str(grace)) as run,
+        Client.connect(run.address, timeout=30) as client,
+    ):
+        stream = client.call(KV.Forever, Key())
+        assert next(stream).value == "tick"
+        assert run.next_line() == "streaming"
+        sent = time.monotonic()
+        status, err = run.stop()
+        took = time.monotonic() - sent
+        assert status == 0
+        assert took < grace + 1.5, f"exited {took:.1f} s after SIGTERM, --grace {grace:g}"
+        assert "Traceback" not in err and "CancelledError" not in err, err
+        with pytest.raises(RpcError) as caught:
+            next(stream)
+        assert caught.value.code in (StatusCode.UNAVAILABLE, StatusCode.CANCELLED)
 
 
 def test_tls(pki: Pki, tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ from transport.encoding.wellknown import BoolValue, BytesValue, DoubleValue, Str
 from transport.examples.jina.protocol import RequestProto
 from transport.examples.runner.protocol import ClientMsg
 
+pytestmark = pytest.mark.slow  # fuzzing (hypothesis) and protoc-generated classes
+
 
 class Color(ProtoEnum):
     """A color."""

@@ -23,6 +23,8 @@ from transport.examples.migrator.protocol import Migrator
 from transport.examples.runner.protocol import RunnerProtocol
 from transport.examples.scaleout.protocol import CombinerClient, ModelService
 
+pytestmark = pytest.mark.slow  # protoc and the command line in subprocesses
+
 SEED_PROTOS = Path(__file__).parents[1] / "seed_protos"
 #: Each seed file: its services and the package its .proto declares.
 SEEDS: dict[str, tuple[list[type[object]], str | None]] = {

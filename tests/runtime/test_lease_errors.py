@@ -17,6 +17,8 @@ from transport.runtime.fence import Fence
 from transport.runtime.lease import MAX_TERM, FileLeaseStore, LeaseError, LeaseRecord
 from transport.runtime.owner import Owner
 
+pytestmark = pytest.mark.slow  # daemons in subprocesses
+
 PAST = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 

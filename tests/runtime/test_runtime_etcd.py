@@ -40,6 +40,8 @@ from transport.runtime.process import DaemonProcess
 
 from ..eventually import eventually
 
+pytestmark = pytest.mark.slow  # a real etcd
+
 ECHO = OpenSessionRequest(type="echo")
 TTL = 2.0  # etcd's smallest lease with default timings
 

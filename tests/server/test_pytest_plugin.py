@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,8 @@ from transport import bind
 from transport.testing import Serve, ServeAsync
 
 pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 USER_TESTS = """
     from typing import Protocol
@@ -101,3 +104,38 @@ async def test_the_async_fixture_is_typed(transport_serve_async: ServeAsync) -> 
     server = await transport_serve_async(bind(Echo, AsyncEchoServer()))
     reply: Note = await server.client.call(Echo.Say, Note(text="typed"))
     assert reply.text == "typed"
+
+
+# -- grpc core's log lines stay out of a user's test output --------------------------------------
+
+CHATTY_TESTS = """
+    import pytest
+
+    from tests.echo_service import Echo, EchoServer, Note
+    from transport import Client, bind
+    from transport.testing import Serve
+
+    LEFT_OPEN: list[Client] = []
+
+
+    @pytest.mark.parametrize("n", range(5))
+    def test_a_client_outlives_its_server(transport_serve: Serve, n: int) -> None:
+        server = transport_serve(bind(Echo, EchoServer()))
+        other = server.connect()
+        LEFT_OPEN.append(other)  # the server stops under it: grpc core logs "Got goaway"
+        assert other.call(Echo.Say, Note(text="a")).text == "a"
+"""
+
+
+@pytest.mark.slow
+def test_the_fixtures_keep_grpc_core_lines_out_of_the_output(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GRPC_VERBOSITY", raising=False)  # this session's default, inherited
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # tests.echo_service
+    pytester.makepyfile(test_user=textwrap.dedent(CHATTY_TESTS))
+    # -s: what grpc core writes reaches the output as it would between tests.
+    result = pytester.runpytest_subprocess("-q", "-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+    output = result.stdout.str() + result.stderr.str()
+    assert "goaway" not in output.lower(), output

@@ -232,14 +232,14 @@ def test_bind_checks_its_arguments() -> None:
         Say = "hello"
 
     with pytest.raises(DeclarationError, match=r"NotCallable.Say is not callable"):
-        bind(Echo, NotCallable())
+        bind(Echo, NotCallable())  # type: ignore[arg-type]
 
     class NoArguments:
         def Say(self) -> Note:
             return Note()
 
     with pytest.raises(DeclarationError, match=r"accept \(request\) or \(request, context\)"):
-        bind(Echo, NoArguments())
+        bind(Echo, NoArguments())  # type: ignore[arg-type]
 
 
 def test_a_binding_names_what_it_binds() -> None:

@@ -4,6 +4,8 @@
 client result type and its ``# type: ignore[...]`` lines must stay errors. A
 copy with one type changed and one ignore dropped must fail, so the check
 itself is known to bite; ``reveal_type`` on the same calls shows the types.
+The same copy drops the ignores of two wrong ``bind()`` implementations, whose
+errors (from ``transport.mypy_plugin``) must name the method and the fix.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ def test_mypy_sees_the_declared_types(tmp_path: Path) -> None:
     ).replace(
         'client.call(Oracle.Ask, "text")  # type: ignore[misc]', 'client.call(Oracle.Ask, "text")'
     )
+    for wrong in ("bind(Oracle, WrongReply())", "bind(Oracle, WrongRequest())"):
+        assert f"{wrong}  # type: ignore[arg-type]" in regressed
+        regressed = regressed.replace(f"{wrong}  # type: ignore[arg-type]", wrong)
     assert regressed.count("Question)\n") > source.count("Question)\n")
     (tmp_path / "regressed.py").write_text(regressed + REVEALS)
 
@@ -69,6 +74,17 @@ def test_mypy_sees_the_declared_types(tmp_path: Path) -> None:
     errors = [line for line in output.splitlines() if "regressed.py" in line and "error:" in line]
     assert any('is of type "Answer", not "Question"' in line for line in errors), output
     assert any('type parameter "Req"' in line for line in errors), output
-    assert len(errors) == 2, output
+    assert any(
+        "WrongReply.Ask cannot serve Oracle.Ask (UnaryUnary[Question, Answer]): "
+        'it is "Callable[[Question, Context], dict[str, str]]"; '
+        'write "def Ask(self, request: Question, context: Context) -> Answer"' in line
+        for line in errors
+    ), output
+    assert any(
+        "WrongRequest.Ask cannot serve Oracle.Ask" in line
+        and '"Callable[[Answer], Answer]"' in line
+        for line in errors
+    ), output
+    assert len(errors) == 4, output
     revealed = re.findall(r'Revealed type is "(.*)"', output)
     assert revealed == EXPECTED_REVEALS

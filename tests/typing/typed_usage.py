@@ -8,15 +8,18 @@ an error: ``--strict`` reports an ignore that is no longer needed.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from transport import (
     AsyncBidiStream,
     AsyncClient,
+    AsyncContext,
     AsyncResponseStream,
     BidiStream,
+    Binding,
     CallInfo,
     Client,
+    Context,
     Message,
     ResponseStream,
     Service,
@@ -24,6 +27,7 @@ from transport import (
     StreamUnary,
     UnaryStream,
     UnaryUnary,
+    bind,
     rpc,
 )
 
@@ -146,3 +150,62 @@ def codecs_keep_the_contract() -> None:
     json_wire: Codec[Question] = JsonCodec(Question)
     protobuf_wire: Codec[Question] = ProtobufCodec(Question)
     assert isinstance(json_wire, Codec) and isinstance(protobuf_wire, Codec)
+
+
+# -- bind(): each implementation method is checked against its handle -----------------------
+# (transport.mypy_plugin, enabled in pyproject.toml)
+
+
+class Replies:
+    """Every valid form at once: with and without the context, streams, a left-out method."""
+
+    def Ask(self, request: Question, context: Context) -> Answer:
+        return Answer(text=request.text)
+
+    def Stream(self, request: Question) -> Iterator[Answer]:
+        yield Answer()
+
+    def Gather(self, requests: Iterator[Question], context: Context) -> Answer:
+        return Answer(text=" ".join(question.text for question in requests))
+
+    def Converse(self, requests: Iterator[Question]) -> list[Answer]:
+        return [Answer(text=question.text) for question in requests]
+
+    def AskByName(self, request: object, context: Any) -> Answer:
+        return Answer()
+
+
+class AsyncReplies:
+    async def Ask(self, request: Question) -> Answer:
+        return Answer()
+
+    async def Stream(self, request: Question, context: AsyncContext) -> AsyncIterator[Answer]:
+        yield Answer()
+
+    async def ConverseAsync(self, requests: AsyncIterator[Question]) -> AsyncIterator[Answer]:
+        async for question in requests:
+            yield Answer(text=question.text)
+
+
+class Untyped:
+    def Ask(self, request, context):  # type: ignore[no-untyped-def]
+        return Answer()
+
+
+class WrongReply:
+    def Ask(self, request: Question, context: Context) -> dict[str, str]:
+        return {"text": request.text}
+
+
+class WrongRequest:
+    def Ask(self, request: Answer) -> Answer:
+        return request
+
+
+def bindings() -> None:
+    assert_type(bind(Oracle, Replies()), Binding)
+    bind(Oracle, AsyncReplies())
+    bind(Oracle, Untyped())
+    bind(Oracle, WrongReply())  # type: ignore[arg-type]
+    bind(Oracle, WrongRequest())  # type: ignore[arg-type]
+    Binding(Oracle, WrongReply())  # type: ignore[arg-type]

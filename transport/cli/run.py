@@ -7,7 +7,8 @@ standard health service mounted (SERVING for the server and each service). It
 prints ``listening on HOST:PORT`` once it serves; SIGTERM or SIGINT drains it:
 health turns NOT_SERVING, new calls are refused UNAVAILABLE (clients retry
 elsewhere) and the server stops once the calls in flight are done, or after
-``--grace`` seconds. ``--workers N`` runs N processes on one port
+``--grace`` seconds, when the process exits at once, leaving any handler
+still running behind. ``--workers N`` runs N processes on one port
 (SO_REUSEPORT: the kernel spreads connections over them), which is how
 grpcio scales a Python server over cores.
 """
@@ -18,6 +19,8 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -229,6 +232,8 @@ def _serve_sync(
     idle = in_flight.wait_idle(args.grace)
     server.stop(grace=_FLUSH if idle else None).wait()
     executor.shutdown(wait=False, cancel_futures=True)
+    if not idle:
+        _abandon()
     return 0
 
 
@@ -257,4 +262,21 @@ async def _serve_async(
     health.enter_graceful_shutdown()
     idle = await in_flight.wait_idle_async(args.grace)
     await server.stop(_FLUSH if idle else None)
+    if not idle:
+        _abandon()
     return 0
+
+
+def _abandon() -> None:
+    """Exit now, past the grace period, leaving the handlers that still run behind.
+
+    The server has cancelled their calls, but a ``def`` handler blocked in a
+    sleep or a read keeps its thread (which the interpreter would wait for at
+    exit), and grpc's asyncio server prints the ``CancelledError`` of each
+    cancelled handler task as the event loop closes: neither is worth the wait
+    nor the noise once the grace is over.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
