@@ -83,16 +83,12 @@ class Binding:
     """A declaration bound to its implementation, ready to mount on grpcio servers."""
 
     def __init__(self, service: type[object], implementation: object, *, wire: str = JSON) -> None:
-        #: The wire of calls that announce none and send no request before the
-        #: first answer (server-first streams, empty request streams).
-        self.wire = check(wire)
         if not (isinstance(service, type) and Service in service.__mro__):
             raise DeclarationError(f"{service!r} is not a Service declaration")
         # type[object], not type[Service]: declarations are protocols, which mypy
         # will not pass where a concrete type[Service] is expected.
         self.service: type[Service] = service  # type: ignore[assignment]
-        if self.wire == PROTOBUF:
-            _declaration_checks.check_protobuf_wire(self.service)
+        self.wire = wire
         self.implementation = implementation
         owner = type(implementation).__name__
         functions: dict[str, Handler | None] = {}
@@ -129,6 +125,22 @@ class Binding:
         self.handler: grpc.GenericRpcHandler = grpc.method_handlers_generic_handler(
             self.service.service_name(), behaviors
         )
+
+    @property
+    def wire(self) -> str:
+        """The wire of calls that announce none and send no request before the first answer.
+
+        Server-first streams and empty request streams; set it to ``"json"`` or
+        ``"protobuf"`` (refused for a JSON-only declaration).
+        """
+        return self._wire
+
+    @wire.setter
+    def wire(self, wire: str) -> None:
+        wire = check(wire)
+        if wire == PROTOBUF:
+            _declaration_checks.check_protobuf_wire(self.service)
+        self._wire = wire
 
     def add_to(self, server: grpc.Server | grpc.aio.Server) -> None:
         """Mount the service on ``server`` (check that its kind matches the implementation)."""

@@ -243,6 +243,11 @@ def test_a_port_in_use_is_refused() -> None:
             "needs both --tls-cert and --tls-key",
         ),
         (["tests.run_app:binding", "--port", "70000"], 2, "is not a port"),
+        (
+            ["tests.run_app:binding", "--wire", "protobuf"],
+            1,
+            "kv.v1.KV is JSON-only (its messages have no protobuf field numbers)",
+        ),
     ],
 )
 def test_mistakes_are_one_line_errors(

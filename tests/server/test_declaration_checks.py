@@ -297,3 +297,7 @@ def test_the_protobuf_wire_of_a_json_only_service_is_refused_at_bind() -> None:
     )
     assert bind(Echo, EchoServer(), wire="json").wire == "json"
     assert bind(Both, BothServer(), wire="protobuf").wire == "protobuf"
+    later = bind(Echo, EchoServer())  # as `run --wire` and `serve --wire` set it
+    with pytest.raises(DeclarationError, match=r"transport\.tests\.Echo is JSON-only"):
+        later.wire = "protobuf"
+    assert later.wire == "json"

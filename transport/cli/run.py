@@ -139,6 +139,8 @@ def run_command(args: argparse.Namespace) -> int:
         return run_workers(args)
     try:
         bindings = load_bindings(args.target)
+        for binding in bindings:
+            binding.wire = args.wire  # refused for a JSON-only service
         credentials = _credentials(args)
     except (ValueError, OSError, DeclarationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -190,7 +192,6 @@ def _prepare(
     health: Health,
 ) -> int:
     for binding in bindings:
-        binding.wire = args.wire
         binding.add_to(server)
         health.set(binding.service.service_name(), ServingStatus.SERVING)
     health.add_to(server)
