@@ -63,9 +63,23 @@ class Note(Message):
     count: int = 0
 
 
+#: The threads that decoded a Large (its __post_init__ runs as it is decoded).
+MADE_ON: list[str] = []
+
+
+class Large(Message):
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        MADE_ON.append(threading.current_thread().name)
+
+
 class Notes(Service, Protocol, name="test.hostile.Batches"):
     @rpc
     def Repeat(self, request: Note) -> Iterator[Note]: ...
+
+    @rpc
+    def Measure(self, request: Large) -> Iterator[Note]: ...
 
     @rpc
     def Collect(self, requests: Iterator[Note]) -> Note: ...
@@ -78,6 +92,9 @@ class NotesServer:
     def Collect(self, requests: Iterator[Note], context: Context) -> Note:
         return Note(count=sum(1 for _ in requests))
 
+    def Measure(self, request: Large, context: Context) -> Iterator[Note]:
+        yield Note(count=len(request.text))
+
 
 class AsyncNotesServer:
     async def Repeat(self, request: Note, context: AsyncContext) -> AsyncIterator[Note]:
@@ -85,6 +102,9 @@ class AsyncNotesServer:
 
     async def Collect(self, requests: AsyncIterator[Note], context: AsyncContext) -> Note:
         return Note(count=len([r async for r in requests]))
+
+    async def Measure(self, request: Large, context: AsyncContext) -> AsyncIterator[Note]:
+        yield Note(count=len(request.text))
 
 
 def _call(address: str, method: str, data: bytes, metadata: Any = None) -> grpc.RpcError:
@@ -186,6 +206,24 @@ async def test_an_asyncio_server_answers_health_during_the_attack() -> None:
         assert outcomes == [grpc.StatusCode.INVALID_ARGUMENT] * 6
         assert failures == []
         assert slowest < HEALTH_BOUND, f"Health took {slowest:.2f} s during the attack"
+
+
+@pytest.mark.anyio
+async def test_an_asyncio_server_decodes_a_large_server_stream_request_off_the_loop() -> None:
+    """As a unary request: plain (with the announcement), then as a batch of one."""
+    async with serve_async(bind(Notes, AsyncNotesServer())) as server:
+        loop_thread = threading.current_thread().name
+        # The first call announces batches in its metadata; once the server has
+        # announced back, the client sends its request as a batch of one.
+        for size in (100_000, 100, 100_000):
+            MADE_ON.clear()
+            replies = [n async for n in server.client.call(Notes.Measure, Large(text="x" * size))]
+            assert replies == [Note(count=size)]
+            decoded_on = MADE_ON[-1]  # the first is the client's, making the request
+            if size < 65536:
+                assert decoded_on == loop_thread  # a small one costs less than a hand-off
+            else:
+                assert decoded_on.startswith("transport-codec"), decoded_on
 
 
 class HostileServer:
