@@ -174,7 +174,7 @@ def single(data: bytes | memoryview) -> memoryview:
         (count,) = _COUNT.unpack_from(view, 4)
         if count != 1:
             raise DecodeError(f"a batch frame of {count} messages where one was expected")
-    count, start = _checked(view, None)
+    _, start = _checked(view, None)
     return view[start:]
 
 
