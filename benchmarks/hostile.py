@@ -10,6 +10,11 @@ busy machine count too); its peak RSS growth over the request's size (grpc-core
 buffers and memory the allocator keeps count too); whether it lost the lease.
 ``tests/test_hostile_daemon.py`` sends the same requests and asserts that the
 lease is kept and Health answers.
+
+Then the batch frame at the limit (a million empty messages declared in 4 MiB),
+sent to the daemon's server-streaming ``Generate`` and read by a ``Client``
+from a server that sends it: bytes in against CPU, loop lag and peak memory
+(``--batches-only`` for that table alone).
 """
 
 from __future__ import annotations
@@ -18,22 +23,25 @@ import argparse
 import base64
 import contextlib
 import json
+import os
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 
-from transport import DEFAULT_MAX_MESSAGE_BYTES, Client
+from transport import DEFAULT_MAX_MESSAGE_BYTES, Client, RpcError
+from transport.encoding import batches as _batches
 from transport.encoding.frames import ANNOUNCEMENT, MAGIC
 from transport.errors import DecodeError
 from transport.runtime import OpenSessionRequest
 from transport.runtime.fence import OWNER_METADATA_KEY
-from transport.runtime.wire import Runtime
+from transport.runtime.wire import GenerateRequest, Runtime
 
 #: Room left under the limit for the envelope grpc adds.
 SIZE = DEFAULT_MAX_MESSAGE_BYTES - 1024
@@ -294,17 +302,128 @@ def measure(case: str, repeat: int, handle_valid: bool) -> str:
     )
 
 
+# -- batch frames (issue 22) ------------------------------------------------------------
+
+
+def batch_frame(size: int = SIZE) -> bytes:
+    """A well-formed batch frame of ``size`` bytes or less declaring only empty messages."""
+    count = (size - 8) // 4
+    return _batches.MAGIC + struct.pack("<I", count) + bytes(4 * count)
+
+
+def send_stream(
+    channel: grpc.Channel, method: str, data: bytes, owner: str = OWNER
+) -> grpc.StatusCode:
+    """Send one raw request to a server-streaming method, read what it answers; its status."""
+    call: grpc.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+        f"/transport.v1.Runtime/{method}"
+    )
+    try:
+        for _ in call(data, metadata=((OWNER_METADATA_KEY, owner),), timeout=30):
+            pass
+    except grpc.RpcError as exc:
+        code: grpc.StatusCode = exc.code()
+        return code
+    return grpc.StatusCode.OK
+
+
+def _cpu(pid: int) -> float:
+    """The CPU seconds (user and system) process ``pid`` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _hostile_server(frame: bytes) -> tuple[grpc.Server, str]:
+    """A plain grpcio server that announces batches and answers any stream with ``frame``."""
+    from concurrent import futures
+
+    def answer(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        context.send_initial_metadata((_batches.announcement(_batches.CEILING),))
+        yield frame
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_stream_rpc_method_handler(answer)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("transport.v1.Runtime", {"Generate": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+def measure_batch_frames(repeat: int) -> list[str]:
+    """Rows for the batch frame at the limit: sent to a daemon's Generate, read by a client."""
+    frame = batch_frame()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        daemon = Daemon(str(Path(folder) / "lease"))
+        try:
+            with grpc.insecure_channel(daemon.endpoint) as channel:
+                send_stream(channel, "Generate", frame)  # warm the path
+                pid = daemon.process.pid
+                Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM
+                base, cpu = _status(pid, "VmRSS:"), _cpu(pid)
+                daemon.lag()
+                codes = {send_stream(channel, "Generate", frame).name for _ in range(repeat)}
+                worst, lost = daemon.lag()
+                spent = (_cpu(pid) - cpu) / repeat
+                growth = _status(pid, "VmHWM:") - base
+        finally:
+            daemon.close()
+    rows.append(
+        f"| daemon's Generate | {','.join(sorted(codes))} | {len(frame)} | {spent * 1000:.0f} ms "
+        f"| {worst * 1000:.0f} ms | {growth / 2**20:.1f} MiB | {'lost' if lost else 'kept'} |"
+    )
+    server, address = _hostile_server(frame)
+    try:
+        with Client.connect(address, timeout=30) as client:
+            request = GenerateRequest(handle="x", prompt="", max_tokens=1)
+            status = "OK"
+            tracemalloc.start()
+            started = time.process_time()
+            try:
+                list(client.call(Runtime.Generate, request))
+            except RpcError as exc:
+                status = exc.code.name
+            spent = time.process_time() - started
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    finally:
+        server.stop(None)
+    rows.append(
+        f"| Client reading it | {status} | {len(frame)} | {spent * 1000:.0f} ms (process) "
+        f"| - | {peak / 2**20:.1f} MiB (traced) | - |"
+    )
+    return rows
+
+
+def print_batch_frames(repeat: int) -> None:
+    """Print the batch-frame table: bytes in against CPU, loop lag and peak memory."""
+    print()
+    print(
+        "| batch frame at the limit, to | status | bytes in | CPU per request | worst loop lag "
+        "| peak memory growth | lease |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for row in measure_batch_frames(repeat):
+        print(row, flush=True)
+
+
 def main() -> None:
     """Measure each case against a fresh daemon; print one row per case."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--bad-handle", action="store_true", help="decode only: NOT_FOUND after")
     parser.add_argument("--serve", metavar="LEASE", help=argparse.SUPPRESS)
+    parser.add_argument("--batches-only", action="store_true", help="only the batch-frame cases")
     args = parser.parse_args()
     if args.serve:
         import asyncio
 
         asyncio.run(_serve(args.serve))
+        return
+    if args.batches_only:
+        print_batch_frames(args.repeat)
         return
     print(
         "| case | status | decode CPU | decode peak / size | worst loop lag "
@@ -313,6 +432,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for case in ["baseline", *payloads("x", 1000)]:
         print(measure(case, args.repeat, not args.bad_handle), flush=True)
+    print_batch_frames(args.repeat)
 
 
 if __name__ == "__main__":

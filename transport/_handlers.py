@@ -118,7 +118,7 @@ def _decoded(
     lead = _batches.LEAD_BYTE if batched else None
     for data in requests:
         if data[:1] == lead:  # a batch of a client that this server told it reads them
-            for message in _batches.unpack(data):
+            for message in _batches.unpack(data, _batches.CEILING):
                 yield decode(message)
         else:
             yield decode(data)
@@ -163,7 +163,7 @@ async def _decoded_async(
     lead = _batches.LEAD_BYTE if batched else None
     async for data in requests:
         if data[:1] == lead:  # a batch of a client that this server told it reads them
-            for message in _batches.unpack(data):
+            for message in _batches.unpack(data, _batches.CEILING):
                 yield await _decode_async(decode, message)
         else:
             yield await _decode_async(decode, data)

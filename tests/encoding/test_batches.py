@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import threading
 import time
+import tracemalloc
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import msgspec
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from transport.client.coalescing import FAST_RUN, AsyncWriter, coalesced, coalesced_async
 from transport.encoding import batches as _batches
 from transport.encoding import frames as _attachments
-from transport.errors import DecodeError
+from transport.errors import DecodeError, DecodeLimitError
 
 MESSAGES = [b'{"n":1}', b"{}", b'{"text":"' + b"x" * 300 + b'"}']
 
@@ -23,7 +25,7 @@ MESSAGES = [b'{"n":1}', b"{}", b'{"text":"' + b"x" * 300 + b'"}']
 def test_a_batch_holds_its_messages_in_order() -> None:
     frame = _batches.pack(MESSAGES)
     assert frame[:4] == b"\xfftB1"
-    assert [bytes(m) for m in _batches.unpack(frame)] == MESSAGES
+    assert [bytes(m) for m in _batches.unpack(frame, len(frame))] == MESSAGES
     assert _batches.is_batch(frame)
     assert _batches.flatten([frame, b"{}"]) == [*MESSAGES, b"{}"]
 
@@ -51,7 +53,72 @@ def test_the_lead_byte_is_no_json_protobuf_or_attachment_frame() -> None:
 )
 def test_a_malformed_batch_is_a_decode_error(frame: bytes, problem: str) -> None:
     with pytest.raises(DecodeError, match=problem):
-        _batches.unpack(frame)
+        _batches.unpack(frame, _batches.CEILING)
+
+
+#: The attack of issue 22: a request at grpcio's 4 MiB limit declaring a million
+#: empty messages. Well formed (the lengths add up), it costs only what reading it costs.
+ATTACK_COUNT = 1_048_320
+
+
+def _empties(count: int) -> bytes:
+    """A well-formed batch frame of ``count`` empty messages."""
+    return _batches.MAGIC + struct.pack("<I", count) + bytes(4 * count)
+
+
+def _peak(work: Callable[[], object]) -> int:
+    """The bytes allocated at the peak of ``work()``, over what was allocated before."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        with contextlib.suppress(DecodeError):
+            work()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_frame_larger_than_announced_is_refused_before_it_is_read() -> None:
+    frame = _empties(ATTACK_COUNT)
+    with pytest.raises(DecodeLimitError, match=r"of 4193288 bytes is over the 65536 bytes"):
+        _batches.unpack(frame, _batches.CEILING)
+    assert _peak(lambda: _batches.unpack(frame, _batches.CEILING)) < 64 * 1024
+    # At the limit it is read; one byte more, refused.
+    fits = _empties((_batches.CEILING - 8) // 4)
+    assert len(fits) == _batches.CEILING
+    assert sum(1 for _ in _batches.unpack(fits, _batches.CEILING)) == (_batches.CEILING - 8) // 4
+    with pytest.raises(DecodeLimitError, match=f"{_batches.KEY}: {_batches.CEILING - 1}"):
+        _batches.unpack(fits, _batches.CEILING - 1)
+
+
+def test_a_count_its_size_cannot_hold_is_refused_by_the_header() -> None:
+    frame = _batches.MAGIC + struct.pack("<I", 16_000) + bytes(4 * 100)
+    with pytest.raises(DecodeError, match=r"16000 messages it cannot hold .* at most 100 lengths"):
+        _batches.unpack(frame, _batches.CEILING)
+
+
+def test_single_reads_the_count_first() -> None:
+    frame = _empties(ATTACK_COUNT)
+    with pytest.raises(DecodeError, match=f"of {ATTACK_COUNT} messages where one was expected"):
+        _batches.single(frame)
+    assert _peak(lambda: _batches.single(frame)) < 64 * 1024
+    # A request alone in a batch may be as large as any request.
+    large = b"x" * (4 * _batches.CEILING)
+    assert bytes(_batches.single(_batches.pack([large]))) == large
+    with pytest.raises(DecodeError, match="do not add up"):
+        _batches.single(_batches.pack([large])[:-1])
+
+
+def test_messages_are_made_as_they_are_taken() -> None:
+    count = (_batches.CEILING - 8) // 4
+    frame = _empties(count)
+    assert _peak(lambda: _batches.unpack(frame, _batches.CEILING)) < 16 * 1024
+    messages = _batches.unpack(frame, _batches.CEILING)
+    assert bytes(next(messages)) == b""
+    assert sum(1 for _ in messages) == count - 1
+    # A malformed frame is refused whole, before its first message is handed out.
+    with pytest.raises(DecodeError, match="do not add up"):
+        _batches.unpack(_batches.pack(MESSAGES)[:-1], _batches.CEILING)
 
 
 def test_take_packs_what_fits_and_sends_a_large_message_alone() -> None:

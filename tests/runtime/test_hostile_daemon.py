@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from benchmarks.hostile import open_handle, payloads, send
+from benchmarks.hostile import batch_frame, open_handle, payloads, send, send_stream
 from transport.runtime.process import DaemonProcess
 
 pytestmark = pytest.mark.slow
@@ -90,3 +90,47 @@ def test_hostile_requests_at_the_limit_keep_the_lease_and_health(tmp_path: Path)
             garbage = ("Infer", b"\xff not json", False)
             assert send(channel, garbage, "owner-b") == grpc.StatusCode.ABORTED
             assert send(channel, garbage, OWNER) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_batch_frames_to_generate_keep_the_lease_and_health(tmp_path: Path) -> None:
+    """A million empty messages declared in 4 MiB, to the fenced server stream: refused at once.
+
+    Unpacked whole, three such calls stalled Health 1.3-3.0 s and cost the owner
+    its 2 s lease in 4 of 9 runs.
+    """
+    lease = tmp_path / "lease"
+    args = ("--lease", str(lease), "--lease-ttl", "2", "--instance-id", OWNER)
+    with DaemonProcess(*args) as daemon:
+        daemon.wait_ready()
+        frame, outcomes, slowest, failures = batch_frame(), [], 0.0, []
+        stop = threading.Event()
+
+        def attack() -> None:
+            with grpc.insecure_channel(daemon.endpoint) as channel:
+                for _ in range(3):
+                    outcomes.append(send_stream(channel, "Generate", frame, OWNER).name)
+
+        def probe() -> None:
+            nonlocal slowest
+            while not stop.is_set():
+                started = time.monotonic()
+                status = daemon.health(timeout=HEALTH_BOUND)
+                slowest = max(slowest, time.monotonic() - started)
+                if status is None or not status.ready:
+                    failures.append(status)
+                stop.wait(0.02)
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        attackers = [threading.Thread(target=attack) for _ in range(3)]
+        for thread in attackers:
+            thread.start()
+        for thread in attackers:
+            thread.join(timeout=120)
+        stop.set()
+        prober.join()
+        assert outcomes == ["INVALID_ARGUMENT"] * 9
+        assert failures == [], f"Health failed or was not ready; slowest {slowest:.3f} s"
+        record = json.loads(lease.read_text())
+        assert (record["instanceId"], record["term"]) == (OWNER, 1)
+        assert not any("not serving" in line for line in daemon.lines)

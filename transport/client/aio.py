@@ -238,7 +238,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         stream = AsyncBidiStream(
             method,
             call,
-            self.coalesce,
+            self._batches_read(),
             frames=self._reads_frames(method),
             encode=self._send_encoder(method),
         )

@@ -48,8 +48,9 @@ class AsyncResponseStream(StreamedResponses[Res]):
     async def __anext__(self) -> Res:
         if self._cancelled:
             raise _cancelled_locally()
-        if self._unpacked:
-            return self._decode(self._unpacked.popleft())
+        held = self._held()
+        if held is not None:
+            return self._decode(held)
         by_caller: list[bool] = []  # Python 3.10 cannot tell a cancel of the reader otherwise
 
         def cancel_by_caller() -> None:
@@ -154,7 +155,7 @@ class AsyncBidiStream(AsyncResponseStream[Res], Generic[Req, Res]):
         self,
         method: Method[Req, Res],
         call: Any,
-        batches: bool = False,
+        batches: int = 0,
         *,
         frames: bool = False,
         encode: Callable[[Any], bytes] | None = None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import random
 import time
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -116,7 +115,7 @@ class StreamedResponses(Generic[Res]):
         self,
         call: Any,
         method: Method[Any, Res],
-        batches: bool = False,
+        batches: int = 0,
         *,
         frames: bool = False,
         in_band: bool = False,
@@ -124,12 +123,14 @@ class StreamedResponses(Generic[Res]):
         self._call = call
         self._method = method
         self._frames = frames
-        # Messages of a batch not yet handed out (only if the call announced batches).
+        # ``batches``: how large a batch the call announced it reads (0: none).
         # A batch is read only from a server that said it sends them: in its initial
         # metadata, or (in_band) by having read this call's request as a batch.
-        self._batches = batches
+        self._batch_bytes = batches
+        self._batches = batches > 0
         self._batches_confirmed = in_band
-        self._unpacked: deque[memoryview] = deque()
+        # Messages of a batch not yet handed out, each made as it is taken.
+        self._unpacked: Iterator[memoryview] = iter(())
 
     def _confirm_batches(self, initial: MetadataTuple) -> None:
         """With the first response: whether the server's initial metadata says it sends batches."""
@@ -140,14 +141,23 @@ class StreamedResponses(Generic[Res]):
         """The first (or only) response in ``data``; the rest of a batch is kept for later."""
         if self._batches and data[:1] == _batches.LEAD_BYTE:
             try:
-                self._unpacked.extend(_batches.unpack(data))
+                self._unpacked = _batches.unpack(data, self._batch_bytes)
+            except DecodeLimitError as exc:
+                self._call.cancel()
+                raise RpcError(
+                    StatusCode.RESOURCE_EXHAUSTED, f"response is too large: {exc}"
+                ) from None
             except DecodeError as exc:
                 self._call.cancel()
                 raise RpcError(
                     StatusCode.INVALID_ARGUMENT, f"response does not decode: {exc}"
                 ) from None
-            return self._decode(self._unpacked.popleft())
+            return self._decode(next(self._unpacked))  # a frame holds one message or more
         return self._decode(data)
+
+    def _held(self) -> memoryview | None:
+        """The next message of the batch being read, if one is left."""
+        return next(self._unpacked, None)
 
     def _decode(self, data: Any) -> Res:
         try:

@@ -153,7 +153,7 @@ class ClientCore(Generic[ChannelT]):
         stream = stream_type(
             invoke(argument, **options),
             method,
-            self.coalesce,
+            self._batches_read(),
             frames=self._reads_frames(method),
             in_band=self._in_band(method),
         )
@@ -239,6 +239,10 @@ class ClientCore(Generic[ChannelT]):
     def _learns_batches(self, method: Method[Any, Any]) -> bool:
         """Whether this streaming call should look for the server's announcement of batches."""
         return self.coalesce and not self._in_band(method)
+
+    def _batches_read(self) -> int:
+        """How large a batch this client's streams announce they read (0: none)."""
+        return int(self._batches[0][1]) if self.coalesce else 0
 
     def _request_batch_limit(self) -> int:
         """How large a batch of requests may be: 0 until a server has announced it reads them."""

@@ -38,8 +38,9 @@ class ResponseStream(StreamedResponses[Res]):
         return self
 
     def __next__(self) -> Res:
-        if self._unpacked:
-            return self._decode(self._unpacked.popleft())
+        held = self._held()
+        if held is not None:
+            return self._decode(held)
         try:
             with client_errors(self._sending):
                 data = self._read()
@@ -109,7 +110,7 @@ class BidiStream(ResponseStream[Res], Generic[Req, Res]):
         self,
         method: Method[Req, Res],
         multicallable: Any,
-        batches: bool,
+        batches: int,
         frames: bool,
         encode: Callable[[Any], bytes],
         **call_options: Any,

@@ -244,7 +244,7 @@ class Client(ClientCore[grpc.Channel]):
         stream = BidiStream(
             method,
             self._multicallable(method),
-            self.coalesce,
+            self._batches_read(),
             self._reads_frames(method),
             self._send_encoder(method),
             **self._options(method, timeout, metadata, wait_for_ready, compression),

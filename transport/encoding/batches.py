@@ -17,16 +17,20 @@ start with 0x00.
 A sender only ever packs what is already queued, up to a byte cap: it never
 waits to fill a batch, so a slow trickle still goes one message per gRPC
 message, and a message too large for a batch goes alone, as before.
+
+A receiver reads a frame no larger than it announced, whose count its size can
+hold, before it makes a single view: anyone may send the lead byte, and a
+frame of a million empty messages must cost its receiver nothing.
 """
 
 from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ..errors import DecodeError
+from ..errors import DecodeError, DecodeLimitError
 from ..metadata import BATCHES_KEY
 
 __all__ = [
@@ -107,36 +111,71 @@ def take(queued: deque[bytes], limit: int) -> tuple[bytes, int]:
     return pack(batch), taken
 
 
-def unpack(data: bytes | memoryview) -> list[memoryview]:
-    """The messages of batch frame ``data``, as views of it (no copy).
+def _checked(view: memoryview, limit: int | None) -> tuple[int, int]:
+    """The count and the offset of the first message of batch frame ``view``, or a DecodeError.
 
-    Raises :class:`~transport.encoding.json_codec.DecodeError` when the frame is malformed;
-    the lengths are checked against the frame's size before anything is sliced.
+    Everything that costs nothing is checked before anything is read: the
+    frame's size against ``limit`` (what this end announced it reads), then
+    its count against what its size can hold; only then are the lengths
+    summed, one at a time, without a Python object kept per length.
     """
-    view = memoryview(data)
     size = len(view)
+    if limit is not None and size > limit:
+        raise DecodeLimitError(
+            f"a batch frame of {size} bytes is over the {limit} bytes this end announced "
+            f"it reads ({KEY}: {limit})"
+        )
     if size < _HEAD or view[:4] != MAGIC:
         raise DecodeError("a batch frame is truncated")
     (count,) = _COUNT.unpack_from(view, 4)
     start = _HEAD + 4 * count
     if count == 0 or start > size:
-        raise DecodeError(f"a batch frame announces {count} messages it cannot hold")
-    lengths = struct.unpack_from(f"<{count}I", view, _HEAD)
-    if sum(lengths) != size - start:
+        raise DecodeError(
+            f"a batch frame announces {count} messages it cannot hold "
+            f"(its {size} bytes hold at most {(size - _HEAD) // 4} lengths)"
+        )
+    if sum(length for (length,) in _COUNT.iter_unpack(view[_HEAD:start])) != size - start:
         raise DecodeError("the lengths in a batch frame do not add up to its size")
-    messages = []
-    for length in lengths:
-        messages.append(view[start : start + length])
+    return count, start
+
+
+def _views(view: memoryview, count: int, start: int) -> Iterator[memoryview]:
+    lengths = _COUNT.iter_unpack(view[_HEAD : _HEAD + 4 * count])
+    for (length,) in lengths:
+        yield view[start : start + length]
         start += length
-    return messages
 
 
-def single(data: bytes) -> memoryview:
-    """The one message of batch frame ``data`` (a request that says its sender reads batches)."""
-    messages = unpack(data)
-    if len(messages) != 1:
-        raise DecodeError(f"a batch frame of {len(messages)} messages where one was expected")
-    return messages[0]
+def unpack(data: bytes | memoryview, limit: int | None) -> Iterator[memoryview]:
+    """The messages of batch frame ``data``, as views of it (no copy), one at a time.
+
+    ``limit`` is the size of batch this end announced it reads (``None``: no
+    bound, for tests and tools). The whole frame is checked before the first
+    message is handed out: :class:`~transport.errors.DecodeLimitError` when it
+    is larger than ``limit`` (RESOURCE_EXHAUSTED), else
+    :class:`~transport.errors.DecodeError` when it is malformed
+    (INVALID_ARGUMENT). The views are made as they are taken, so a frame of
+    many empty messages costs no memory per message until each is read.
+    """
+    view = memoryview(data)
+    count, start = _checked(view, limit)
+    return _views(view, count, start)
+
+
+def single(data: bytes | memoryview) -> memoryview:
+    """The one message of batch frame ``data`` (a request that says its sender reads batches).
+
+    The count is read first, so a frame that declares more messages costs
+    nothing to refuse. Its size is not bounded here: a request alone in a
+    batch may be as large as any request (the transport's limit bounds it).
+    """
+    view = memoryview(data)
+    if len(view) >= _HEAD and view[:4] == MAGIC:
+        (count,) = _COUNT.unpack_from(view, 4)
+        if count != 1:
+            raise DecodeError(f"a batch frame of {count} messages where one was expected")
+    _, start = _checked(view, None)
+    return view[start:]
 
 
 def is_batch(data: bytes | memoryview) -> bool:
@@ -148,5 +187,5 @@ def flatten(items: Iterable[bytes]) -> list[bytes]:
     """Every message of ``items``, batches unpacked (for tests and tools)."""
     found: list[Any] = []
     for data in items:
-        found.extend(unpack(data) if is_batch(data) else [data])
+        found.extend(unpack(data, None) if is_batch(data) else [data])
     return [bytes(message) for message in found]
