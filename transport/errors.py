@@ -37,7 +37,7 @@ class DecodeError(TransportError, ValueError):
 
 
 class DecodeLimitError(DecodeError):
-    """Raised when a message holds more arrays and objects than its size allows."""
+    """Raised when a message or a batch frame is larger, or holds more, than its limits allow."""
 
 
 class ChunkError(DecodeError):
