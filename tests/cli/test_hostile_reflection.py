@@ -256,7 +256,9 @@ def test_a_server_that_never_answers_is_given_up_on(tmp_path: Path) -> None:
     assert listed.seconds < REFLECTION_TIMEOUT + 20
 
 
-def _broken(files: dict[str, bytes]) -> Script:
+def _plain(files: dict[str, bytes]) -> Script:
+    """Answers once to each question, from ``files`` (which may be broken)."""
+
     def script(request: ServerReflectionRequest, context: grpc.ServicerContext) -> Iterator[bytes]:
         yield _honest(request, files)
 
@@ -297,7 +299,7 @@ TEXT = FieldDescriptorProto(name="text", number=1, label=1, type=9, json_name="t
 def test_descriptors_the_protobuf_package_refuses_are_an_error(
     tmp_path: Path, files: dict[str, bytes], why: str
 ) -> None:
-    with hostile_server(_broken(files)) as server:
+    with hostile_server(_plain(files)) as server:
         called = cli(tmp_path, "call", server.address, f"{SERVICE}/Get", '{"text": "hi"}')
     assert called.returncode == 1
     assert "Traceback" not in called.stderr
@@ -309,7 +311,7 @@ def test_descriptors_the_protobuf_package_refuses_are_an_error(
 
 
 def test_an_import_the_server_does_not_describe_is_an_error(tmp_path: Path) -> None:
-    with hostile_server(_broken({FILE: _file(dependency=["gone.proto"])})) as server:
+    with hostile_server(_plain({FILE: _file(dependency=["gone.proto"])})) as server:
         called = cli(tmp_path, "call", server.address, f"{SERVICE}/Get", '{"text": "hi"}')
         assert called.returncode == 1
         assert called.stderr == (
@@ -317,6 +319,27 @@ def test_an_import_the_server_does_not_describe_is_an_error(tmp_path: Path) -> N
         )
         listed = cli(tmp_path, "list", server.address, SERVICE)  # listing needs no imports
         assert listed.stdout.splitlines() == [f"{SERVICE}.Get"], listed.stderr
+
+
+def test_imports_the_answer_leaves_out_are_asked_for(tmp_path: Path) -> None:
+    # As grpcio's reflection before 1.36 answered: each file alone.
+    item = FieldDescriptorProto(
+        name="item", number=2, label=1, type=11, type_name=".parts.Item", json_name="item"
+    )
+    files = {
+        FILE: _file(dependency=["parts.proto"], fields=[TEXT, item]),
+        "parts.proto": _file("parts.proto", service=False),
+    }
+    with hostile_server(_plain(files)) as server:
+        request = '{"text": "hi", "item": {"text": "there"}}'
+        called = cli(tmp_path, "call", server.address, f"{SERVICE}/Get", request)
+        assert called.returncode == 0, called.stderr
+        assert called.stdout.splitlines() == ['{"text":"hi","item":{"text":"there"}}']
+        assert server.questions == 2  # the symbol, then parts.proto
+        # Over JSON the imports are not needed, and not asked for.
+        json = cli(tmp_path, "call", server.address, f"{SERVICE}/Get", "{}", "--wire", "json")
+        assert json.stdout == "{}\n", json.stderr
+        assert server.questions == 3
 
 
 def _endless(padding: int) -> Script:

@@ -295,7 +295,7 @@ def _from_reflection(
     reflector: Reflector, service: str, name: str, wire: str | None
 ) -> tuple[Streams, Encode, Decode]:
     try:
-        resolved = reflector.method(service, name)
+        resolved = reflector.method(service, name, imports=wire != "json")
     except NoDescriptorError as exc:
         if wire == "protobuf":
             raise CallError(f"{exc}; drop --wire protobuf to call it over JSON") from None

@@ -198,13 +198,18 @@ class Reflector:
             f"the server's descriptors do not declare service {name}", StatusCode.NOT_FOUND
         )
 
-    def method(self, service: str, method: str) -> ResolvedMethod:
-        """The descriptor of ``service``'s ``method``; raises as :meth:`service` does, or for it."""
+    def method(self, service: str, method: str, *, imports: bool = True) -> ResolvedMethod:
+        """The descriptor of ``service``'s ``method``; raises as :meth:`service` does, or for it.
+
+        With ``imports`` its files come with every file they import, which a
+        protobuf conversion needs; without, only those the first answer gave.
+        """
         described, files = self.service(service)
         names = [candidate.name for candidate in described.method]
         for candidate in described.method:
             if candidate.name == method:
-                return ResolvedMethod(service, candidate, self._with_imports(files))
+                files = self._with_imports(files) if imports else files
+                return ResolvedMethod(service, candidate, files)
         raise ReflectionError(
             f"service {service} has no method {method}{did_you_mean(method, names)}",
             StatusCode.NOT_FOUND,
