@@ -30,6 +30,7 @@ import grpc
 from .._status_map import client_errors
 from ..errors import DecodeError, RpcError
 from ..reflection.client import (
+    REFLECTION_TIMEOUT,
     NoDescriptorError,
     ReflectionError,
     Reflector,
@@ -107,7 +108,12 @@ def _common_flags(parser: argparse.ArgumentParser) -> None:
         metavar="KEY:VALUE",
         help="request metadata (repeatable)",
     )
-    parser.add_argument("--timeout", type=float, help="seconds for each call")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds for each call, and for the reflection questions together "
+        f"(default: none for the call, {REFLECTION_TIMEOUT:g} for reflection)",
+    )
     parser.add_argument("--tls", action="store_true", help="connect with TLS")
     parser.add_argument("--tls-ca-cert", help="PEM of the CA to trust (default: system roots)")
     parser.add_argument("--tls-client-cert", help="PEM of a client certificate (mutual TLS)")
@@ -289,7 +295,7 @@ def _from_reflection(
     reflector: Reflector, service: str, name: str, wire: str | None
 ) -> tuple[Streams, Encode, Decode]:
     try:
-        resolved = reflector.method(service, name)
+        resolved = reflector.method(service, name, imports=wire != "json")
     except NoDescriptorError as exc:
         if wire == "protobuf":
             raise CallError(f"{exc}; drop --wire protobuf to call it over JSON") from None

@@ -31,28 +31,28 @@ def converters(resolved: ResolvedMethod) -> tuple[Callable[[str], bytes], Callab
             "protobuf); or give --declarations MODULE, or --wire json for a transport server"
         ) from None
     pool = descriptor_pool.DescriptorPool()
-    files = [descriptor_pb2.FileDescriptorProto.FromString(data) for data in resolved.files]
-    added: set[str] = set()
-
-    def add(file: Any) -> None:  # imports first, as the pool requires
-        if file.name in added:
-            return
-        added.add(file.name)
-        for dependency in file.dependency:
-            for candidate in files:
-                if candidate.name == dependency:
-                    add(candidate)
-        pool.Add(file)
-
-    for file in files:
-        add(file)
     method = resolved.method
-    request_class = message_factory.GetMessageClass(
-        pool.FindMessageTypeByName(method.input_type.lstrip("."))
-    )
-    response_class = message_factory.GetMessageClass(
-        pool.FindMessageTypeByName(method.output_type.lstrip("."))
-    )
+    where = "a file"
+    try:
+        files = [descriptor_pb2.FileDescriptorProto.FromString(data) for data in resolved.files]
+        for file in _imports_first(files):
+            where = file.name
+            pool.Add(file)
+        where = "the method's types"
+        request_class = message_factory.GetMessageClass(
+            pool.FindMessageTypeByName(method.input_type.lstrip("."))
+        )
+        response_class = message_factory.GetMessageClass(
+            pool.FindMessageTypeByName(method.output_type.lstrip("."))
+        )
+    except (TypeError, KeyError, ValueError, DecodeError) as exc:
+        # What the pool refuses (a missing type or import, a duplicate field):
+        # the server's descriptors, not this program, are at fault.
+        raise CallError(
+            f"the server's descriptors of {resolved.service}/{method.name} do not load into "
+            f"the protobuf package ({where}: {_pool_error(exc)}); --declarations MODULE "
+            "calls without them"
+        ) from None
 
     def encode(text: str) -> bytes:
         try:
@@ -69,6 +69,36 @@ def converters(resolved: ResolvedMethod) -> tuple[Callable[[str], bytes], Callab
         return json.dumps(json_format.MessageToDict(message), separators=(",", ":"))
 
     return encode, decode
+
+
+def _imports_first(files: list[Any]) -> list[Any]:
+    """``files`` ordered so each comes after the files it imports, as the pool requires.
+
+    A loop, not a recursion: a server may chain a thousand imports.
+    """
+    by_name = {file.name: file for file in files}
+    ordered: list[Any] = []
+    entered: set[str] = set()  # an import cycle is left for the pool to refuse
+    for root in files:
+        stack = [(root, False)]
+        while stack:
+            file, imports_placed = stack.pop()
+            if imports_placed:
+                ordered.append(file)
+                continue
+            if file.name in entered:
+                continue
+            entered.add(file.name)
+            stack.append((file, True))
+            stack += [(by_name[name], False) for name in file.dependency if name in by_name]
+    return ordered
+
+
+def _pool_error(exc: Exception) -> str:
+    """The pool's complaint, without its preamble, on one line."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = text.removeprefix("Couldn't build proto file into descriptor pool: ")
+    return " ".join(text.split())
 
 
 # json_format's words for an unknown field (protobuf 3.20 to 6), over two lines.
