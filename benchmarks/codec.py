@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,6 +63,19 @@ class CodecBench(Service, Protocol, name="bench.v1.CodecBench"):
     def Docs(self, requests: Iterator[DocumentProto]) -> Iterator[DocumentProto]: ...
 
 
+def _protoc() -> list[str]:
+    """grpcio-tools' protoc with its well-known .proto files (the bench extra), else PATH's."""
+    # As tests/tools.py finds it; a script of its own, this does not import the tests.
+    spec = importlib.util.find_spec("grpc_tools")
+    if spec is not None and spec.submodule_search_locations:
+        include = Path(next(iter(spec.submodule_search_locations)), "_proto")
+        return [sys.executable, "-m", "grpc_tools.protoc", f"-I{include}"]
+    found = shutil.which("protoc")
+    if found is None:
+        sys.exit("no protoc: pip install grpcio-tools (the bench extra has it)")
+    return [found]
+
+
 def _upb_classes(*services: type[object], package: str) -> dict[str, Any]:
     """Message classes of the protobuf package for the exported ``.proto`` (protoc only here)."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -68,9 +83,8 @@ def _upb_classes(*services: type[object], package: str) -> dict[str, Any]:
         out = Path(scratch, "bench.pb")
         subprocess.run(
             [
-                "protoc",
+                *_protoc(),
                 f"-I{scratch}",
-                "-I/usr/include",
                 "--include_imports",
                 f"--descriptor_set_out={out}",
                 "bench.proto",

@@ -1,8 +1,9 @@
 """Test helpers: protoc-generated classes from exported ``.proto`` text, and messages to send.
 
-:func:`generated` runs Debian's ``protoc --python_out`` on a ``.proto`` text and
-imports the module; :func:`messages` is a hypothesis strategy for any numbered
-message type, built from its protobuf schema.
+:func:`generated` runs ``protoc --python_out`` (grpcio-tools', see
+:mod:`tests.tools`) on a ``.proto`` text and imports the module;
+:func:`messages` is a hypothesis strategy for any numbered message type,
+built from its protobuf schema.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import atexit
 import datetime
 import importlib.util
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from tests.tools import protoc
 from transport.encoding.protobuf.schema import WRAPPERS, FieldSchema, TypeSchema, schema_of
 from transport.examples.jina.protocol import DenseNdArrayProto
 
@@ -36,18 +37,8 @@ def generated(name: str, text: str) -> ModuleType:
         assert previous == text, f"{name}.proto compiled twice with different text"
         return module
     (_COMPILED_DIR / f"{name}.proto").write_text(text)
-    subprocess.run(
-        [
-            "protoc",
-            f"-I{_COMPILED_DIR}",
-            "-I/usr/include",
-            f"--python_out={_COMPILED_DIR}",
-            f"{name}.proto",
-        ],
-        check=True,
-        cwd=_COMPILED_DIR,
-        capture_output=True,
-        text=True,
+    protoc(
+        f"-I{_COMPILED_DIR}", f"--python_out={_COMPILED_DIR}", f"{name}.proto", cwd=_COMPILED_DIR
     )
     spec = importlib.util.spec_from_file_location(f"{name}_pb2", _COMPILED_DIR / f"{name}_pb2.py")
     assert spec is not None and spec.loader is not None
@@ -63,19 +54,7 @@ def descriptor_set(proto: Path) -> Any:
     from google.protobuf import descriptor_pb2
 
     out = _COMPILED_DIR / f"{proto.stem}.pb"
-    subprocess.run(
-        [
-            "protoc",
-            f"-I{proto.parent}",
-            "-I/usr/include",
-            f"--descriptor_set_out={out}",
-            proto.name,
-        ],
-        check=True,
-        cwd=proto.parent,
-        capture_output=True,
-        text=True,
-    )
+    protoc(f"-I{proto.parent}", f"--descriptor_set_out={out}", proto.name, cwd=proto.parent)
     files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     return next(f for f in files.file if f.name == proto.name)
 

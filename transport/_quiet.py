@@ -26,7 +26,10 @@ _TAKES_A_VALUE = frozenset({"-W", "-X", "--check-hash-based-pycs"})
 
 
 def running_the_command_line(argv: list[str]) -> bool:
-    """Whether ``argv`` (the interpreter's own, ``sys.orig_argv``) runs ``-m transport[...]``."""
+    """Whether ``argv`` (the interpreter's own, ``sys.orig_argv``) runs ``-m transport[...]``.
+
+    Or the ``transport`` console script, which runs the same ``main``.
+    """
     options = iter(argv[1:])
     for option in options:
         if option in _TAKES_A_VALUE:
@@ -34,8 +37,10 @@ def running_the_command_line(argv: list[str]) -> bool:
         elif option.startswith("-m"):  # "-m transport" or "-mtransport"
             module = option[2:] or next(options, "")
             return module == "transport" or module.startswith("transport.")
-        elif option.startswith("-c") or not option.startswith("-") or option == "-":
-            return False  # a command, a script or stdin: options end there
+        elif option.startswith("-c") or option == "-":
+            return False  # a command or stdin: options end there
+        elif not option.startswith("-"):  # a script ends them too
+            return os.path.basename(option) in {"transport", "transport.exe"}
     return False
 
 

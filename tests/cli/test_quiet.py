@@ -21,6 +21,8 @@ from transport._quiet import running_the_command_line
         (["python", "-m", "transporter"], False),
         (["python", "-m", "pytest", "-m", "transport"], False),
         (["python", "app.py", "-m", "transport"], False),
+        (["/venv/bin/python", "/venv/bin/transport", "call"], True),  # the console script
+        (["python", "transport.py"], False),
         (["python", "-c", "import transport"], False),
         ([], False),
     ],

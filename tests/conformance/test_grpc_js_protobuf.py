@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.markdown_blocks import running_program
+from tests.tools import NO_NODE, node_and_npm
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = (ROOT / "docs" / "protobuf.md").read_text()
@@ -223,19 +224,20 @@ def _export(*services: str) -> str:
 @pytest.fixture(scope="module")
 def grpc_js(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """node, and a directory with @grpc/grpc-js and @grpc/proto-loader installed."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm run the grpc-js client: apt-get install nodejs npm")
+    tools = node_and_npm()
+    if tools is None:
+        pytest.skip(NO_NODE)
     client_dir = tmp_path_factory.mktemp("grpc_js")
     install = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--silent", *PACKAGES],
+        [*tools.npm, "install", "--no-audit", "--no-fund", "--silent", *PACKAGES],
         cwd=client_dir,
+        env=tools.env,
         capture_output=True,
         text=True,
         timeout=240,
     )
     assert install.returncode == 0, f"npm install failed: {install.stderr}"
-    yield node, client_dir
+    yield tools.node, client_dir
 
 
 def _seed(name: str, *options: str) -> list[str]:

