@@ -109,9 +109,11 @@ def test_it_installs_into_a_fresh_venv_and_runs(
     # A real install, dependencies resolved by pip (its cache makes it quick).
     _run(sys.executable, "-m", "pip", "--python", python, "install", "-q", dist[kind], cwd=tmp_path)
     usage = _run(python, "-m", "transport", "--help", cwd=tmp_path)
-    assert usage.startswith("usage: ")
+    assert usage.startswith("usage: python -m transport ")
     script = bin_dir / ("transport.exe" if os.name == "nt" else "transport")
-    assert _run(script, "--help", cwd=tmp_path) == usage
+    by_script = _run(script, "--help", cwd=tmp_path)
+    assert by_script.startswith("usage: transport ")
+    assert by_script.replace("usage: transport ", "usage: python -m transport ", 1) == usage
     printed = _run(
         python,
         "-c",

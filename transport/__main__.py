@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command; return the exit status."""
     from .cli import CommandParser  # help as plain text, for every sub-command too
 
-    parser = CommandParser(prog="python -m transport", description=__doc__)
+    # The console script says "transport"; python -m transport (argv[0] is this file) says so.
+    script = Path(sys.argv[0]).stem
+    prog = "transport" if script == "transport" else "python -m transport"
+    parser = CommandParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="every call kind over loopback, then the owner story")
     demo.add_argument("--core", action="store_true", help="only the core demo (every call kind)")
