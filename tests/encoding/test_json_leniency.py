@@ -26,6 +26,7 @@ from transport import (
     DecodeError,
     Duration,
     Fixed64,
+    FrozenMessage,
     Int32,
     Int64,
     JsonCodec,
@@ -327,6 +328,23 @@ def test_non_finite_floats_are_words_wherever_a_float_is_declared() -> None:
     assert back.reading == Reading(ratio=inf, sensor_id="null")
     assert math.isnan(back.readings[1].ratio)
     assert math.isnan(message.mean) and message.values[1] == inf  # the message is not changed
+
+
+class Bounded(FrozenMessage, frozen=True):
+    low: float = 0.0
+    below: Bounded | None = None
+
+    def __post_init__(self) -> None:
+        if self.low > 1e300:  # a check that a word in place of the float would break
+            raise ValueError("low is too high")
+
+
+def test_words_in_frozen_recursive_and_checked_messages() -> None:
+    codec = JsonCodec(Bounded)
+    message = Bounded(below=Bounded(below=Bounded(low=-math.inf)))
+    assert codec.encode(message) == b'{"below":{"below":{"low":"-Infinity"}}}'
+    assert codec.decode(codec.encode(message)) == message
+    assert codec.encode(Bounded(low=math.nan)) == b'{"low":"NaN"}'
 
 
 def test_finite_floats_and_nulls_are_written_as_before() -> None:

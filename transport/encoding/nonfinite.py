@@ -18,6 +18,7 @@ search of its output (:func:`holds_null`).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import Any
@@ -196,7 +197,14 @@ class FloatWords:
                 new = inner(old)
                 if new is not old:
                     changes[name] = new
-            return msgspec.structs.replace(value, **changes) if changes else value
+            if not changes:
+                return value
+            # A copy with the words set as they are: replace() would run __post_init__,
+            # which may check the floats, and a frozen message refuses setattr.
+            fixed = copy.copy(value)
+            for name, new in changes.items():
+                msgspec.structs.force_setattr(fixed, name, new)
+            return fixed
 
         # Registered before the fields are planned, filled in after, so that a
         # message holding itself gets this very plan.
