@@ -4,7 +4,8 @@ protojson (grpc-gateway, connect, grpc-go) writes 64-bit integers as strings,
 may name fields as in the ``.proto`` (``sensor_id``), writes ``"NaN"`` and
 ``"Infinity"`` for floats and may send URL-safe or unpadded base64. Each form
 is read by :class:`JsonCodec` directly and through a real server, whose answer
-is the codec's own strict output.
+is the codec's own strict output. Non-finite floats are written as protojson
+writes them too (JSON has no NaN), so that they read back.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import Annotated, Any, Protocol
 import grpc
 import numpy as np
 import pytest
+from google.protobuf import json_format, wrappers_pb2
 
 from transport import (
     DecodeError,
     Duration,
     Fixed64,
+    FrozenMessage,
     Int32,
     Int64,
     JsonCodec,
@@ -269,3 +272,116 @@ def test_many_numeric_strings_in_a_list_decode() -> None:
     count = 100_000
     payload = json.dumps({"values": [str(n) for n in range(count)]}).encode()
     assert JsonCodec(Series).decode(payload).values == list(range(count))
+
+
+# --- non-finite floats: "NaN", "Infinity", "-Infinity" both ways
+
+
+class Samples(Message):
+    mean: float = 0.0
+    values: list[float] = []
+    by_sensor: dict[str, float] = {}
+    pair: tuple[str, float] | None = None
+    reading: Reading | None = None
+    readings: list[Reading] = []
+    weight: float | None = None
+    note: str = ""
+    free: dict[str, Any] = {}  # free JSON (google.protobuf.Struct): no float declared
+
+
+SAMPLES = JsonCodec(Samples)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=["NaN", "inf", "-inf"])
+def test_a_non_finite_float_is_written_as_protobufs_json_format_writes_it(value: float) -> None:
+    word = json_format.MessageToJson(wrappers_pb2.DoubleValue(value=value))
+    assert CODEC.encode(Reading(ratio=value)) == b'{"ratio":' + word.encode() + b"}"
+    assert SAMPLES.encode(Samples(weight=value)) == b'{"weight":' + word.encode() + b"}"
+
+
+def test_non_finite_floats_are_words_wherever_a_float_is_declared() -> None:
+    nan, inf = math.nan, math.inf
+    message = Samples(
+        mean=nan,
+        values=[1.5, inf, -inf],
+        by_sensor={"a": nan, "b": 2.0},
+        pair=("p", -inf),
+        reading=Reading(ratio=inf, sensor_id="null"),
+        readings=[Reading(), Reading(ratio=nan)],
+        note="null",
+        free={"x": nan},
+    )
+    data = SAMPLES.encode(message)
+    assert json.loads(data) == {
+        "mean": "NaN",
+        "values": [1.5, "Infinity", "-Infinity"],
+        "bySensor": {"a": "NaN", "b": 2.0},
+        "pair": ["p", "-Infinity"],
+        "reading": {"sensorId": "null", "ratio": "Infinity"},
+        "readings": [{}, {"ratio": "NaN"}],
+        "note": "null",
+        "free": {"x": None},  # free JSON keeps null, as protobuf refuses a NaN Value
+    }
+    back = SAMPLES.decode(data)
+    assert math.isnan(back.mean) and back.values == [1.5, inf, -inf]
+    assert math.isnan(back.by_sensor["a"]) and back.pair == ("p", -inf)
+    assert back.reading == Reading(ratio=inf, sensor_id="null")
+    assert math.isnan(back.readings[1].ratio)
+    assert math.isnan(message.mean) and message.values[1] == inf  # the message is not changed
+
+
+class Bounded(FrozenMessage, frozen=True):
+    low: float = 0.0
+    below: Bounded | None = None
+
+    def __post_init__(self) -> None:
+        if self.low > 1e300:  # a check that a word in place of the float would break
+            raise ValueError("low is too high")
+
+
+def test_words_in_frozen_recursive_and_checked_messages() -> None:
+    codec = JsonCodec(Bounded)
+    message = Bounded(below=Bounded(below=Bounded(low=-math.inf)))
+    assert codec.encode(message) == b'{"below":{"below":{"low":"-Infinity"}}}'
+    assert codec.decode(codec.encode(message)) == message
+    assert codec.encode(Bounded(low=math.nan)) == b'{"low":"NaN"}'
+
+
+def test_finite_floats_and_nulls_are_written_as_before() -> None:
+    message = Samples(mean=0.25, values=[1e300, -2.5], note="null", free={"x": None})
+    assert SAMPLES.encode(message) == (
+        b'{"mean":0.25,"values":[1e300,-2.5],"note":"null","free":{"x":null}}'
+    )
+
+
+def test_non_finite_floats_round_trip_through_a_real_server(readings: TestServer) -> None:
+    for word in ("NaN", "Infinity", "-Infinity"):
+        answer = _echo(readings, b'{"ratio": "%s"}' % word.encode())
+        assert answer == b'{"ratio":"%s"}' % word.encode()
+    echoed = readings.client.call(Readings.Echo, Reading(ratio=-math.inf, history=[Inner()]))
+    assert echoed == Reading(ratio=-math.inf, history=[Inner()])
+    assert math.isnan(readings.client.call(Readings.Echo, Reading(ratio=math.nan)).ratio)
+
+
+def test_a_bare_nan_is_not_json_and_is_invalid_argument(readings: TestServer) -> None:
+    for bare in (b'{"ratio": NaN}', b'{"ratio": Infinity}', b'{"ratio": null}'):
+        with pytest.raises(grpc.RpcError) as failed:
+            _echo(readings, bare)
+        assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _echo(readings, b'{"ratio": 0.5}') == b'{"ratio":0.5}'
+
+
+class Tensor(Message):
+    values: np.ndarray | None = None
+    scale: float = 1.0
+
+
+def test_a_message_with_a_non_finite_float_goes_as_json_not_as_a_frame() -> None:
+    codec = JsonCodec(Tensor)
+    big = np.zeros(4096, np.float32)  # over the frame threshold
+    assert codec.encode_framed(Tensor(values=big))[:4] == b"\x00tA1"
+    data = codec.encode_framed(Tensor(values=big, scale=math.inf))
+    assert data.startswith(b"{") and data.endswith(b',"scale":"Infinity"}')
+    back = codec.decode_framed(data)
+    assert back.scale == math.inf and back.values is not None
+    np.testing.assert_array_equal(back.values, big)

@@ -20,6 +20,7 @@ from ..errors import DecodeError, DecodeLimitError
 from . import frames as _attachments
 from . import lenient_json as _lenient_json
 from .ndarray import check_declared_dtype, decode_ndarray, encode_ndarray
+from .nonfinite import FloatWords, holds_null
 
 __all__ = [
     "BYTES_PER_CONTAINER",
@@ -190,7 +191,16 @@ class JsonCodec(Generic[T]):
 
     name: ClassVar[str] = "json"
 
-    __slots__ = ("_decoder", "_encoder", "_leniency", "_quoted", "_underscored", "contents", "type")
+    __slots__ = (
+        "_decoder",
+        "_encoder",
+        "_float_words",
+        "_leniency",
+        "_quoted",
+        "_underscored",
+        "contents",
+        "type",
+    )
 
     def __init__(self, type_: type[T]) -> None:
         self.type = type_
@@ -207,21 +217,44 @@ class JsonCodec(Generic[T]):
         # if it has an underscore at all): the strict decoder would skip them.
         self._underscored = self._leniency.underscored
         self._quoted = self._leniency.quoted
+        # Where floats are declared, written "NaN"/"Infinity" when not finite.
+        words = FloatWords(type_)
+        self._float_words = words if words.declared else None
 
     def encode(self, message: T) -> bytes:
-        """Return the JSON bytes of ``message``."""
+        """Return the JSON bytes of ``message``.
+
+        A non-finite float is written as proto3 JSON writes it: ``"NaN"``,
+        ``"Infinity"`` or ``"-Infinity"`` (see :mod:`transport.encoding.nonfinite`).
+        """
         if self.contents.arrays:
-            return _attachments.encode_spliced(message, _enc_hook)
-        return self._encoder.encode(message)
+            data = _attachments.encode_spliced(message, _enc_hook)
+        else:
+            data = self._encoder.encode(message)
+        # msgspec writes a non-finite float as null: only then is there a float to put in
+        # words. No "u" (a memchr), no null: most float-heavy messages stop there.
+        words = self._float_words
+        if words is not None and b"u" in data and holds_null(data):
+            fixed = words.fix(message)
+            if fixed is not message:
+                return self.encode(fixed)
+        return data
 
     def encode_framed(self, message: T) -> bytes:
         """Return ``message`` as an attachment frame, for a peer that announced it reads them.
 
         A message with less than :data:`~.frames.FRAME_BYTES` of arrays and
         buffers goes as JSON, which is faster at that size (a frame's reader
-        reads JSON too).
+        reads JSON too). So does a message with a non-finite float: a frame's
+        header is strict JSON, which has no word for it.
         """
-        if self.contents.buffers and _attachments.carries(message, _attachments.FRAME_BYTES):
+        words = self._float_words
+        if (
+            self.contents.buffers
+            and _attachments.carries(message, _attachments.FRAME_BYTES)
+            # A frame's header holds a null for each buffer: no telling a NaN by it.
+            and (words is None or words.fix(message) is message)
+        ):
             return _attachments.encode_framed(message, _enc_hook)
         return self.encode(message)
 

@@ -11,7 +11,9 @@ are built from Structs, never by hand. Streaming calls (``lease/keepalive``,
 
 :class:`Gateway` sends each request to the member it talked to last, and on a
 connection error, a timeout or a 5xx answer moves on to the next. Every
-request has a timeout. Plain code over :mod:`http.client`; no grpc.
+request has a deadline for the whole of it (connect, send, read the answer),
+however slowly a member sends: one that drips its answer is a slow member.
+Plain code over :mod:`http.client`; no grpc.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from ._deadline_http import DeadlineConnection
 from .lease import LeaseError
 
 __all__ = [
@@ -203,7 +206,8 @@ class Gateway:
     """Requests to an etcd cluster through its JSON gateway, failing over between members.
 
     ``endpoints`` are ``(host, port)`` pairs of client URLs (plain HTTP);
-    ``timeout`` bounds each request on one member. Safe to share between
+    ``timeout`` bounds each request on one member, from connecting to the
+    last byte of the answer. Safe to share between
     threads (requests are serialised; watches use their own connections).
     """
 
@@ -215,7 +219,7 @@ class Gateway:
         self.endpoints = list(endpoints)
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._connections: dict[int, http.client.HTTPConnection] = {}
+        self._connections: dict[int, DeadlineConnection] = {}
         self._current = 0
 
     def __repr__(self) -> str:
@@ -260,7 +264,8 @@ class Gateway:
         body = _encoder.encode(_Watch(_WatchCreate(key, str(start_revision))))
         failures = []
         for index in self._order():
-            connection = self._connect(index, self.timeout)
+            connection = self._connect(index)
+            connection.ends_by(time.monotonic() + self.timeout)
             try:
                 connection.request("POST", "/v3/watch", body, {"Content-Type": "application/json"})
                 answer = connection.getresponse()
@@ -286,7 +291,7 @@ class Gateway:
 
     def _stream(
         self,
-        connection: http.client.HTTPConnection,
+        connection: DeadlineConnection,
         answer: http.client.HTTPResponse,
         index: int,
         idle_timeout: float,
@@ -297,8 +302,7 @@ class Gateway:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            if connection.sock is not None:
-                connection.sock.settimeout(left)
+            connection.ends_by(deadline)
             try:
                 line = answer.readline(MAX_ANSWER_BYTES)
             except TimeoutError:
@@ -328,14 +332,15 @@ class Gateway:
         host, port = self.endpoints[index]
         return f"{host}:{port}"
 
-    def _connect(self, index: int, timeout: float) -> http.client.HTTPConnection:
+    def _connect(self, index: int) -> DeadlineConnection:
         host, port = self.endpoints[index]
-        return http.client.HTTPConnection(host, port, timeout=timeout)
+        return DeadlineConnection(host, port)
 
     def _post(self, index: int, path: str, payload: bytes) -> bytes:
         connection = self._connections.get(index)
         if connection is None:
-            connection = self._connections[index] = self._connect(index, self.timeout)
+            connection = self._connections[index] = self._connect(index)
+        connection.ends_by(time.monotonic() + self.timeout)
         try:
             connection.request("POST", f"/v3/{path}", payload, {"Content-Type": "application/json"})
             answer = connection.getresponse()
