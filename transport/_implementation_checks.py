@@ -57,7 +57,14 @@ def _fits(hint: Any, message: type[Any], *, taken: bool) -> bool:
     if not _judged(hint):
         return True
     origin = typing.get_origin(hint) or hint
+    if _redefined(origin, message):
+        return True
     return issubclass(message, origin) if taken else issubclass(origin, message)
+
+
+def _redefined(one: type[Any], other: type[Any]) -> bool:
+    """Whether two classes are one class statement run twice (a notebook cell, a reload)."""
+    return (one.__module__, one.__qualname__) == (other.__module__, other.__qualname__)
 
 
 def _stream(hint: Any) -> tuple[str, Any] | None:

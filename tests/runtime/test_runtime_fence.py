@@ -11,7 +11,15 @@ from transport import StatusCode
 from transport.runtime.fence import OWNER_METADATA_KEY, Fence, FencedError, LeaseLapsedError
 
 RUNTIME = Path(__file__).resolve().parents[2] / "transport" / "runtime"
-PLAIN = ("fence.py", "handles.py", "sessions.py", "lease.py", "owner.py", "contract.py")
+PLAIN = (
+    "fence.py",
+    "handles.py",
+    "sessions.py",
+    "lease.py",
+    "_filelock.py",
+    "owner.py",
+    "contract.py",
+)
 # Core modules that do not import grpc themselves.
 PLAIN_CORE = {
     "errors",

@@ -126,3 +126,19 @@ def test_an_async_stream_that_does_not_yield_is_refused() -> None:
 def test_loose_and_async_annotations_that_can_serve_are_bound() -> None:
     assert not bind(Echo, Loose()).asynchronous
     assert bind(Echo, AsyncStreams()).asynchronous
+
+
+def test_a_message_class_statement_run_again_is_the_same_message() -> None:
+    # As a notebook cell or a docs page declares Note again: same module, same name.
+    again = type("Note", (Message,), {"__module__": Note.__module__, "__annotations__": {}})
+    again.__qualname__ = Note.__qualname__
+
+    class TakesTheOldNote:
+        def Say(self, request: Note) -> Note:
+            return request
+
+    TakesTheOldNote.Say.__annotations__ = {"request": again, "return": again}
+    assert bind(Echo, TakesTheOldNote()).service is Echo
+    with pytest.raises(DeclarationError, match=r"takes Other but"):
+        TakesTheOldNote.Say.__annotations__ = {"request": Other, "return": again}
+        bind(Echo, TakesTheOldNote())
