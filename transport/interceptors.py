@@ -18,7 +18,9 @@ wrapping the iterator in a generator of its own and returning that.
 ``def intercept`` serves ``grpc.server`` bindings and :class:`~transport.Client`;
 ``async def intercept`` serves ``grpc.aio.server`` bindings and
 :class:`~transport.AsyncClient`, where ``await proceed(request)`` returns the
-response (an async iterator of them for response streams).
+response (an async iterator of them for response streams) and a stream of
+requests is an async iterator. A client's ``open()`` goes through the
+interceptors too, its requests being the iterator of what is written.
 """
 
 from __future__ import annotations

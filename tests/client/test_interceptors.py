@@ -91,8 +91,8 @@ class AsyncRecorder(Recorder):
         self.events.append(("response", response))
         return response
 
-    async def _requests_async(self, requests: Any) -> AsyncIterator[Note]:
-        for request in requests:
+    async def _requests_async(self, requests: AsyncIterator[Note]) -> AsyncIterator[Note]:
+        async for request in requests:
             self.events.append(("request", request))
             yield request
 
@@ -262,3 +262,54 @@ def test_an_interceptor_of_the_other_kind_is_refused_at_connect() -> None:
         Client.connect("127.0.0.1:1", interceptors=[AsyncRefuse()])
     with pytest.raises(DeclarationError, match=r"Refuse.intercept is def but AsyncClient"):
         AsyncClient.connect("127.0.0.1:1", interceptors=[Refuse()])
+
+
+def _ping_pong_events(peer: str) -> list[Event]:
+    return [
+        ("call", "Chat", "STREAM_STREAM", peer),
+        ("request", Note(text="x")),
+        ("response", Note(text="x")),
+        ("request", Note(text="y")),
+        ("response", Note(text="y")),
+        ("response", Note(text="end", count=2)),
+        ("end",),
+    ]
+
+
+def test_a_sync_client_interceptor_sees_each_message_of_an_open_stream(
+    transport_serve: Serve,
+) -> None:
+    echo = EchoServer()
+    server = transport_serve(bind(Echo, echo))
+    recorder = Recorder()
+    with server.connect(interceptors=[recorder]) as client:
+        with client.open(Echo.Chat) as chat:  # one message each way at a time
+            for text in ("x", "y"):
+                chat.write(Note(text=text))
+                assert next(chat) == Note(text=text)
+            chat.done_writing()
+            assert list(chat) == [Note(text="end", count=2)]
+            assert dict(chat.trailing_metadata())["x-trailing"] == "intercepted"
+        assert recorder.events == _ping_pong_events(server.address)
+        with client.open(Echo.Chat) as chat, pytest.raises(TypeError, match="takes Note"):
+            chat.write("not a note")  # type: ignore[arg-type]
+    assert echo.seen_metadata[0]["x-echo"] == "intercepted"
+
+
+@pytest.mark.anyio
+async def test_an_async_client_interceptor_sees_each_message_of_an_open_stream(
+    transport_serve_async: ServeAsync,
+) -> None:
+    echo = AsyncEchoServer()
+    server = await transport_serve_async(bind(Echo, echo))
+    recorder = AsyncRecorder()
+    client = server.connect(interceptors=[recorder])
+    async with client, client.open(Echo.Chat) as chat:
+        for text in ("x", "y"):
+            await chat.write(Note(text=text))
+            assert await chat.read() == Note(text=text)
+        await chat.done_writing()
+        assert [reply async for reply in chat] == [Note(text="end", count=2)]
+        assert dict(await chat.trailing_metadata())["x-trailing"] == "intercepted"
+    assert recorder.events == _ping_pong_events(server.address)
+    assert echo.seen_metadata[0]["x-echo"] == "intercepted"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -26,7 +26,7 @@ from .calls import (
 )
 from .coalescing import coalesced_async
 from .core import ClientCore
-from .intercepted import AsyncInterceptedStream
+from .intercepted import AsyncInterceptedBidiStream, AsyncInterceptedStream, written_async
 from .slots import AsyncCallSlots
 
 _grpc_fixes.apply()
@@ -249,8 +249,13 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         wait_for_ready: bool | None,
         compression: grpc.Compression | str | None,
     ) -> Any:
-        """:meth:`call` through the interceptors: an awaitable, or a stream started when read."""
+        """:meth:`call` through the interceptors: an awaitable, or a stream started when read.
+
+        Interceptors see requests of a stream as an async iterator, whatever was given.
+        """
         streams: list[AsyncResponseStream[Any]] = []
+        if method.cardinality.client_streaming and not isinstance(request, AsyncIterable):
+            request = _as_async(request)
 
         async def last(argument: Any, call: ClientCall) -> Any:
             response = self._call(
@@ -317,6 +322,12 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         """Start a bidirectional call whose requests you :meth:`~AsyncBidiStream.write`."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
+        if self.interceptors:
+            outbox: asyncio.Queue[Any] = asyncio.Queue()
+            responses = self._intercepted(
+                method, written_async(outbox), timeout, metadata, wait_for_ready, compression
+            )
+            return AsyncInterceptedBidiStream(method, outbox, responses)
         call = self._multicallable(method)(
             **self._options(method, timeout, metadata, wait_for_ready, compression)
         )
@@ -351,6 +362,11 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _as_async(requests: Iterable[Any]) -> AsyncIterator[Any]:
+    for request in requests:
+        yield request
 
 
 async def _response_of(call: Any) -> Any:

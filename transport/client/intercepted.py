@@ -2,24 +2,38 @@
 
 An interceptor that sees each response returns an iterator of its own; the
 caller still gets a stream whose metadata, ``cancel()`` and ``done()`` are
-the call's.
+the call's. A bidirectional call opened with ``open()`` goes through the
+interceptors as a call whose requests are an iterator fed by ``write()``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import queue
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..errors import RpcError
 from ..metadata import MetadataTuple
+from ..service import Method
 from ..status import StatusCode
-from .aio_streams import AsyncResponseStream
-from .streams import ResponseStream
+from .aio_streams import AsyncBidiStream, AsyncResponseStream
+from .calls import check_request
+from .streams import BidiStream, ResponseStream
 
-__all__ = ["AsyncInterceptedStream", "InterceptedStream"]
+__all__ = [
+    "AsyncInterceptedBidiStream",
+    "AsyncInterceptedStream",
+    "InterceptedBidiStream",
+    "InterceptedStream",
+    "written",
+    "written_async",
+]
 
+Req = TypeVar("Req")
 Res = TypeVar("Res")
+_CLOSE = object()
 
 
 class InterceptedStream(ResponseStream[Res]):
@@ -128,3 +142,127 @@ class AsyncInterceptedStream(AsyncResponseStream[Res]):
         inner = self._inner()
         if inner is not None:
             await inner.__aexit__(exc_type, exc, tb)
+
+
+def written(outbox: queue.SimpleQueue[Any]) -> Iterator[Any]:
+    """The requests put in ``outbox``, until it is closed."""
+    while (request := outbox.get()) is not _CLOSE:
+        yield request
+
+
+async def written_async(outbox: asyncio.Queue[Any]) -> AsyncIterator[Any]:
+    """The requests put in ``outbox``, until it is closed."""
+    while (request := await outbox.get()) is not _CLOSE:
+        yield request
+
+
+class InterceptedBidiStream(BidiStream[Req, Res], Generic[Req, Res]):
+    """``open()`` through interceptors: :meth:`write` feeds the iterator the interceptors see."""
+
+    def __init__(
+        self, method: Method[Req, Res], outbox: queue.SimpleQueue[Any], stream: ResponseStream[Res]
+    ) -> None:
+        # Not BidiStream.__init__: the call was made by call() with written(outbox).
+        self._method = method
+        self._outbox = outbox
+        self._stream = stream
+        self._writing = True
+
+    def write(self, request: Req) -> None:
+        """Queue ``request`` to be sent."""
+        if not self._writing:
+            raise ValueError("write() after done_writing()")
+        check_request(self._method, request)
+        self._outbox.put(request)
+
+    send = write
+
+    def done_writing(self) -> None:
+        """Half-close: tell the server no more requests follow."""
+        if self._writing:
+            self._writing = False
+            self._outbox.put(_CLOSE)
+
+    def __next__(self) -> Res:
+        return next(self._stream)
+
+    def initial_metadata(self) -> MetadataTuple:
+        """The server's initial metadata (waits for it)."""
+        return self._stream.initial_metadata()
+
+    def trailing_metadata(self) -> MetadataTuple:
+        """The server's trailing metadata (waits for the call to end)."""
+        return self._stream.trailing_metadata()
+
+    def cancel(self) -> None:
+        """Cancel the call and stop the request side."""
+        self.done_writing()
+        self._stream.cancel()
+
+    def done(self) -> bool:
+        """Whether the call has ended."""
+        return self._stream.done()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.done_writing()
+        self._stream.__exit__(exc_type, exc, tb)
+
+
+class AsyncInterceptedBidiStream(AsyncBidiStream[Req, Res], Generic[Req, Res]):
+    """``open()`` through async interceptors, which run at the first read."""
+
+    def __init__(
+        self, method: Method[Req, Res], outbox: asyncio.Queue[Any], stream: AsyncResponseStream[Res]
+    ) -> None:
+        # Not AsyncBidiStream.__init__: the call is made by call() with written_async(outbox).
+        self._method = method
+        self._outbox = outbox
+        self._stream = stream
+        self._writing = True
+
+    async def write(self, request: Req) -> None:
+        """Queue ``request`` to be sent."""
+        if not self._writing:
+            raise ValueError("write() after done_writing()")
+        check_request(self._method, request)
+        await self._outbox.put(request)
+
+    async def done_writing(self) -> None:
+        """Half-close: tell the server no more requests follow (after those queued)."""
+        if self._writing:
+            self._writing = False
+            await self._outbox.put(_CLOSE)
+
+    async def __anext__(self) -> Res:
+        return await anext(self._stream)
+
+    async def initial_metadata(self) -> MetadataTuple:
+        """The server's initial metadata (starts the call, waits for it)."""
+        return await self._stream.initial_metadata()
+
+    async def trailing_metadata(self) -> MetadataTuple:
+        """The server's trailing metadata (waits for the call to end)."""
+        return await self._stream.trailing_metadata()
+
+    def cancel(self) -> None:
+        """Cancel the call."""
+        self._writing = False
+        self._stream.cancel()
+
+    def done(self) -> bool:
+        """Whether the call has ended."""
+        return self._stream.done()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.done_writing()
+        await self._stream.__aexit__(exc_type, exc, tb)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -23,7 +24,7 @@ from .calls import (
 )
 from .coalescing import coalesced
 from .core import ClientCore
-from .intercepted import InterceptedStream
+from .intercepted import InterceptedBidiStream, InterceptedStream, written
 from .slots import CallSlots
 from .streams import BidiStream, ResponseStream
 
@@ -318,6 +319,12 @@ class Client(ClientCore[grpc.Channel]):
         """Start a bidirectional call whose requests you :meth:`~BidiStream.write` one by one."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
+        if self.interceptors:
+            outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+            responses = self._intercepted(
+                method, written(outbox), timeout, metadata, wait_for_ready, compression
+            )
+            return InterceptedBidiStream(method, outbox, responses)
         stream = BidiStream(
             method,
             self._multicallable(method),
