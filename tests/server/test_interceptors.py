@@ -19,6 +19,7 @@ from transport import (
     StatusCode,
     bind,
 )
+from transport.server import _intercepted
 from transport.testing import AsyncTestServer, TestServer
 
 Serve = Callable[..., TestServer]
@@ -352,11 +353,14 @@ def test_an_interceptor_of_the_other_kind_is_refused_at_bind() -> None:
 
 
 def test_a_binding_without_interceptors_serves_the_implementation_itself() -> None:
-    """No interceptors: no wrapper in the call path."""
+    """No interceptors: no wrapper in the per-call path; set later, they wrap it."""
     server = EchoServer()
+    say = Echo.methods()["Say"]
+    fn = server.Say
+    assert _intercepted(say, fn, (), asynchronous=False) is fn
+    assert _intercepted(say, fn, (Recorder(),), asynchronous=False) is not fn
     binding = bind(Echo, server)
     assert binding.interceptors == ()
-    assert binding._handlers["Say"] == server.Say
     recorder: ServerInterceptor = Recorder()
     binding.interceptors = [recorder]
     assert binding.interceptors == (recorder,)
