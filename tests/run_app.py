@@ -5,11 +5,22 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from transport import Binding, Message, Service, bind, rpc
+from transport import (
+    AsyncContext,
+    Binding,
+    Context,
+    Message,
+    RpcError,
+    ServerCall,
+    Service,
+    StatusCode,
+    bind,
+    rpc,
+)
 
 
 class Key(Message):
@@ -97,3 +108,49 @@ def seed_runner() -> Binding:
     from transport.examples.runner.server import RunnerServer
 
     return bind(RunnerProtocol, RunnerServer())
+
+
+class Stamp:
+    """An interceptor, as ``run --interceptor tests.run_app:Stamp`` loads it.
+
+    Refuses the key ``forbidden`` and stamps the trailing metadata with what it saw.
+    """
+
+    def intercept(
+        self, call: ServerCall[Context], request: Key, proceed: Callable[[Key], Any]
+    ) -> Any:
+        if request.key == "forbidden":
+            raise RpcError(StatusCode.PERMISSION_DENIED, "the key forbidden is not served")
+        response = proceed(request)
+        call.context.add_trailing_metadata([("x-stamp", f"{call.method.name}:{request.key}")])
+        return response
+
+
+class AsyncStamp:
+    """:class:`Stamp` for the asyncio bindings."""
+
+    async def intercept(
+        self, call: ServerCall[AsyncContext], request: Key, proceed: Callable[[Key], Any]
+    ) -> Any:
+        if request.key == "forbidden":
+            raise RpcError(StatusCode.PERMISSION_DENIED, "the key forbidden is not served")
+        response = await proceed(request)
+        call.context.add_trailing_metadata([("x-stamp", f"{call.method.name}:{request.key}")])
+        return response
+
+
+class Count:
+    """A second interceptor, given as an object: counts calls in trailing metadata."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def intercept(
+        self, call: ServerCall[Context], request: Key, proceed: Callable[[Key], Any]
+    ) -> Any:
+        self.calls += 1
+        call.context.add_trailing_metadata([("x-count", str(self.calls))])
+        return proceed(request)
+
+
+count = Count()

@@ -55,6 +55,10 @@ from .errors import DecodeError as DecodeError
 from .errors import DecodeLimitError as DecodeLimitError
 from .errors import RpcError as RpcError
 from .errors import TransportError as TransportError
+from .interceptors import ClientCall as ClientCall
+from .interceptors import ClientInterceptor as ClientInterceptor
+from .interceptors import ServerCall as ServerCall
+from .interceptors import ServerInterceptor as ServerInterceptor
 from .metadata import CallInfo as CallInfo
 from .metadata import Metadata as Metadata
 from .options import DEFAULT_MAX_MESSAGE_BYTES as DEFAULT_MAX_MESSAGE_BYTES
@@ -88,7 +92,9 @@ __all__ = [
     "Cardinality",
     "ChunkError",
     "Client",
+    "ClientCall",
     "ClientCertificate",
+    "ClientInterceptor",
     "Context",
     "DeclarationError",
     "DeclarationWarning",
@@ -123,6 +129,8 @@ __all__ = [
     "SFixed64",
     "SInt32",
     "SInt64",
+    "ServerCall",
+    "ServerInterceptor",
     "Service",
     "StatusCode",
     "StreamStream",

@@ -67,6 +67,10 @@ class _ContextBase:
         self._trailing = list(metadata)
         self._grpc.set_trailing_metadata(tuple(self._trailing))
 
+    def add_trailing_metadata(self, metadata: Metadata) -> None:
+        """Add ``metadata`` to what the client gets when the call ends (after earlier entries)."""
+        self.set_trailing_metadata((*self._trailing, *metadata))
+
     @property
     def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         """The trailing metadata set so far."""

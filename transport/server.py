@@ -9,7 +9,7 @@ decoded inside the handler, where a decode error can become INVALID_ARGUMENT
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -19,6 +19,7 @@ from . import _declaration_checks, _implementation_checks
 from ._handlers import Handler, async_behavior, sync_behavior
 from .encoding.wires import JSON, PROTOBUF, check
 from .errors import DeclarationError, RpcError
+from .interceptors import ServerCall, ServerInterceptor, chain, check_interceptors
 from .service import Cardinality, Method, Service
 from .status import StatusCode
 
@@ -71,6 +72,44 @@ def _unimplemented(method: Method[Any, Any], asynchronous: bool) -> Handler:
     return fail_async
 
 
+def _intercepted(
+    method: Method[Any, Any],
+    fn: Handler,
+    interceptors: tuple[ServerInterceptor, ...],
+    asynchronous: bool,
+) -> Handler:
+    """``fn`` wrapped by ``interceptors``; ``fn`` itself without any (no cost per call)."""
+    if not interceptors:
+        return fn
+    if not asynchronous:
+
+        def intercepted(request: Any, context: Any) -> Any:
+            return chain(interceptors, ServerCall(method, context), lambda r: fn(r, context))(
+                request
+            )
+
+        return intercepted
+    if method.cardinality.server_streaming:
+
+        async def intercepted_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+            async def last(argument: Any) -> Any:
+                return fn(argument, context)  # the async iterator of responses
+
+            call = ServerCall(method, context)
+            async for reply in await chain(interceptors, call, last)(request):
+                yield reply
+
+        return intercepted_stream
+
+    async def intercepted_async(request: Any, context: Any) -> Any:
+        async def last(argument: Any) -> Any:
+            return await fn(argument, context)
+
+        return await chain(interceptors, ServerCall(method, context), last)(request)
+
+    return intercepted_async
+
+
 _HANDLER_FACTORIES: dict[Cardinality, Callable[..., grpc.RpcMethodHandler[Any, Any]]] = {
     Cardinality.UNARY_UNARY: grpc.unary_unary_rpc_method_handler,
     Cardinality.UNARY_STREAM: grpc.unary_stream_rpc_method_handler,
@@ -82,7 +121,14 @@ _HANDLER_FACTORIES: dict[Cardinality, Callable[..., grpc.RpcMethodHandler[Any, A
 class Binding:
     """A declaration bound to its implementation, ready to mount on grpcio servers."""
 
-    def __init__(self, service: type[object], implementation: object, *, wire: str = JSON) -> None:
+    def __init__(
+        self,
+        service: type[object],
+        implementation: object,
+        *,
+        wire: str = JSON,
+        interceptors: Sequence[ServerInterceptor] = (),
+    ) -> None:
         if not (isinstance(service, type) and Service in service.__mro__):
             raise DeclarationError(f"{service!r} is not a Service declaration")
         # type[object], not type[Service]: declarations are protocols, which mypy
@@ -112,14 +158,31 @@ class Binding:
                 "on grpc.server (def) or on grpc.aio.server (async def)"
             )
         self.asynchronous = kinds == {True}
+        self._handlers: dict[str, Handler] = {
+            name: (
+                _adapt_arity(fn, f"{owner}.{name}")
+                if (fn := functions[name]) is not None
+                else _unimplemented(method, self.asynchronous)
+            )
+            for name, method in self.service.methods().items()
+        }
+        self.interceptors = interceptors
+
+    @property
+    def interceptors(self) -> tuple[ServerInterceptor, ...]:
+        """What wraps each call, outermost first (set before :meth:`add_to`)."""
+        return self._interceptors
+
+    @interceptors.setter
+    def interceptors(self, interceptors: Sequence[ServerInterceptor]) -> None:
+        self._interceptors = check_interceptors(
+            interceptors, self.asynchronous, f"{type(self.implementation).__name__}'s binding"
+        )
         make = async_behavior if self.asynchronous else sync_behavior
         behaviors: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         for name, method in self.service.methods().items():
-            fn = functions[name]
-            handler = (
-                _adapt_arity(fn, f"{owner}.{name}")
-                if fn is not None
-                else _unimplemented(method, self.asynchronous)
+            handler = _intercepted(
+                method, self._handlers[name], self._interceptors, self.asynchronous
             )
             behaviors[name] = _HANDLER_FACTORIES[method.cardinality](make(method, handler, self))
         self.handler: grpc.GenericRpcHandler = grpc.method_handlers_generic_handler(
@@ -160,7 +223,13 @@ class Binding:
         return f"<Binding {self.service.service_name()} -> {type(self.implementation).__name__}>"
 
 
-def bind(service: type[object], implementation: object, *, wire: str = JSON) -> Binding:
+def bind(
+    service: type[object],
+    implementation: object,
+    *,
+    wire: str = JSON,
+    interceptors: Sequence[ServerInterceptor] = (),
+) -> Binding:
     """Pair a declaration with an object whose methods implement it.
 
     Each implementation method takes ``(request, context)`` (or just
@@ -176,8 +245,12 @@ def bind(service: type[object], implementation: object, *, wire: str = JSON) -> 
     stream where one message is declared, ``Iterator`` in an ``async def``) is
     a :class:`~transport.DeclarationError` here; with ``transport.mypy_plugin``
     in mypy's plugins, mypy refuses it before the code runs.
+
+    ``interceptors`` wrap every call, outermost first, and see its decoded
+    messages (:mod:`transport.interceptors`): ``def intercept`` for a ``def``
+    implementation, ``async def intercept`` for an ``async def`` one.
     """
-    binding = Binding(service, implementation, wire=wire)
+    binding = Binding(service, implementation, wire=wire, interceptors=interceptors)
     _implementation_checks.check_annotations(
         binding.service.service_name(), binding.service.methods(), implementation
     )

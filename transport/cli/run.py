@@ -10,7 +10,9 @@ elsewhere) and the server stops once the calls in flight are done, or after
 ``--grace`` seconds, when the process exits at once, leaving any handler
 still running behind. ``--workers N`` runs N processes on one port
 (SO_REUSEPORT: the kernel spreads connections over them), which is how
-grpcio scales a Python server over cores.
+grpcio scales a Python server over cores. ``--interceptor MODULE:ATTR``
+(repeatable) wraps every call of the bindings in an interceptor that sees
+its decoded messages (:mod:`transport.interceptors`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from ..server import Binding
 from .drain import InFlight
 from .workers import run_workers
 
-__all__ = ["add_command", "load_bindings", "mount_extras"]
+__all__ = ["add_command", "load_bindings", "load_interceptor", "mount_extras"]
 
 #: Default seconds that calls in flight get to finish after SIGTERM.
 DEFAULT_GRACE = 5.0
@@ -73,14 +75,22 @@ def add_command(commands: Any) -> None:
     run.add_argument("--tls-cert", help="PEM certificate chain: serve TLS")
     run.add_argument("--tls-key", help="PEM private key of --tls-cert")
     run.add_argument("--client-ca", help="PEM CA that client certificates must chain to (mTLS)")
+    run.add_argument(
+        "--interceptor",
+        action="append",
+        default=[],
+        metavar="MODULE:ATTR",
+        help="wrap every call of the bindings (repeatable, outermost first): an interceptor "
+        "(transport.interceptors) or a function of no arguments returning one",
+    )
     _wires.add_arguments(run)
     # Set for the worker processes of --workers: share the port with the others.
     run.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(run=run_command)
 
 
-def load_bindings(target: str) -> list[Binding]:
-    """Import ``MODULE:ATTR`` and return the bindings it names; raise ``ValueError`` if unusable."""
+def _imported(target: str) -> Any:
+    """The object ``MODULE:ATTR`` names; ``ValueError`` if there is none."""
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"{target!r} is not MODULE:ATTR (e.g. myapp.server:bindings)")
@@ -98,6 +108,12 @@ def load_bindings(target: str) -> list[Binding]:
             found = getattr(found, part)
         except AttributeError:
             raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    return found
+
+
+def load_bindings(target: str) -> list[Binding]:
+    """Import ``MODULE:ATTR`` and return the bindings it names; raise ``ValueError`` if unusable."""
+    found = _imported(target)
     if callable(found) and not isinstance(found, Binding):
         if inspect.iscoroutinefunction(found):
             raise ValueError(f"{target} is an async function: return the bindings from a def")
@@ -121,6 +137,24 @@ def load_bindings(target: str) -> list[Binding]:
     return list(bindings)
 
 
+def load_interceptor(target: str) -> Any:
+    """The interceptor ``MODULE:ATTR`` names: an object with ``intercept``, or a factory of one."""
+    found = _imported(target)
+    if isinstance(found, type) or not hasattr(found, "intercept"):
+        if not callable(found) or inspect.iscoroutinefunction(found):
+            raise ValueError(
+                f"{target} must be an interceptor (an object with intercept(call, request, "
+                f"proceed)) or a def of no arguments returning one; got {type(found).__name__}"
+            )
+        found = found()
+    if not callable(getattr(found, "intercept", None)):
+        raise ValueError(
+            f"{target} returned {type(found).__name__}, which has no intercept(call, request, "
+            "proceed) method"
+        )
+    return found
+
+
 def mount_extras(server: grpc.Server | grpc.aio.Server, bindings: Sequence[Binding]) -> None:
     """Mount what ``run`` serves besides the bindings and health.
 
@@ -139,8 +173,11 @@ def run_command(args: argparse.Namespace) -> int:
         return run_workers(args)
     try:
         bindings = load_bindings(args.target)
+        interceptors = [load_interceptor(target) for target in args.interceptor]
         for binding in bindings:
             binding.wire = args.wire  # refused for a JSON-only service
+            if interceptors:  # refused when def/async def differs from the binding's
+                binding.interceptors = (*binding.interceptors, *interceptors)
         credentials = _credentials(args)
     except (ValueError, OSError, DeclarationError) as exc:
         print(f"error: {exc}", file=sys.stderr)

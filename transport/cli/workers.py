@@ -45,6 +45,8 @@ def _worker_argv(args: argparse.Namespace, port: int) -> list[str]:
     ):
         if value is not None:
             argv += [flag, value]
+    for interceptor in args.interceptor:
+        argv += ["--interceptor", interceptor]
     return argv
 
 

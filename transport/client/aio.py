@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, Awaitable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -13,6 +13,7 @@ import grpc.aio
 from .. import _grpc_fixes
 from .._status_map import client_errors
 from ..encoding import frames as _attachments
+from ..interceptors import ClientCall, chain
 from ..metadata import CallInfo, Metadata, MetadataTuple, user_metadata
 from ..service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from .aio_streams import AsyncBidiStream, AsyncResponseStream
@@ -25,6 +26,7 @@ from .calls import (
 )
 from .coalescing import coalesced_async
 from .core import ClientCore
+from .intercepted import AsyncInterceptedBidiStream, AsyncInterceptedStream, written_async
 from .slots import AsyncCallSlots
 
 _grpc_fixes.apply()
@@ -51,6 +53,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
     _secure_channel = staticmethod(grpc.aio.secure_channel)
     _multicallable_kwargs = multicallable_kwargs(grpc.aio.Channel.unary_unary)
     _call_slots = AsyncCallSlots
+    _asynchronous = True
 
     def _argument(self, method: Method[Any, Any], request: Any) -> tuple[RequestStream | None, Any]:
         """The requests of a client stream (else ``None``) and what to hand grpcio."""
@@ -120,6 +123,21 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
 
         Raises :class:`~transport.RpcError` when the call ends with a non-OK status.
         """
+        if self.interceptors:
+            return self._intercepted(
+                method, request, timeout, metadata, wait_for_ready, compression
+            )
+        return self._call(method, request, timeout, metadata, wait_for_ready, compression)
+
+    def _call(
+        self,
+        method: Method[Any, Any],
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata | None,
+        wait_for_ready: bool | None,
+        compression: grpc.Compression | str | None,
+    ) -> Any:
         requests, argument = self._argument(method, request)
         options = self._options(method, timeout, metadata, wait_for_ready, compression)
         if method.cardinality.server_streaming:
@@ -206,6 +224,78 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         """Like :meth:`call` for a unary response, also returning the call's metadata."""
         if method.cardinality.server_streaming:
             raise TypeError(f"{method.path} streams its responses: use call() and iterate")
+        if not self.interceptors:
+            return await self._with_call(
+                method, request, timeout, metadata, wait_for_ready, compression
+            )
+        infos: list[CallInfo] = []
+
+        async def last(argument: Any, call: ClientCall) -> Any:
+            response, info = await self._with_call(
+                method, argument, call.timeout, call.metadata, wait_for_ready, compression
+            )
+            infos.append(info)
+            return response
+
+        response = await self._through_interceptors(method, request, timeout, metadata, last)
+        return response, infos[-1] if infos else CallInfo((), ())
+
+    def _intercepted(
+        self,
+        method: Method[Any, Any],
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata | None,
+        wait_for_ready: bool | None,
+        compression: grpc.Compression | str | None,
+    ) -> Any:
+        """:meth:`call` through the interceptors: an awaitable, or a stream started when read.
+
+        Interceptors see requests of a stream as an async iterator, whatever was given.
+        """
+        streams: list[AsyncResponseStream[Any]] = []
+        if method.cardinality.client_streaming and not isinstance(request, AsyncIterable):
+            request = _as_async(request)
+
+        async def last(argument: Any, call: ClientCall) -> Any:
+            response = self._call(
+                method, argument, call.timeout, call.metadata, wait_for_ready, compression
+            )
+            if not method.cardinality.server_streaming:
+                return await response
+            streams.append(response)
+            return response
+
+        def start() -> Awaitable[Any]:
+            return self._through_interceptors(method, request, timeout, metadata, last)
+
+        if method.cardinality.server_streaming:
+            return AsyncInterceptedStream(start, streams)
+        return start()
+
+    def _through_interceptors(
+        self,
+        method: Method[Any, Any],
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata | None,
+        last: Callable[[Any, ClientCall], Awaitable[Any]],
+    ) -> Awaitable[Any]:
+        call = self._client_call(method, timeout, metadata)
+        awaitable: Awaitable[Any] = chain(
+            self.interceptors, call, lambda argument: last(argument, call)
+        )(request)
+        return awaitable
+
+    async def _with_call(
+        self,
+        method: Method[Any, Any],
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata | None,
+        wait_for_ready: bool | None,
+        compression: grpc.Compression | str | None,
+    ) -> tuple[Any, CallInfo]:
         requests, argument = self._argument(method, request)
         options = self._options(method, timeout, metadata, wait_for_ready, compression)
         with client_errors(requests):
@@ -232,6 +322,12 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         """Start a bidirectional call whose requests you :meth:`~AsyncBidiStream.write`."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
+        if self.interceptors:
+            outbox: asyncio.Queue[Any] = asyncio.Queue()
+            responses = self._intercepted(
+                method, written_async(outbox), timeout, metadata, wait_for_ready, compression
+            )
+            return AsyncInterceptedBidiStream(method, outbox, responses)
         call = self._multicallable(method)(
             **self._options(method, timeout, metadata, wait_for_ready, compression)
         )
@@ -266,6 +362,11 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _as_async(requests: Iterable[Any]) -> AsyncIterator[Any]:
+    for request in requests:
+        yield request
 
 
 async def _response_of(call: Any) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 import grpc
@@ -10,6 +10,7 @@ import grpc
 from ..encoding import batches as _batches
 from ..encoding import frames as _attachments
 from ..encoding import wires as _wires
+from ..interceptors import ClientCall, ClientInterceptor, check_interceptors
 from ..metadata import Metadata, MetadataTuple, check_metadata
 from ..options import DEFAULT_MAX_CALLS_IN_FLIGHT, compression_of, grpc_options
 from ..service import Cardinality, Method
@@ -30,6 +31,9 @@ class ClientCore(Generic[ChannelT]):
     _secure_channel: ClassVar[Callable[..., Any]]
     _multicallable_kwargs: ClassVar[dict[str, Any]]
     _call_slots: ClassVar[type[Any]]  # CallSlots or AsyncCallSlots
+    _asynchronous: ClassVar[bool]  # which kind of interceptor it takes
+    # The address connect() was given, which interceptors see as the call's peer.
+    _target = ""
 
     def __init__(
         self,
@@ -44,6 +48,7 @@ class ClientCore(Generic[ChannelT]):
         wire: str = _wires.JSON,
         compression: grpc.Compression | str | None = None,
         max_calls_in_flight: int | None = DEFAULT_MAX_CALLS_IN_FLIGHT,
+        interceptors: Sequence[ClientInterceptor] = (),
     ) -> None:
         self.channel = channel
         self.timeout = timeout
@@ -75,6 +80,10 @@ class ClientCore(Generic[ChannelT]):
         bound = check_max_calls_in_flight(max_calls_in_flight)
         self.max_calls_in_flight = bound
         self._slots = None if bound is None else self._call_slots(bound)
+        # What wraps each call, outermost first (see transport.interceptors).
+        self.interceptors = check_interceptors(
+            interceptors, self._asynchronous, type(self).__name__
+        )
 
     @classmethod
     def connect(
@@ -92,11 +101,13 @@ class ClientCore(Generic[ChannelT]):
         wire: str = _wires.JSON,
         compression: grpc.Compression | str | None = None,
         max_calls_in_flight: int | None = DEFAULT_MAX_CALLS_IN_FLIGHT,
+        interceptors: Sequence[ClientInterceptor] = (),
     ) -> ClientT:
         """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
         # Refuse bad settings before a channel exists to leak.
         check_metadata(metadata)
         check_max_calls_in_flight(max_calls_in_flight)
+        check_interceptors(interceptors, cls._asynchronous, cls.__name__)
         options = grpc_options(
             max_send_message_bytes=max_send_message_bytes,
             max_receive_message_bytes=max_receive_message_bytes,
@@ -117,11 +128,22 @@ class ClientCore(Generic[ChannelT]):
             wire=wire,
             compression=compression,
             max_calls_in_flight=max_calls_in_flight,
+            interceptors=interceptors,
         )
+        client._target = target
         # A batch never exceeds the limits this client's channel was given.
         client._batches = (_batches.announcement(_batches.fitting(max_receive_message_bytes)),)
         client._send_limit = _batches.fitting(max_send_message_bytes)
         return client
+
+    def _client_call(
+        self, method: Method[Any, Any], timeout: float | None, metadata: Metadata | None
+    ) -> ClientCall:
+        """What the interceptors see of a call, with the client's defaults filled in."""
+        chosen = self.metadata if metadata is None else check_metadata(metadata)
+        return ClientCall(
+            method, self._target, chosen or (), self.timeout if timeout is None else timeout
+        )
 
     def _multicallable(self, method: Method[Any, Any]) -> Any:
         found = self._callables.get(method.path)

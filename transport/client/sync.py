@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import queue
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -11,6 +12,7 @@ import grpc
 
 from .._status_map import client_errors
 from ..encoding import frames as _attachments
+from ..interceptors import ClientCall, chain
 from ..metadata import CallInfo, Metadata, MetadataTuple, user_metadata
 from ..service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
 from .calls import (
@@ -22,6 +24,7 @@ from .calls import (
 )
 from .coalescing import coalesced
 from .core import ClientCore
+from .intercepted import InterceptedBidiStream, InterceptedStream, written
 from .slots import CallSlots
 from .streams import BidiStream, ResponseStream
 
@@ -53,6 +56,7 @@ class Client(ClientCore[grpc.Channel]):
     _secure_channel = staticmethod(grpc.secure_channel)
     _multicallable_kwargs = multicallable_kwargs(grpc.Channel.unary_unary)
     _call_slots = CallSlots
+    _asynchronous = False
 
     def _request_stream(
         self, method: Method[Any, Any], request: Any
@@ -122,6 +126,21 @@ class Client(ClientCore[grpc.Channel]):
 
         Raises :class:`~transport.RpcError` when the call ends with a non-OK status.
         """
+        if self.interceptors:
+            return self._intercepted(
+                method, request, timeout, metadata, wait_for_ready, compression
+            )
+        return self._call(method, request, timeout, metadata, wait_for_ready, compression)
+
+    def _call(
+        self,
+        method: Method[Any, Any],
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata | None,
+        wait_for_ready: bool | None,
+        compression: grpc.Compression | str | None,
+    ) -> Any:
         requests, argument = self._request_stream(method, request)
         if method.cardinality.server_streaming:
             options = self._options(method, timeout, metadata, wait_for_ready, compression)
@@ -216,6 +235,65 @@ class Client(ClientCore[grpc.Channel]):
         """Like :meth:`call` for a unary response, also returning the call's metadata."""
         if method.cardinality.server_streaming:
             raise TypeError(f"{method.path} streams its responses: use call() and iterate")
+        if not self.interceptors:
+            return self._with_call(method, request, timeout, metadata, wait_for_ready, compression)
+        infos: list[CallInfo] = []
+
+        def last(argument: Any, call: ClientCall) -> Any:
+            response, info = self._with_call(
+                method, argument, call.timeout, call.metadata, wait_for_ready, compression
+            )
+            infos.append(info)
+            return response
+
+        response = self._through_interceptors(method, request, timeout, metadata, last)
+        return response, infos[-1] if infos else CallInfo((), ())
+
+    def _intercepted(
+        self,
+        method: Method[Any, Any],
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata | None,
+        wait_for_ready: bool | None,
+        compression: grpc.Compression | str | None,
+    ) -> Any:
+        """:meth:`call` through the interceptors; a response stream keeps its methods."""
+        streams: list[ResponseStream[Any]] = []
+
+        def last(argument: Any, call: ClientCall) -> Any:
+            response = self._call(
+                method, argument, call.timeout, call.metadata, wait_for_ready, compression
+            )
+            if method.cardinality.server_streaming:
+                streams.append(response)
+            return response
+
+        response = self._through_interceptors(method, request, timeout, metadata, last)
+        if not method.cardinality.server_streaming or isinstance(response, ResponseStream):
+            return response
+        return InterceptedStream(streams[-1] if streams else None, response)
+
+    def _through_interceptors(
+        self,
+        method: Method[Any, Any],
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata | None,
+        last: Callable[[Any, ClientCall], Any],
+    ) -> Any:
+        call = self._client_call(method, timeout, metadata)
+        return chain(self.interceptors, call, lambda argument: last(argument, call))(request)
+
+    def _with_call(
+        self,
+        method: Method[Any, Any],
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata | None,
+        wait_for_ready: bool | None,
+        compression: grpc.Compression | str | None,
+    ) -> tuple[Any, CallInfo]:
         requests, argument = self._request_stream(method, request)
         options = self._options(method, timeout, metadata, wait_for_ready, compression)
         with client_errors(requests):
@@ -241,6 +319,12 @@ class Client(ClientCore[grpc.Channel]):
         """Start a bidirectional call whose requests you :meth:`~BidiStream.write` one by one."""
         if method.cardinality is not Cardinality.STREAM_STREAM:
             raise TypeError(f"{method.path} is not bidirectional")
+        if self.interceptors:
+            outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+            responses = self._intercepted(
+                method, written(outbox), timeout, metadata, wait_for_ready, compression
+            )
+            return InterceptedBidiStream(method, outbox, responses)
         stream = BidiStream(
             method,
             self._multicallable(method),
