@@ -310,3 +310,32 @@ def test_health_of_a_seed_server_without_the_health_service() -> None:
     finally:
         seed.send_signal(signal.SIGTERM)
         seed.communicate(timeout=30)
+
+
+def test_every_option_of_run_reaches_its_workers() -> None:
+    import argparse
+
+    from transport.cli.run import add_command
+    from transport.cli.workers import _worker_argv
+
+    parser = argparse.ArgumentParser()
+    add_command(parser.add_subparsers(dest="command"))
+    [run] = [
+        action.choices["run"]
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+    ]
+    given = ["app:bindings", "--workers", "2"]
+    expected: list[str] = []
+    for action in run._actions:
+        if not action.option_strings or action.dest in ("help", "workers", "port", "reuse_port"):
+            continue
+        flag = action.option_strings[-1]
+        value = str(action.choices[-1]) if action.choices else "7" if action.type else "x"
+        given += [flag, value]
+        expected += [flag, value]
+    argv = _worker_argv(run.parse_args(given), port=50051)
+    for flag, value in zip(expected[::2], expected[1::2], strict=True):
+        assert flag in argv, f"{flag} does not reach the workers"
+        passed = argv[argv.index(flag) + 1]
+        assert passed in (value, f"{value}.0"), f"{flag} does not reach the workers"

@@ -37,8 +37,9 @@ def _reserve(host: str, port: int) -> socket.socket:
 def _worker_argv(args: argparse.Namespace, port: int) -> list[str]:
     argv = [sys.executable, "-m", "transport", "run", args.target, "--reuse-port"]
     argv += ["--host", args.host, "--port", str(port)]
-    argv += ["--threads", str(args.threads), "--grace", str(args.grace)]
+    argv += ["--threads", str(args.threads), "--grace", str(args.grace), "--wire", args.wire]
     for flag, value in (
+        ("--compression", args.compression),
         ("--tls-cert", args.tls_cert),
         ("--tls-key", args.tls_key),
         ("--client-ca", args.client_ca),
