@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent import futures
 from datetime import timedelta
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import grpc
 import pytest
@@ -43,6 +43,9 @@ from transport.encoding import rich_status
 from transport.error_details import packed
 from transport.metadata import DETAILS_KEY, STANDARD_DETAILS_KEY
 from transport.testing import AsyncTestServer, TestServer
+
+if TYPE_CHECKING:
+    from typing_extensions import assert_type
 
 Serve = Callable[..., TestServer]
 ServeAsync = Callable[..., Awaitable[AsyncTestServer]]
@@ -139,6 +142,8 @@ def _assert_refused(error: RpcError) -> None:
     assert error.details == {"sku": "kite"}  # the JSON details, as before
     assert error.error_details == DETAILS
     assert error.details_of(ErrorInfo) == (DETAILS[0],)
+    if TYPE_CHECKING:  # mypy --strict over the tests checks it: typed as asked
+        assert_type(error.details_of(ErrorInfo), tuple[ErrorInfo, ...])
     assert error.details_of(RetryInfo)[0].retry_delay == timedelta(seconds=30)
     assert error.details_of(RawDetail) == (HINT,)
     assert error.details_of(BadRequest)[0].field_violations[0].field == "items[0].sku"
