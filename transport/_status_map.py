@@ -57,6 +57,8 @@ MAX_DETAILS_BYTES = 64 * 1024
 #: Typed details a server sends at most: past grpc-core's 8 KiB soft limit on a
 #: peer's metadata some calls would fail with RESOURCE_EXHAUSTED instead.
 MAX_SENT_DETAILS_BYTES = 6 * 1024
+#: The longest decode error told to the client, in characters.
+MAX_DECODE_ERROR_CHARS = 1024
 #: msgspec's (and the protobuf codec's) path at the end of a decode error.
 _AT_PATH = re.compile(r"(.*) - at `\$\.?([^`]*)`", re.DOTALL)
 _MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
@@ -155,10 +157,12 @@ def status_of(exc: BaseException, method: str) -> Status:
                 log.error("%s: error details are not JSON-serialisable: %r", method, exc.details)
         return Status(exc.code, exc.message, details, _packed(exc.error_details, method))
     if isinstance(exc, DecodeLimitError):
-        return Status(StatusCode.RESOURCE_EXHAUSTED, f"request is too large to decode: {exc}")
+        message = f"request is too large to decode: {_shortened(str(exc))}"
+        return Status(StatusCode.RESOURCE_EXHAUSTED, message)
     if isinstance(exc, DecodeError):
-        message = f"request does not decode: {exc}"
-        return Status(StatusCode.INVALID_ARGUMENT, message, None, _bad_request(str(exc)))
+        text = _shortened(str(exc))
+        message = f"request does not decode: {text}"
+        return Status(StatusCode.INVALID_ARGUMENT, message, None, _bad_request(text))
     if isinstance(exc, grpc.RpcError):
         # Raised by grpcio's request iterator when the client has gone away.
         return Status(StatusCode.CANCELLED, "the call was cancelled")
@@ -182,7 +186,8 @@ def _packed(details: Iterable[ErrorDetail], method: str) -> tuple[RawDetail, ...
         size += len(raw.type_url) + len(raw.value) + 8
         if size > MAX_SENT_DETAILS_BYTES or len(sent) == _rich_status.MAX_DETAILS:
             log.error(
-                "%s: error details past %d or %d bytes not sent (peers refuse larger trailers)",
+                "%s: error details past the first %d or %d bytes not sent (peers refuse larger "
+                "trailers)",
                 method,
                 _rich_status.MAX_DETAILS,
                 MAX_SENT_DETAILS_BYTES,
@@ -190,6 +195,18 @@ def _packed(details: Iterable[ErrorDetail], method: str) -> tuple[RawDetail, ...
             break
         sent.append(raw)
     return tuple(sent)
+
+
+def _shortened(text: str) -> str:
+    """A decode error's text without the middle of a long value it quotes (the path is kept).
+
+    msgspec quotes a wrong value whole; echoed in the status (twice, with the
+    ``BadRequest``) it would take the trailers past what the client accepts.
+    """
+    if len(text) <= MAX_DECODE_ERROR_CHARS:
+        return text
+    half = MAX_DECODE_ERROR_CHARS // 2
+    return f"{text[:half]}...{text[-half:]}"
 
 
 def _bad_request(text: str) -> tuple[RawDetail, ...]:
@@ -215,10 +232,10 @@ def details_metadata(
     ours = () if details is None else ((DETAILS_KEY, details),)
     if details is None and not error_details:
         return ()
-    json = _rich_status.unset() if details is None else msgspec.json.decode(details)
     try:
+        json = _rich_status.unset() if details is None else msgspec.json.decode(details)
         standard = _rich_status.encode(code.value, message, json, error_details)
-    except (RecursionError, ValueError, TypeError):
+    except (RecursionError, ValueError, TypeError, msgspec.DecodeError):
         # Nested too deeply for a protobuf Value: the JSON trailer alone carries them.
         if not error_details:
             return ours

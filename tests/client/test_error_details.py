@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent import futures
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 import grpc
 import pytest
@@ -373,6 +373,37 @@ def test_a_decode_error_without_a_path_has_no_bad_request(transport_serve: Serve
             buy(b"[1]", timeout=10)
     error = error_of(caught.value)
     assert error.code is StatusCode.INVALID_ARGUMENT and error.error_details == ()
+
+
+class Colour(Message):
+    """A JSON-only message whose field takes two words only."""
+
+    name: Literal["red", "blue"] = "red"
+
+
+class Paint(Service, Protocol, name="test.details.Paint"):
+    @rpc
+    def Mix(self, request: Colour) -> Colour: ...
+
+
+class PaintImpl:
+    def Mix(self, request: Colour) -> Colour:
+        return request
+
+
+def test_a_huge_wrong_value_is_shortened_not_echoed(transport_serve: Serve) -> None:
+    server = transport_serve(bind(Paint, PaintImpl()))
+    with grpc.insecure_channel(server.address) as channel:
+        mix: Any = channel.unary_unary("/test.details.Paint/Mix")
+        with pytest.raises(grpc.RpcError) as caught:
+            mix(b'{"name": "' + b"x" * 100_000 + b'"}', timeout=10)
+    error = error_of(caught.value)
+    # msgspec quotes the value whole: echoed twice it would pass the client's
+    # metadata limit and turn into RESOURCE_EXHAUSTED.
+    assert error.code is StatusCode.INVALID_ARGUMENT
+    assert error.message.startswith("request does not decode: Invalid enum value 'xxx")
+    assert error.message.endswith("xxx' - at `$.name`") and len(error.message) < 1100
+    assert _violation(error).field == "name"
 
 
 # -- bounds ----------------------------------------------------------------------------------
