@@ -1,12 +1,14 @@
 """The one place where exceptions become gRPC statuses and statuses become exceptions.
 
-Server side: :func:`status_of` turns whatever a handler raised into
-``(code, message, details)``, and :func:`abort` / :func:`abort_async` end a
+Server side: :func:`status_of` turns whatever a handler raised into a
+:class:`Status` (code, message, JSON details, typed details; a decode error
+gets a ``BadRequest`` naming the field) and :func:`details_metadata` into the
+trailers that carry its details; and :func:`abort` / :func:`abort_async` end a
 call that the library itself refuses (health, security). Client side:
 :func:`client_errors` is the one boundary every call path goes through; it turns
 a grpcio error into the library's :class:`~transport.errors.RpcError` with
-:func:`error_of`, details included. This is the only module that names
-``grpc.StatusCode``.
+:func:`error_of`, details included (typed ones too, bounded). This is the only
+module that names ``grpc.StatusCode``.
 """
 
 from __future__ import annotations

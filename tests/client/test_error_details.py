@@ -313,6 +313,15 @@ def test_a_decode_error_names_the_field_in_a_bad_request(transport_serve: Serve)
     assert "at `$.items[1].unitPrice`" in caught.value.message
 
 
+@pytest.mark.anyio
+async def test_a_decode_error_names_the_field_async(transport_serve_async: ServeAsync) -> None:
+    server = await transport_serve_async(bind(Shop, AsyncShopImpl()))
+    order = LooseOrder(items=[LooseItem(unit_price="cheap")])
+    with pytest.raises(RpcError) as caught:
+        await server.client.call(LooseShop.Buy, order)
+    assert _violation(caught.value).field == "items[0].unitPrice"
+
+
 def test_a_protobuf_decode_error_names_the_field(transport_serve: Serve) -> None:
     server = transport_serve(bind(Shop, ShopImpl()), wire="protobuf")
     with grpc.insecure_channel(server.address) as channel:
