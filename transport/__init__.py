@@ -48,6 +48,18 @@ from .encoding.wellknown import UInt32Value as UInt32Value
 from .encoding.wellknown import UInt64Value as UInt64Value
 from .encoding.wellknown import Value as Value
 from .encoding.wellknown import one_of as one_of
+from .error_details import BadRequest as BadRequest
+from .error_details import DebugInfo as DebugInfo
+from .error_details import ErrorDetail as ErrorDetail
+from .error_details import ErrorInfo as ErrorInfo
+from .error_details import Help as Help
+from .error_details import LocalizedMessage as LocalizedMessage
+from .error_details import PreconditionFailure as PreconditionFailure
+from .error_details import QuotaFailure as QuotaFailure
+from .error_details import RawDetail as RawDetail
+from .error_details import RequestInfo as RequestInfo
+from .error_details import ResourceInfo as ResourceInfo
+from .error_details import RetryInfo as RetryInfo
 from .errors import ChunkError as ChunkError
 from .errors import DeclarationError as DeclarationError
 from .errors import DeclarationWarning as DeclarationWarning
@@ -84,6 +96,7 @@ __all__ = [
     "AsyncClient",
     "AsyncContext",
     "AsyncResponseStream",
+    "BadRequest",
     "BidiStream",
     "Binding",
     "BoolValue",
@@ -96,6 +109,7 @@ __all__ = [
     "ClientCertificate",
     "ClientInterceptor",
     "Context",
+    "DebugInfo",
     "DeclarationError",
     "DeclarationWarning",
     "DecodeError",
@@ -104,26 +118,36 @@ __all__ = [
     "Duration",
     "Empty",
     "EnumField",
+    "ErrorDetail",
+    "ErrorInfo",
     "Fixed32",
     "Fixed64",
     "Float32",
     "FloatValue",
     "FrozenMessage",
+    "Help",
     "Int32",
     "Int32Value",
     "Int64",
     "Int64Value",
     "JsonCodec",
     "ListValue",
+    "LocalizedMessage",
     "Message",
     "Metadata",
     "Method",
     "Number",
     "PeerIdentity",
+    "PreconditionFailure",
     "ProtoEnum",
     "ProtobufCodec",
     "QuantizedArray",
+    "QuotaFailure",
+    "RawDetail",
+    "RequestInfo",
+    "ResourceInfo",
     "ResponseStream",
+    "RetryInfo",
     "RpcError",
     "SFixed32",
     "SFixed64",

@@ -52,7 +52,7 @@ def _check(method: Method[Any, Any], reply: Any) -> Any:
 
 
 def _details_metadata(
-    context: Context | AsyncContext, exc: Exception, status: tuple[StatusCode, str, bytes | None]
+    context: Context | AsyncContext, exc: Exception, status: _status_map.Status
 ) -> tuple[tuple[str, str | bytes], ...]:
     trailing = context.trailing_metadata
     if isinstance(exc, RpcError):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .status import StatusCode
+
+if TYPE_CHECKING:  # the detail messages are declared with the codecs, which raise these errors
+    from .error_details import ErrorDetail
 
 __all__ = [
     "ChunkError",
@@ -18,6 +21,7 @@ __all__ = [
 ]
 
 MetadataItems = Sequence[tuple[str, "str | bytes"]]
+D = TypeVar("D")
 
 
 class TransportError(Exception):
@@ -47,9 +51,10 @@ class ChunkError(DecodeError):
 class RpcError(TransportError):
     """Raised when a call ends with a non-OK status.
 
-    A handler raises it to end the call with ``code``, ``message`` and
-    JSON-serialisable ``details``; a client receives it with the same three,
-    plus the metadata the server sent.
+    A handler raises it to end the call with ``code``, ``message``,
+    JSON-serialisable ``details`` and typed ``error_details`` (``ErrorInfo``,
+    ``BadRequest``... of :mod:`transport.error_details`); a client receives it
+    with the same four, plus the metadata the server sent.
     """
 
     def __init__(
@@ -58,6 +63,7 @@ class RpcError(TransportError):
         message: str = "",
         details: Any = None,
         *,
+        error_details: Iterable[ErrorDetail] = (),
         initial_metadata: MetadataItems = (),
         trailing_metadata: MetadataItems = (),
     ) -> None:
@@ -65,6 +71,7 @@ class RpcError(TransportError):
         self.code = StatusCode(code)
         self.message = message
         self.details = details
+        self.error_details: tuple[ErrorDetail, ...] = tuple(error_details)
         self.initial_metadata: tuple[tuple[str, str | bytes], ...] = tuple(initial_metadata)
         self.trailing_metadata: tuple[tuple[str, str | bytes], ...] = tuple(trailing_metadata)
 
@@ -75,4 +82,9 @@ class RpcError(TransportError):
         return text
 
     def __repr__(self) -> str:
-        return f"RpcError({self.code.name}, {self.message!r}, details={self.details!r})"
+        typed = f", error_details={self.error_details!r}" if self.error_details else ""
+        return f"RpcError({self.code.name}, {self.message!r}, details={self.details!r}{typed})"
+
+    def details_of(self, kind: type[D]) -> tuple[D, ...]:
+        """The typed details of one kind, in the order sent: ``exc.details_of(ErrorInfo)``."""
+        return tuple(detail for detail in self.error_details if isinstance(detail, kind))
