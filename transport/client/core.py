@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 import grpc
@@ -11,9 +11,10 @@ from ..encoding import batches as _batches
 from ..encoding import frames as _attachments
 from ..encoding import wires as _wires
 from ..metadata import Metadata, MetadataTuple, check_metadata
-from ..options import DEFAULT_MAX_CALLS_IN_FLIGHT, compression_of, grpc_options
+from ..options import DEFAULT_MAX_CALLS_IN_FLIGHT, compression_of
 from ..service import Cardinality, Method
 from .calls import RefusalRetry, RequestStream, StreamedResponses
+from .channel import Keepalive, RetryPolicy, channel_options
 from .slots import check_max_calls_in_flight
 
 ChannelT = TypeVar("ChannelT")
@@ -92,19 +93,39 @@ class ClientCore(Generic[ChannelT]):
         wire: str = _wires.JSON,
         compression: grpc.Compression | str | None = None,
         max_calls_in_flight: int | None = DEFAULT_MAX_CALLS_IN_FLIGHT,
+        keepalive: Keepalive | None = None,
+        retry: RetryPolicy | None = None,
+        load_balancing: str | None = None,
+        user_agent: str | None = None,
+        options: Sequence[tuple[str, Any]] = (),
     ) -> ClientT:
-        """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
+        """Open a channel to ``target`` (``host:port``) that :meth:`close` closes.
+
+        The channel's own settings: ``keepalive`` (:class:`~transport.Keepalive`:
+        pings that keep the connection and notice a silent peer; the server must
+        permit them), ``retry`` (:class:`~transport.RetryPolicy`: gRPC's retry of
+        the statuses it lists), ``load_balancing`` (``"pick_first"``, grpcio's
+        default, or ``"round_robin"`` over every address ``target`` resolves to),
+        ``user_agent`` (put before grpcio's own in the ``user-agent`` header), and
+        ``options``: raw grpcio channel arguments, ``[(name, value), ...]``,
+        applied last so that each replaces the library's value of that name.
+        """
         # Refuse bad settings before a channel exists to leak.
         check_metadata(metadata)
         check_max_calls_in_flight(max_calls_in_flight)
-        options = grpc_options(
+        channel_args = channel_options(
             max_send_message_bytes=max_send_message_bytes,
             max_receive_message_bytes=max_receive_message_bytes,
+            keepalive=keepalive,
+            retry=retry,
+            load_balancing=load_balancing,
+            user_agent=user_agent,
+            options=options,
         )
         channel = (
-            cls._secure_channel(target, credentials, options=options)
+            cls._secure_channel(target, credentials, options=channel_args)
             if credentials is not None
-            else cls._insecure_channel(target, options=options)
+            else cls._insecure_channel(target, options=channel_args)
         )
         client = cls(
             channel,
@@ -119,8 +140,12 @@ class ClientCore(Generic[ChannelT]):
             max_calls_in_flight=max_calls_in_flight,
         )
         # A batch never exceeds the limits this client's channel was given.
-        client._batches = (_batches.announcement(_batches.fitting(max_receive_message_bytes)),)
-        client._send_limit = _batches.fitting(max_send_message_bytes)
+        # (``options`` may have replaced them.)
+        limits = dict(channel_args)
+        client._batches = (
+            _batches.announcement(_batches.fitting(limits["grpc.max_receive_message_length"])),
+        )
+        client._send_limit = _batches.fitting(limits["grpc.max_send_message_length"])
         return client
 
     def _multicallable(self, method: Method[Any, Any]) -> Any:
