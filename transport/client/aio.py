@@ -51,6 +51,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
     _secure_channel = staticmethod(grpc.aio.secure_channel)
     _multicallable_kwargs = multicallable_kwargs(grpc.aio.Channel.unary_unary)
     _call_slots = AsyncCallSlots
+    _cancelled_by_caller = False
 
     def _argument(self, method: Method[Any, Any], request: Any) -> tuple[RequestStream | None, Any]:
         """The requests of a client stream (else ``None``) and what to hand grpcio."""

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import grpc
 
+from .. import deadlines as _deadlines
 from ..encoding import batches as _batches
 from ..encoding import frames as _attachments
 from ..encoding import wires as _wires
@@ -31,6 +32,9 @@ class ClientCore(Generic[ChannelT]):
     _secure_channel: ClassVar[Callable[..., Any]]
     _multicallable_kwargs: ClassVar[dict[str, Any]]
     _call_slots: ClassVar[type[Any]]  # CallSlots or AsyncCallSlots
+    # Whether a sync handler's end cancels this client's calls made under it
+    # (from grpcio's thread: only the sync channel's calls may be cancelled so).
+    _cancelled_by_caller: ClassVar[bool]
 
     def __init__(
         self,
@@ -183,6 +187,9 @@ class ClientCore(Generic[ChannelT]):
             in_band=self._in_band(method),
         )
         stream._sending = requests
+        served = _deadlines.caller()
+        if served is not None and self._cancelled_by_caller:
+            served.cancel_with(stream._call)
         if requests is None:
             stream._retry = RefusalRetry(options["timeout"])
             stream._again = lambda left: invoke(argument, **{**options, "timeout": left})
@@ -216,8 +223,11 @@ class ClientCore(Generic[ChannelT]):
             and not self._in_band(method)
         ):
             chosen = (*(chosen or ()), *self._batches)
+        own = self.timeout if timeout is None else timeout
+        # Inside a handler a call ends no later than the call being served.
+        served = _deadlines.caller()
         options = {
-            "timeout": self.timeout if timeout is None else timeout,
+            "timeout": own if served is None else served.timeout(own),
             "metadata": chosen,
             "wait_for_ready": self.wait_for_ready if wait_for_ready is None else wait_for_ready,
         }
