@@ -155,6 +155,29 @@ def test_a_server_that_permits_the_pings_keeps_the_connection() -> None:
         assert client.call(Echo.Say, Note(text="quiet")) == Note(text="quiet")
 
 
+def _spread(load_balancing: str | None, calls: int) -> tuple[int, int]:
+    """How many of ``calls`` each of two servers behind one target served."""
+    first, second = RawEcho(), RawEcho()
+    with serve(first) as one, serve(second) as two:
+        target = f"ipv4:127.0.0.1:{one.port},127.0.0.1:{two.port}"
+        with Client.connect(target, timeout=5.0, load_balancing=load_balancing) as client:
+            # round_robin picks among the addresses connected so far: call
+            # until both have answered, or enough calls that one would have.
+            for _ in range(calls):
+                client.call(Echo.Say, Note(text="hi"), wait_for_ready=True)
+                if first.attempts and second.attempts:
+                    break
+    return first.attempts, second.attempts
+
+
+def test_round_robin_spreads_calls_over_the_targets_addresses() -> None:
+    assert all(_spread("round_robin", 200))
+
+
+def test_pick_first_keeps_to_one_address() -> None:
+    assert sorted(_spread(None, 20)) == [0, 20]
+
+
 def test_the_user_agent_leads_the_servers_user_agent_header() -> None:
     server = RawEcho()
     with _connected(server, timeout=5.0, user_agent="inventory/2.1") as client:
