@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -30,43 +29,46 @@ _NO_DEADLINE = 10**8
 # A served call that ends this close to its deadline ended by it (clocks and
 # timers differ by milliseconds).
 _DEADLINE_MARGIN = 0.05
+# Guards the calls started under each served call (held for a moment, rarely).
+_CHILDREN_LOCK = threading.Lock()
 
 
 class Caller:
     """The call being served: when it ends at the latest, and what to cancel with it."""
 
-    __slots__ = ("_children", "_grpc", "_lock", "deadline")
+    __slots__ = ("_cancels", "_children", "_grpc")
 
     def __init__(self, grpc_context: Any, *, cancels: bool) -> None:
-        remaining = grpc_context.time_remaining()
-        #: ``time.monotonic()`` at the served call's deadline, or ``None`` without one.
-        self.deadline = (
-            None
-            if remaining is None or remaining > _NO_DEADLINE
-            else time.monotonic() + max(0.0, remaining)
-        )
-        # A sync server's context, whose end cancels the calls started under it.
-        self._grpc = grpc_context if cancels else None
+        # Read at each call made under it (cheaper than at every call served).
+        self._grpc = grpc_context
+        # A sync server's call, whose end cancels the calls started under it.
+        self._cancels = cancels
         self._children: weakref.WeakSet[Any] | None = None
-        self._lock = threading.Lock()
+
+    def remaining(self) -> float | None:
+        """Seconds left before the served call's deadline, or ``None`` without one."""
+        left: float | None = self._grpc.time_remaining()
+        if left is None or left > _NO_DEADLINE:
+            return None
+        return max(0.0, left)
 
     def timeout(self, own: float | None) -> float | None:
         """The timeout of a call made now: ``own``, or the time left here if that is shorter."""
-        if self.deadline is None:
+        left = self.remaining()
+        if left is None:
             return own
-        left = max(0.0, self.deadline - time.monotonic())
         return left if own is None or left < own else own
 
     @property
     def cancels(self) -> bool:
         """Whether calls started here must be told of a cancel (a sync handler's)."""
-        return self._grpc is not None
+        return self._cancels
 
     def cancel_with(self, call: Any) -> None:
         """Cancel ``call`` (anything with ``cancel()``) when the served call ends."""
-        if self._grpc is None:
+        if not self._cancels:
             return
-        with self._lock:
+        with _CHILDREN_LOCK:
             if self._children is None:
                 self._children = weakref.WeakSet()
                 # False once the served call has ended: nothing would call back.
@@ -79,9 +81,10 @@ class Caller:
     def _cancel_children(self) -> None:
         # The served call ended by its deadline: the calls started under it have
         # one no later, and end DEADLINE_EXCEEDED on their own, as they should.
-        if self.deadline is not None and time.monotonic() >= self.deadline - _DEADLINE_MARGIN:
+        left = self.remaining()
+        if left is not None and left <= _DEADLINE_MARGIN:
             return
-        with self._lock:
+        with _CHILDREN_LOCK:
             children = list(self._children or ())
         for child in children:
             child.cancel()
