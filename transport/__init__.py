@@ -7,6 +7,8 @@ from . import _quiet as _quiet
 from .client.aio import AsyncClient as AsyncClient
 from .client.aio_streams import AsyncBidiStream as AsyncBidiStream
 from .client.aio_streams import AsyncResponseStream as AsyncResponseStream
+from .client.channel import Keepalive as Keepalive
+from .client.channel import RetryPolicy as RetryPolicy
 from .client.streams import BidiStream as BidiStream
 from .client.streams import ResponseStream as ResponseStream
 from .client.sync import Client as Client
@@ -75,6 +77,7 @@ from .metadata import CallInfo as CallInfo
 from .metadata import Metadata as Metadata
 from .options import DEFAULT_MAX_MESSAGE_BYTES as DEFAULT_MAX_MESSAGE_BYTES
 from .options import grpc_options as grpc_options
+from .options import keepalive_enforcement as keepalive_enforcement
 from .options import server_options as server_options
 from .peer import ClientCertificate as ClientCertificate
 from .peer import PeerIdentity as PeerIdentity
@@ -131,6 +134,7 @@ __all__ = [
     "Int64",
     "Int64Value",
     "JsonCodec",
+    "Keepalive",
     "ListValue",
     "LocalizedMessage",
     "Message",
@@ -148,6 +152,7 @@ __all__ = [
     "ResourceInfo",
     "ResponseStream",
     "RetryInfo",
+    "RetryPolicy",
     "RpcError",
     "SFixed32",
     "SFixed64",
@@ -172,6 +177,7 @@ __all__ = [
     "Value",
     "bind",
     "grpc_options",
+    "keepalive_enforcement",
     "one_of",
     "quantize",
     "rpc",

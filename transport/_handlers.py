@@ -19,6 +19,7 @@ import grpc
 import grpc.aio
 
 from . import _status_map
+from . import deadlines as _deadlines
 from .client.coalescing import coalesced, coalesced_async
 from .context import AsyncContext, Context
 from .encoding import batches as _batches
@@ -208,6 +209,8 @@ def _encode_framed(call: CallWire, grpc_context: Any, context: Any, reply: Any) 
 def sync_behavior(method: Method[Any, Any], fn: Handler, served: Served) -> Handler:
     """The grpcio behaviour of ``method`` served by the sync ``fn``."""
     path = method.path
+    # Calls the implementation makes inherit this call's deadline and cancellation.
+    fn = _deadlines.propagating(fn, method.cardinality.server_streaming)
 
     if method.cardinality is Cardinality.UNARY_UNARY:
 
@@ -290,6 +293,8 @@ async def _encoded_async(
 def async_behavior(method: Method[Any, Any], fn: Handler, served: Served) -> Handler:
     """The grpcio behaviour of ``method`` served by the asyncio ``fn``."""
     path = method.path
+    # Calls the implementation makes inherit this call's deadline.
+    fn = _deadlines.propagating_async(fn, method.cardinality.server_streaming)
     client_streaming = method.cardinality.client_streaming
     carrying = method.response_codec.contents.buffers  # replies that may be large to encode
 

@@ -20,6 +20,7 @@ __all__ = [
     "SERVER_PROTECTIONS",
     "compression_of",
     "grpc_options",
+    "keepalive_enforcement",
     "server_options",
 ]
 
@@ -126,3 +127,27 @@ def compression_of(value: grpc.Compression | str | None) -> grpc.Compression | N
     if found is None:
         raise ValueError(f"compression must be one of {sorted(COMPRESSIONS)}, got {value!r}")
     return found
+
+
+def keepalive_enforcement(
+    *, min_ping_interval: float = 10.0, permit_without_calls: bool = True, max_ping_strikes: int = 2
+) -> list[tuple[str, Any]]:
+    """Server options that accept clients' keepalive pings every ``min_ping_interval`` seconds.
+
+    Pass them as ``server_options(extra=keepalive_enforcement(...))``: they replace
+    the PING-flood protection of :data:`SERVER_PROTECTIONS` (a ping without data
+    at most every 5 minutes). ``min_ping_interval`` must not exceed the clients'
+    ``Keepalive(time=...)``, and ``permit_without_calls`` must be True if theirs
+    is; else the server counts their pings as strikes and, past
+    ``max_ping_strikes``, closes the connection (GOAWAY ``too_many_pings``).
+    """
+    if min_ping_interval < 0 or max_ping_strikes < 0:
+        raise ValueError(
+            "keepalive_enforcement(): min_ping_interval and max_ping_strikes must not be negative"
+        )
+    return [
+        ("grpc.keepalive_permit_without_calls", int(permit_without_calls)),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", round(min_ping_interval * 1000)),
+        ("grpc.http2.min_ping_interval_without_data_ms", round(min_ping_interval * 1000)),
+        ("grpc.http2.max_ping_strikes", max_ping_strikes),
+    ]

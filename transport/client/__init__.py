@@ -10,6 +10,8 @@ from __future__ import annotations
 from .aio import AsyncClient as AsyncClient
 from .aio_streams import AsyncBidiStream as AsyncBidiStream
 from .aio_streams import AsyncResponseStream as AsyncResponseStream
+from .channel import Keepalive as Keepalive
+from .channel import RetryPolicy as RetryPolicy
 from .streams import BidiStream as BidiStream
 from .streams import ResponseStream as ResponseStream
 from .sync import Client as Client
@@ -20,5 +22,7 @@ __all__ = [
     "AsyncResponseStream",
     "BidiStream",
     "Client",
+    "Keepalive",
     "ResponseStream",
+    "RetryPolicy",
 ]

@@ -54,6 +54,7 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
     _multicallable_kwargs = multicallable_kwargs(grpc.aio.Channel.unary_unary)
     _call_slots = AsyncCallSlots
     _asynchronous = True
+    _cancelled_by_caller = False
 
     def _argument(self, method: Method[Any, Any], request: Any) -> tuple[RequestStream | None, Any]:
         """The requests of a client stream (else ``None``) and what to hand grpcio."""

@@ -7,14 +7,16 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import grpc
 
+from .. import deadlines as _deadlines
 from ..encoding import batches as _batches
 from ..encoding import frames as _attachments
 from ..encoding import wires as _wires
 from ..interceptors import ClientCall, ClientInterceptor, check_interceptors
 from ..metadata import Metadata, MetadataTuple, check_metadata
-from ..options import DEFAULT_MAX_CALLS_IN_FLIGHT, compression_of, grpc_options
+from ..options import DEFAULT_MAX_CALLS_IN_FLIGHT, compression_of
 from ..service import Cardinality, Method
 from .calls import RefusalRetry, RequestStream, StreamedResponses
+from .channel import Keepalive, RetryPolicy, channel_options
 from .slots import check_max_calls_in_flight
 
 ChannelT = TypeVar("ChannelT")
@@ -34,6 +36,9 @@ class ClientCore(Generic[ChannelT]):
     _asynchronous: ClassVar[bool]  # which kind of interceptor it takes
     # The address connect() was given, which interceptors see as the call's peer.
     _target = ""
+    # Whether a sync handler's end cancels this client's calls made under it
+    # (from grpcio's thread: only the sync channel's calls may be cancelled so).
+    _cancelled_by_caller: ClassVar[bool]
 
     def __init__(
         self,
@@ -102,20 +107,40 @@ class ClientCore(Generic[ChannelT]):
         compression: grpc.Compression | str | None = None,
         max_calls_in_flight: int | None = DEFAULT_MAX_CALLS_IN_FLIGHT,
         interceptors: Sequence[ClientInterceptor] = (),
+        keepalive: Keepalive | None = None,
+        retry: RetryPolicy | None = None,
+        load_balancing: str | None = None,
+        user_agent: str | None = None,
+        options: Sequence[tuple[str, Any]] = (),
     ) -> ClientT:
-        """Open a channel to ``target`` (``host:port``) that :meth:`close` closes."""
+        """Open a channel to ``target`` (``host:port``) that :meth:`close` closes.
+
+        The channel's own settings: ``keepalive`` (:class:`~transport.Keepalive`:
+        pings that keep the connection and notice a silent peer; the server must
+        permit them), ``retry`` (:class:`~transport.RetryPolicy`: gRPC's retry of
+        the statuses it lists), ``load_balancing`` (``"pick_first"``, grpcio's
+        default, or ``"round_robin"`` over every address ``target`` resolves to),
+        ``user_agent`` (put before grpcio's own in the ``user-agent`` header), and
+        ``options``: raw grpcio channel arguments, ``[(name, value), ...]``,
+        applied last so that each replaces the library's value of that name.
+        """
         # Refuse bad settings before a channel exists to leak.
         check_metadata(metadata)
         check_max_calls_in_flight(max_calls_in_flight)
         check_interceptors(interceptors, cls._asynchronous, cls.__name__)
-        options = grpc_options(
+        channel_args = channel_options(
             max_send_message_bytes=max_send_message_bytes,
             max_receive_message_bytes=max_receive_message_bytes,
+            keepalive=keepalive,
+            retry=retry,
+            load_balancing=load_balancing,
+            user_agent=user_agent,
+            options=options,
         )
         channel = (
-            cls._secure_channel(target, credentials, options=options)
+            cls._secure_channel(target, credentials, options=channel_args)
             if credentials is not None
-            else cls._insecure_channel(target, options=options)
+            else cls._insecure_channel(target, options=channel_args)
         )
         client = cls(
             channel,
@@ -132,8 +157,12 @@ class ClientCore(Generic[ChannelT]):
         )
         client._target = target
         # A batch never exceeds the limits this client's channel was given.
-        client._batches = (_batches.announcement(_batches.fitting(max_receive_message_bytes)),)
-        client._send_limit = _batches.fitting(max_send_message_bytes)
+        # (``options`` may have replaced them.)
+        limits = dict(channel_args)
+        client._batches = (
+            _batches.announcement(_batches.fitting(limits["grpc.max_receive_message_length"])),
+        )
+        client._send_limit = _batches.fitting(limits["grpc.max_send_message_length"])
         return client
 
     def _client_call(
@@ -180,6 +209,9 @@ class ClientCore(Generic[ChannelT]):
             in_band=self._in_band(method),
         )
         stream._sending = requests
+        served = _deadlines.caller()
+        if served is not None and self._cancelled_by_caller:
+            served.cancel_with(stream._call)
         if requests is None:
             stream._retry = RefusalRetry(options["timeout"])
             stream._again = lambda left: invoke(argument, **{**options, "timeout": left})
@@ -213,8 +245,11 @@ class ClientCore(Generic[ChannelT]):
             and not self._in_band(method)
         ):
             chosen = (*(chosen or ()), *self._batches)
+        own = self.timeout if timeout is None else timeout
+        # Inside a handler a call ends no later than the call being served.
+        served = _deadlines.caller()
         options = {
-            "timeout": self.timeout if timeout is None else timeout,
+            "timeout": own if served is None else served.timeout(own),
             "metadata": chosen,
             "wait_for_ready": self.wait_for_ready if wait_for_ready is None else wait_for_ready,
         }

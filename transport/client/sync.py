@@ -10,11 +10,14 @@ from typing import Any, TypeVar, overload
 
 import grpc
 
+from .. import deadlines as _deadlines
 from .._status_map import client_errors
 from ..encoding import frames as _attachments
+from ..errors import RpcError
 from ..interceptors import ClientCall, chain
 from ..metadata import CallInfo, Metadata, MetadataTuple, user_metadata
 from ..service import Cardinality, Method, StreamStream, StreamUnary, UnaryStream, UnaryUnary
+from ..status import StatusCode
 from .calls import (
     RefusalRetry,
     RequestStream,
@@ -57,6 +60,7 @@ class Client(ClientCore[grpc.Channel]):
     _multicallable_kwargs = multicallable_kwargs(grpc.Channel.unary_unary)
     _call_slots = CallSlots
     _asynchronous = False
+    _cancelled_by_caller = True
 
     def _request_stream(
         self, method: Method[Any, Any], request: Any
@@ -183,9 +187,7 @@ class Client(ClientCore[grpc.Channel]):
             retry = RefusalRetry(options["timeout"]) if requests is None else None
             while True:
                 try:
-                    if with_call:
-                        return invoke.with_call(argument, **options)  # type: ignore[no-any-return]
-                    return invoke(argument, **options), None
+                    return _blocking(invoke, argument, options, with_call)
                 except grpc.RpcError as exc:
                     delay = None if retry is None else retry.delay(exc)
                     if retry is None or delay is None:
@@ -333,6 +335,9 @@ class Client(ClientCore[grpc.Channel]):
             self._send_encoder(method),
             **self._options(method, timeout, metadata, wait_for_ready, compression),
         )
+        served = _deadlines.caller()
+        if served is not None:
+            served.cancel_with(stream._call)
         if self.coalesce:
             stream._batch_limit = self._request_batch_limit()
 
@@ -357,3 +362,26 @@ class Client(ClientCore[grpc.Channel]):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _blocking(
+    invoke: Any, argument: Any, options: dict[str, Any], with_call: bool
+) -> tuple[Any, Any]:
+    """Make a unary-response call and wait for its end: its response, and the call if asked.
+
+    Made inside a sync handler, the call is cancelled when the handler's own
+    call ends (:mod:`transport.deadlines`), so it is started as a future.
+    """
+    served = _deadlines.caller()
+    if served is None or not served.cancels:
+        if with_call:
+            return invoke.with_call(argument, **options)  # type: ignore[no-any-return]
+        return invoke(argument, **options), None
+    future = invoke.future(argument, **options)
+    served.cancel_with(future)
+    try:
+        return future.result(), future
+    except grpc.FutureCancelledError:
+        raise RpcError(
+            StatusCode.CANCELLED, "the call being served ended, so this call was cancelled"
+        ) from None
