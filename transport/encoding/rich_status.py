@@ -16,7 +16,7 @@ import msgspec
 from ..errors import DecodeError
 from ..metadata import STANDARD_DETAILS_KEY
 from .protobuf import Number, ProtobufCodec
-from .protobuf._wellknown import _struct_read, _value_read, _value_write
+from .protobuf._wellknown import _value_write, decode_struct, decode_value
 from .protobuf._wire import Malformed
 from .scalars import Int32
 
@@ -58,9 +58,9 @@ def decode(data: bytes) -> Any:
         status = _CODEC.decode(data)
         for detail in status.details:
             if detail.type_url == VALUE_TYPE_URL:
-                return _value_read(detail.value, 0, len(detail.value), 0)
+                return decode_value(detail.value)
             if detail.type_url == STRUCT_TYPE_URL:
-                return _struct_read(detail.value, 0, len(detail.value), 0)
+                return decode_struct(detail.value)
     except (DecodeError, Malformed, RecursionError, ValueError):
         pass
     return _UNSET

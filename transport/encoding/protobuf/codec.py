@@ -8,6 +8,12 @@ against the bytes left before slicing, so a repeated field cannot make more
 elements than it has bytes; unknown fields are skipped; nesting is bounded by
 :data:`MAX_DEPTH`. A bad message raises :class:`~transport.encoding.json_codec.DecodeError`
 naming the field path (``... - at `$.items[2].name```), as the JSON codec does.
+
+A message may make as many messages and map entries as the JSON wire's
+allowance gives its size (:func:`~transport.encoding.json_codec.container_allowance`),
+counted before each is read: one more is :class:`~transport.errors.DecodeLimitError`
+(RESOURCE_EXHAUSTED) with the path where it stopped. The instances of a singular
+message field merge, and a oneof keeps its last member, as protobuf parsers do.
 """
 
 from __future__ import annotations
@@ -21,13 +27,15 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
-from ...errors import DecodeError
+from ...errors import DecodeError, DecodeLimitError
 from ._fields import (
     Buffer,
     Reader,
     Writer,
     map_reader,
     map_writer,
+    oneof_reader,
+    read_spans,
     repeated_readers,
     repeated_writer,
     singular_reader,
@@ -37,7 +45,10 @@ from ._wellknown import enum_codec, ndarray_codec, wellknown_codec
 from ._wire import (
     LEN,
     MAX_DEPTH,
+    Budget,
     Malformed,
+    Spans,
+    TooMany,
     ValueCodec,
     read_varint,
     scalar_codec,
@@ -66,7 +77,7 @@ _BY_ZERO, _BY_NONE, _BY_ZERO_FLOAT = 0, 1, 2
 class _Compiled:
     """The reader table and writer plan of one message type."""
 
-    __slots__ = ("build", "getter", "plan", "readers", "type")
+    __slots__ = ("build", "deferred", "getter", "plan", "readers", "type")
 
     def __init__(self, message_type: type[Any]) -> None:
         self.type = message_type
@@ -74,8 +85,10 @@ class _Compiled:
         self.plan: tuple[tuple[int, Writer], ...] = ()
         self.getter: Callable[[Any], tuple[Any, ...]] = lambda message: ()
         self.build: Callable[[dict[str, Any]], Any] = lambda values: message_type(**values)
+        # Singular message fields: their readers keep spans, read when this message is built.
+        self.deferred: tuple[tuple[str, str, ValueCodec], ...] = ()
 
-    def decode(self, buf: bytes, pos: int, end: int, depth: int) -> Any:
+    def decode(self, buf: bytes, pos: int, end: int, depth: int, budget: Budget) -> Any:
         """Read the message between ``pos`` and ``end``."""
         if depth > MAX_DEPTH:
             raise Malformed("protobuf message is nested too deeply")
@@ -91,8 +104,40 @@ class _Compiled:
             if reader is None:
                 pos = skip(buf, pos, end, tag, depth)
             else:
-                pos = reader(buf, pos, end, values, depth)
+                pos = reader(buf, pos, end, values, depth, budget)
+        if self.deferred:
+            self._read_deferred(buf, values, depth, budget)
         return self.build(values)
+
+    def merged(self, buf: bytes, spans: Spans, depth: int, budget: Budget) -> Any:
+        """Read the one message several instances make: each span read in turn into it."""
+        if depth > MAX_DEPTH:
+            raise Malformed("protobuf message is nested too deeply")
+        readers = self.readers
+        values: dict[str, Any] = {}
+        for pos, end in spans:
+            while pos < end:
+                tag, pos = read_varint(buf, pos, end)
+                reader = readers.get(tag)
+                if reader is None:
+                    pos = skip(buf, pos, end, tag, depth)
+                else:
+                    pos = reader(buf, pos, end, values, depth, budget)
+        if self.deferred:
+            self._read_deferred(buf, values, depth, budget)
+        return self.build(values)
+
+    def _read_deferred(
+        self, buf: bytes, values: dict[str, Any], depth: int, budget: Budget
+    ) -> None:
+        for attr, segment, codec in self.deferred:
+            spans = values.get(attr)
+            if spans is not None:
+                try:
+                    values[attr] = read_spans(codec, buf, spans, depth, budget)
+                except Malformed as exc:
+                    exc.path.append(segment)
+                    raise
 
     def encode(self, message: Any) -> bytes:
         """The bytes of ``message`` (without tag or length)."""
@@ -143,10 +188,13 @@ def _value_codec(value: TypeSchema) -> ValueCodec:
     assert value.message is not None
     nested = _compiled(value.message.type)
 
-    def read(buf: bytes, pos: int, end: int, depth: int) -> Any:
-        return nested.decode(buf, pos, end, depth + 1)
+    def read(buf: bytes, pos: int, end: int, depth: int, budget: Budget) -> Any:
+        return nested.decode(buf, pos, end, depth + 1, budget)
 
-    return ValueCodec(LEN, nested.encode, read, parts=nested.parts)
+    def merged(buf: bytes, spans: Spans, depth: int, budget: Budget) -> Any:
+        return nested.merged(buf, spans, depth + 1, budget)
+
+    return ValueCodec(LEN, nested.encode, read, parts=nested.parts, merged=merged)
 
 
 # The range each integer kind decodes to, whatever the bytes: bounds as wide need no check.
@@ -205,6 +253,7 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
     tuples: list[str] = []
     required: list[tuple[str, FieldSchema]] = []
     checks: list[tuple[str, Callable[[Any], None]]] = []
+    deferred: list[tuple[str, str, ValueCodec]] = []
     for field in schema.fields:
         segment = f".{field.path_name}"
         codec = _value_codec(field.value)
@@ -228,6 +277,8 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
             readers[field.number << 3 | codec.wire] = singular_reader(
                 field.attr, segment, codec, field.value.kind
             )
+            if codec.merged is not None:
+                deferred.append((field.attr, segment, codec))
             implicit = field.label == "singular"
             write = singular_writer(field.number, codec, field.value.kind, implicit=implicit)
         # Messages and wrappers are present unless None; other fields unless zero or empty.
@@ -252,6 +303,8 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
             if not _implied(c, field.value.kind)
         )
     compiled.plan = tuple(plan)
+    compiled.deferred = tuple(deferred)
+    _last_member_wins(compiled, schema)
     attrs = [field.attr for field in schema.fields]
     if len(attrs) == 1:
         single = operator.attrgetter(attrs[0])
@@ -259,6 +312,20 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
     elif attrs:
         compiled.getter = operator.attrgetter(*attrs)
     compiled.build = _builder(schema.type, tuples, required, checks)
+
+
+def _last_member_wins(compiled: _Compiled, schema: MessageSchema) -> None:
+    """Make each oneof member's reader clear the other members."""
+    groups: dict[str, list[FieldSchema]] = {}
+    for field in schema.fields:
+        if field.oneof is not None:
+            groups.setdefault(field.oneof, []).append(field)
+    for members in groups.values():
+        for field in members:
+            others = tuple(other.attr for other in members if other is not field)
+            for tag, reader in list(compiled.readers.items()):
+                if tag >> 3 == field.number:
+                    compiled.readers[tag] = oneof_reader(reader, others)
 
 
 def _as_singular(field: FieldSchema, value: TypeSchema) -> FieldSchema:
@@ -318,9 +385,10 @@ class ProtobufCodec(Generic[T]):
         if not isinstance(data, bytes):
             data = bytes(data)
         try:
-            return self._compiled.decode(data, 0, len(data), 0)  # type: ignore[no-any-return]
+            return self._compiled.decode(data, 0, len(data), 0, Budget(len(data)))  # type: ignore[no-any-return]
         except Malformed as exc:
             path = "".join(reversed(exc.path))
-            raise DecodeError(f"{exc.message} - at `${path}`" if path else exc.message) from None
+            error = DecodeLimitError if isinstance(exc, TooMany) else DecodeError
+            raise error(f"{exc.message} - at `${path}`" if path else exc.message) from None
         except RecursionError:
             raise DecodeError("protobuf message is nested too deeply") from None
