@@ -52,6 +52,8 @@ def _as_array(chunk: Sequence[Any], low: int, high: int) -> np.ndarray[Any, Any]
     """``chunk`` as 64-bit integers, or None if one is not an integer or is out of range."""
     try:
         array = np.asarray(chunk)
+        if array.dtype.kind not in "iub" and high >= 2**63 and all(type(v) is int for v in chunk):
+            array = np.asarray(chunk, np.uint64)  # past 2**63 beside smaller ones: not int64
     except (ValueError, TypeError, OverflowError):
         return None
     if array.ndim != 1 or array.dtype.kind not in "iub":
