@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transport import (
-    DecodeError,
     DecodeLimitError,
     Empty,
     Int32,
@@ -137,10 +136,6 @@ def test_scalars_strings_and_packed_runs_do_not_count() -> None:
     values = list(range(300_000))
     codec = ProtobufCodec(Holder)
     assert codec.decode(codec.encode(Holder(numbers=values))).numbers == values
-
-
-def test_a_limit_error_is_a_decode_error_for_callers_that_catch_those() -> None:
-    assert issubclass(DecodeLimitError, DecodeError)
 
 
 class Packed(Message):
