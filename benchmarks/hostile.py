@@ -9,7 +9,8 @@ task that sleeps 1 ms and measures how late it wakes: scheduler delays on a
 busy machine count too); its peak RSS growth over the request's size (grpc-core
 buffers and memory the allocator keeps count too); whether it lost the lease.
 ``tests/test_hostile_daemon.py`` sends the same requests and asserts that the
-lease is kept and Health answers.
+lease is kept and Health answers. The protobuf wire's cases follow in a table of
+their own (``--protobuf`` for them alone: :mod:`benchmarks.hostile_protobuf`).
 """
 
 from __future__ import annotations
@@ -300,11 +301,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--bad-handle", action="store_true", help="decode only: NOT_FOUND after")
     parser.add_argument("--serve", metavar="LEASE", help=argparse.SUPPRESS)
+    parser.add_argument("--protobuf", action="store_true", help="the protobuf cases only")
     args = parser.parse_args()
     if args.serve:
         import asyncio
 
         asyncio.run(_serve(args.serve))
+        return
+    if args.protobuf:
+        protobuf_cases(args.repeat)
         return
     print(
         "| case | status | decode CPU | decode peak / size | worst loop lag "
@@ -313,6 +318,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for case in ["baseline", *payloads("x", 1000)]:
         print(measure(case, args.repeat, not args.bad_handle), flush=True)
+    print()
+    protobuf_cases(args.repeat)
+
+
+def protobuf_cases(repeat: int) -> None:
+    """The protobuf wire's amplification cases (``benchmarks/hostile_protobuf.py``)."""
+    from benchmarks import hostile_protobuf
+
+    hostile_protobuf.print_table(repeat)
 
 
 if __name__ == "__main__":
