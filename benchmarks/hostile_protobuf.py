@@ -99,7 +99,8 @@ def _send(channel: grpc.Channel, case: Case) -> str:
             call: Callable[..., Any] = channel.stream_stream(path)
             list(call(iter([data]), timeout=60, compression=compression))
         else:
-            channel.unary_unary(path)(data, timeout=60, compression=compression)
+            unary: Callable[..., Any] = channel.unary_unary(path)
+            unary(data, timeout=60, compression=compression)
     except grpc.RpcError as exc:
         return str(exc.code().name)
     return "OK"
