@@ -65,6 +65,11 @@ class Budget:
         self.size = size
         self.left = container_allowance(size)
 
+    @staticmethod
+    def of(size: int) -> Budget:
+        """The budget of a message of ``size`` bytes (a shared, unspent one when it is small)."""
+        return _UNSPENT if size <= ALWAYS_WITHIN else Budget(size)
+
     def exceeded(self, segment: str = "") -> TooMany:
         """The error for one message or map entry too many."""
         allowed = container_allowance(self.size)
@@ -80,6 +85,15 @@ class Budget:
         if self.left < 0:
             raise self.exceeded(segment)
 
+
+#: Each message or map entry takes two bytes at least (a tag, a length), so a message
+#: this small cannot make more than its allowance: it needs no budget of its own.
+ALWAYS_WITHIN = 2 * container_allowance(0)
+while container_allowance(ALWAYS_WITHIN + 1) >= (ALWAYS_WITHIN + 1) // 2:
+    ALWAYS_WITHIN += 1
+# Shared by the small messages of every thread: never spent (a lost decrement is harmless).
+_UNSPENT = Budget(0)
+_UNSPENT.left = 1 << 62
 
 #: Where the instances of one message field lie in the input: merged, they are one message.
 Spans = list[tuple[int, int]]

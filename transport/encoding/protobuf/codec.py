@@ -35,7 +35,6 @@ from ._fields import (
     map_reader,
     map_writer,
     oneof_reader,
-    read_spans,
     repeated_readers,
     repeated_writer,
     singular_reader,
@@ -74,6 +73,11 @@ T = TypeVar("T")
 _BY_ZERO, _BY_NONE, _BY_ZERO_FLOAT = 0, 1, 2
 
 
+# A singular message field: its attribute, path segment, readers of one instance and of
+# several, and the depth they add (1 for a declared message, read without its codec's call).
+_Deferred = tuple[str, str, Callable[..., Any], Callable[..., Any], int]
+
+
 class _Compiled:
     """The reader table and writer plan of one message type."""
 
@@ -86,7 +90,7 @@ class _Compiled:
         self.getter: Callable[[Any], tuple[Any, ...]] = lambda message: ()
         self.build: Callable[[dict[str, Any]], Any] = lambda values: message_type(**values)
         # Singular message fields: their readers keep spans, read when this message is built.
-        self.deferred: tuple[tuple[str, str, ValueCodec], ...] = ()
+        self.deferred: tuple[_Deferred, ...] = ()
 
     def decode(self, buf: bytes, pos: int, end: int, depth: int, budget: Budget) -> Any:
         """Read the message between ``pos`` and ``end``."""
@@ -130,14 +134,18 @@ class _Compiled:
     def _read_deferred(
         self, buf: bytes, values: dict[str, Any], depth: int, budget: Budget
     ) -> None:
-        for attr, segment, codec in self.deferred:
+        for attr, segment, read, merged, step in self.deferred:
             spans = values.get(attr)
-            if spans is not None:
-                try:
-                    values[attr] = read_spans(codec, buf, spans, depth, budget)
-                except Malformed as exc:
-                    exc.path.append(segment)
-                    raise
+            if spans is None:
+                continue
+            try:
+                if type(spans) is tuple:  # one instance, the usual case
+                    values[attr] = read(buf, spans[0], spans[1], depth + step, budget)
+                else:
+                    values[attr] = merged(buf, spans, depth + step, budget)
+            except Malformed as exc:
+                exc.path.append(segment)
+                raise
 
     def encode(self, message: Any) -> bytes:
         """The bytes of ``message`` (without tag or length)."""
@@ -253,7 +261,7 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
     tuples: list[str] = []
     required: list[tuple[str, FieldSchema]] = []
     checks: list[tuple[str, Callable[[Any], None]]] = []
-    deferred: list[tuple[str, str, ValueCodec]] = []
+    deferred: list[_Deferred] = []
     for field in schema.fields:
         segment = f".{field.path_name}"
         codec = _value_codec(field.value)
@@ -278,7 +286,11 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
                 field.attr, segment, codec, field.value.kind
             )
             if codec.merged is not None:
-                deferred.append((field.attr, segment, codec))
+                nested = _COMPILED.get(field.value.message.type) if field.value.message else None
+                if nested is not None and field.value.kind == "message":  # one call less
+                    deferred.append((field.attr, segment, nested.decode, nested.merged, 1))
+                else:
+                    deferred.append((field.attr, segment, codec.read, codec.merged, 0))
             implicit = field.label == "singular"
             write = singular_writer(field.number, codec, field.value.kind, implicit=implicit)
         # Messages and wrappers are present unless None; other fields unless zero or empty.
@@ -385,7 +397,7 @@ class ProtobufCodec(Generic[T]):
         if not isinstance(data, bytes):
             data = bytes(data)
         try:
-            return self._compiled.decode(data, 0, len(data), 0, Budget(len(data)))  # type: ignore[no-any-return]
+            return self._compiled.decode(data, 0, len(data), 0, Budget.of(len(data)))  # type: ignore[no-any-return]
         except Malformed as exc:
             path = "".join(reversed(exc.path))
             error = DecodeLimitError if isinstance(exc, TooMany) else DecodeError
