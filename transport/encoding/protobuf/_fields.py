@@ -44,7 +44,11 @@ __all__ = [
     "repeated_readers",
     "repeated_writer",
 ]
-__all__ += ["read_spans", "singular_reader", "singular_writer"]
+__all__ += ["PENDING", "read_spans", "singular_reader", "singular_writer"]
+
+#: The key (no attribute's name) that says a message field waits to be read when its
+#: holder is built: a message without one skips the look at each of its message fields.
+PENDING = ""
 
 #: From this many elements, a packed run of varints is laid out by numpy.
 _VECTORISED = 64
@@ -140,6 +144,7 @@ def singular_reader(attr: str, segment: str, codec: ValueCodec, kind: str) -> Re
             found = vals.get(attr)
             if found is None:
                 vals[attr] = (pos, stop)
+                vals[PENDING] = True
             elif type(found) is tuple:
                 vals[attr] = [found, (pos, stop)]
             else:

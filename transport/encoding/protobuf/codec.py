@@ -29,6 +29,7 @@ import msgspec
 
 from ...errors import DecodeError, DecodeLimitError
 from ._fields import (
+    PENDING,
     Buffer,
     Reader,
     Writer,
@@ -109,7 +110,8 @@ class _Compiled:
                 pos = skip(buf, pos, end, tag, depth)
             else:
                 pos = reader(buf, pos, end, values, depth, budget)
-        if self.deferred:
+        if PENDING in values:
+            del values[PENDING]
             self._read_deferred(buf, values, depth, budget)
         return self.build(values)
 
@@ -127,7 +129,8 @@ class _Compiled:
                     pos = skip(buf, pos, end, tag, depth)
                 else:
                     pos = reader(buf, pos, end, values, depth, budget)
-        if self.deferred:
+        if PENDING in values:
+            del values[PENDING]
             self._read_deferred(buf, values, depth, budget)
         return self.build(values)
 
