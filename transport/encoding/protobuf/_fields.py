@@ -40,7 +40,6 @@ __all__ = [
     "Writer",
     "map_reader",
     "map_writer",
-    "oneof_reader",
     "repeated_readers",
     "repeated_writer",
 ]
@@ -78,8 +77,15 @@ def _read_len_at(buf: bytes, pos: int, end: int, segment: str) -> tuple[int, int
         raise
 
 
-def singular_reader(attr: str, segment: str, codec: ValueCodec, kind: str) -> Reader:
-    """The reader of a field that holds one value (the last one on the wire wins)."""
+def singular_reader(
+    attr: str, segment: str, codec: ValueCodec, kind: str, others: tuple[str, ...] = ()
+) -> Reader:
+    """The reader of a field that holds one value (the last one on the wire wins).
+
+    ``others``: the other members of the field's oneof, which it clears.
+    """
+    if others and codec.merged is None:
+        return _oneof_member(singular_reader(attr, segment, codec, kind), others)
     read = codec.read
     if kind == "string":
 
@@ -141,6 +147,8 @@ def singular_reader(attr: str, segment: str, codec: ValueCodec, kind: str) -> Re
             bg.left -= 1
             if bg.left < 0:
                 raise bg.exceeded(segment)
+            for other in others:  # a oneof member (a message)
+                vals.pop(other, None)
             found = vals.get(attr)
             if found is None:
                 vals[attr] = (pos, stop)
@@ -189,7 +197,7 @@ def read_spans(
     return codec.merged(buf, spans, d, bg)
 
 
-def oneof_reader(read: Reader, others: tuple[str, ...]) -> Reader:
+def _oneof_member(read: Reader, others: tuple[str, ...]) -> Reader:
     """The reader of a oneof member: it clears the other members (the last one wins)."""
 
     def read_member(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int, bg: Budget) -> int:

@@ -35,7 +35,6 @@ from ._fields import (
     Writer,
     map_reader,
     map_writer,
-    oneof_reader,
     repeated_readers,
     repeated_writer,
     singular_reader,
@@ -265,6 +264,7 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
     required: list[tuple[str, FieldSchema]] = []
     checks: list[tuple[str, Callable[[Any], None]]] = []
     deferred: list[_Deferred] = []
+    others = _oneof_others(schema)
     for field in schema.fields:
         segment = f".{field.path_name}"
         codec = _value_codec(field.value)
@@ -286,7 +286,7 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
             write = repeated_writer(field.number, codec)
         else:
             readers[field.number << 3 | codec.wire] = singular_reader(
-                field.attr, segment, codec, field.value.kind
+                field.attr, segment, codec, field.value.kind, others.get(field.attr, ())
             )
             if codec.merged is not None:
                 nested = _COMPILED.get(field.value.message.type) if field.value.message else None
@@ -319,7 +319,6 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
         )
     compiled.plan = tuple(plan)
     compiled.deferred = tuple(deferred)
-    _last_member_wins(compiled, schema)
     attrs = [field.attr for field in schema.fields]
     if len(attrs) == 1:
         single = operator.attrgetter(attrs[0])
@@ -329,18 +328,17 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
     compiled.build = _builder(schema.type, tuples, required, checks)
 
 
-def _last_member_wins(compiled: _Compiled, schema: MessageSchema) -> None:
-    """Make each oneof member's reader clear the other members."""
-    groups: dict[str, list[FieldSchema]] = {}
+def _oneof_others(schema: MessageSchema) -> dict[str, tuple[str, ...]]:
+    """For each oneof member, the other members: reading one clears them (the last wins)."""
+    groups: dict[str, list[str]] = {}
     for field in schema.fields:
         if field.oneof is not None:
-            groups.setdefault(field.oneof, []).append(field)
-    for members in groups.values():
-        for field in members:
-            others = tuple(other.attr for other in members if other is not field)
-            for tag, reader in list(compiled.readers.items()):
-                if tag >> 3 == field.number:
-                    compiled.readers[tag] = oneof_reader(reader, others)
+            groups.setdefault(field.oneof, []).append(field.attr)
+    return {
+        attr: tuple(other for other in members if other != attr)
+        for members in groups.values()
+        for attr in members
+    }
 
 
 def _as_singular(field: FieldSchema, value: TypeSchema) -> FieldSchema:
