@@ -31,7 +31,7 @@ from transport import (
     UInt64,
 )
 from transport.encoding.json_codec import container_allowance
-from transport.encoding.protobuf._wire import scalar_codec
+from transport.encoding.protobuf._wire import Malformed, read_varint, scalar_codec
 from transport.examples.jina.protocol import RequestProto
 
 MIB = 1 << 20
@@ -173,6 +173,33 @@ def test_a_vectorised_packed_run_is_the_bytes_of_its_elements(kind: str, data: A
     assert bytes(packed) == b"".join(codec.write(value) for value in values)
 
 
+def _one_by_one(kind: str, data: bytes) -> list[Any] | None:
+    codec = scalar_codec(kind)
+    assert codec is not None
+    values, pos = [], 0
+    try:
+        while pos < len(data):
+            number, pos = read_varint(data, pos, len(data))
+            values.append(codec.read(number))
+    except Malformed:
+        return None
+    return values
+
+
+@pytest.mark.parametrize("kind", sorted(_KINDS))
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_vectorised_packed_read_is_the_elements_one_by_one(kind: str, data: Any) -> None:
+    codec = scalar_codec(kind)
+    assert codec is not None and codec.unpack is not None
+    # Varints of every length (10-byte ones with bits past 64 too), or any bytes.
+    numbers = st.integers(0, 2**70 - 1).map(lambda n: _varint(n)[:10])
+    run = data.draw(st.lists(numbers, min_size=1, max_size=200).map(b"".join) | st.binary())
+    padded = b"xx" + run + b"yy"  # read between two positions, not the whole buffer
+    # The same list, or None where one by one refuses (which then says why).
+    assert codec.unpack(padded, 2, 2 + len(run)) == _one_by_one(kind, run)
+
+
 def test_out_of_range_elements_of_a_long_run_still_say_why() -> None:
     codec = ProtobufCodec(Packed)
     with pytest.raises(ValueError, match="out of range for int32"):
@@ -196,3 +223,7 @@ def test_echoing_a_4_mib_packed_run_takes_a_few_times_its_size() -> None:
         tracemalloc.stop()
     assert echoed == data
     assert peak < 4 * len(data), f"{peak / len(data):.1f}x the input"  # ~100x before
+    started = time.thread_time()
+    assert codec.decode(data) == decoded
+    spent = time.thread_time() - started
+    assert spent < 0.5, f"{spent:.2f} s to read 2 million varints"  # ~1 s one by one

@@ -210,7 +210,7 @@ def _oneof_member(read: Reader, others: tuple[str, ...]) -> Reader:
 
 def repeated_readers(attr: str, segment: str, codec: ValueCodec) -> tuple[Reader, Reader | None]:
     """The reader of one element and, for scalars, of a packed run (both are accepted)."""
-    read, size, wire = codec.read, codec.size, codec.wire
+    read, size, wire, unpack = codec.read, codec.size, codec.wire, codec.unpack
     counted = codec.merged is not None  # messages count against the budget, scalars do not
 
     def read_one(b: bytes, pos: int, end: int, vals: dict[str, Any], d: int, bg: Budget) -> int:
@@ -251,6 +251,11 @@ def repeated_readers(attr: str, segment: str, codec: ValueCodec) -> tuple[Reader
                 raise Malformed("malformed packed field", segment)
             found.extend(struct.unpack_from(f"<{(stop - pos) // size}{codec.fmt}", b, pos))
             return stop
+        if unpack is not None and stop - pos >= _VECTORISED:
+            values = unpack(b, pos, stop)
+            if values is not None:
+                found.extend(values)
+                return stop
         try:
             while pos < stop:  # each element takes at least one byte
                 number, pos = read_varint(b, pos, stop)

@@ -1,10 +1,12 @@
-"""Packed runs of varints written by numpy into one buffer, not one ``bytes`` per element.
+"""Packed runs of varints written and read by numpy, a chunk at a time.
 
 A long ``list[int]`` (or of bools, or enum members) becomes an array once, a
 chunk at a time, and its varints are laid out with a few vectorised passes:
 echoing 4 MiB of packed varints costs a few times its size, not a hundred.
 Values the kind cannot hold make :func:`packer`'s function return ``None``, and
-the element-by-element writer then says which value is wrong.
+the element-by-element writer then says which value is wrong. :func:`unpacker`
+reads a long run the same way; a run that does not read (truncated, a varint
+of more than 10 bytes) is left to the element-by-element reader, which says why.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHUNK", "packer"]
+__all__ = ["CHUNK", "packer", "unpacker"]
 
 #: Elements laid out per pass: the temporaries stay a few MiB whatever the list.
 CHUNK = 1 << 16
@@ -86,3 +88,79 @@ def packer(kind: str) -> Callable[[Sequence[Any]], bytearray | None] | None:
         return out
 
     return pack
+
+
+def _signed(bits: int) -> Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]:
+    if bits == 64:
+        return lambda values: values.view(np.int64)
+    return lambda values: (values & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32)
+
+
+def _zigzag(bits: int) -> Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]:
+    def read(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        if bits == 32:
+            values = values & np.uint64(0xFFFFFFFF)
+        low = (values & np.uint64(1)).view(np.int64)
+        result: np.ndarray[Any, Any] = (values >> np.uint64(1)).view(np.int64) ^ -low
+        return result
+
+    return read
+
+
+_READS: dict[str, Callable[[np.ndarray[Any, Any]], np.ndarray[Any, Any]]] = {
+    "int32": _signed(32),
+    "int64": _signed(64),
+    "uint32": lambda values: values & np.uint64(0xFFFFFFFF),
+    "uint64": lambda values: values,
+    "sint32": _zigzag(32),
+    "sint64": _zigzag(64),
+    "bool": lambda values: values != 0,
+}
+
+
+def _read_chunk(raw: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
+    """The varints of ``raw`` (whole ones, back to back) as 64-bit unsigned, or None."""
+    ends = np.flatnonzero(raw < 0x80)
+    if not ends.size or ends[-1] != raw.size - 1:
+        return None
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    lengths = ends - starts + 1
+    longest = int(lengths.max())
+    if longest > 10:
+        return None
+    values = (raw[starts] & 0x7F).astype(np.uint64)
+    for k in range(1, longest):
+        live = np.flatnonzero(lengths > k)
+        part = (raw[starts[live] + k] & 0x7F).astype(np.uint64)
+        values[live] |= part << np.uint64(7 * k)
+    return values
+
+
+def unpacker(kind: str) -> Callable[[bytes, int, int], list[Any] | None] | None:
+    """The vectorised reader of a packed run of ``kind`` between two positions, if it has one."""
+    convert = _READS.get(kind)
+    if convert is None:
+        return None
+    step = CHUNK * 4  # bytes per pass
+
+    def unpack(buf: bytes, pos: int, stop: int) -> list[Any] | None:
+        raw = np.frombuffer(buf, np.uint8, stop - pos, pos)
+        out: list[Any] = []
+        start = 0
+        while start < raw.size:
+            chunk = raw[start : start + step]
+            if start + step < raw.size:  # up to the last whole varint of the chunk
+                whole = np.flatnonzero(chunk < 0x80)
+                if not whole.size:
+                    return None
+                chunk = chunk[: int(whole[-1]) + 1]
+            values = _read_chunk(chunk)
+            if values is None:
+                return None
+            out += convert(values).tolist()
+            start += chunk.size
+        return out
+
+    return unpack

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..json_codec import BYTES_PER_CONTAINER, CONTAINER_ALLOWANCE, container_allowance
-from ._packed import packer
+from ._packed import packer, unpacker
 
 __all__ = [
     "MAX_DEPTH",
@@ -193,6 +193,8 @@ class ValueCodec:
     merged: Callable[[bytes, Spans, int, Budget], Any] | None = None
     # A packed run of varints in one buffer (vectorised), for a long list.
     pack: Callable[[Any], bytearray | None] | None = None
+    # And a long packed run read back the same way: a list, or None if it does not read.
+    unpack: Callable[[bytes, int, int], list[Any] | None] | None = None
 
 
 def _signed32(value: int) -> int:
@@ -279,17 +281,47 @@ def read_string(buf: bytes, pos: int, end: int, depth: int = 0, budget: Any = No
 
 _I32, _I64 = (-(2**31), 2**31 - 1), (-(2**63), 2**63 - 1)
 _SCALARS: dict[str, ValueCodec] = {
-    "int32": ValueCodec(VARINT, _checked(*_I32, "int32"), _signed32, pack=packer("int32")),
-    "int64": ValueCodec(VARINT, _checked(*_I64, "int64"), _signed64, pack=packer("int64")),
+    "int32": ValueCodec(
+        VARINT, _checked(*_I32, "int32"), _signed32, pack=packer("int32"), unpack=unpacker("int32")
+    ),
+    "int64": ValueCodec(
+        VARINT, _checked(*_I64, "int64"), _signed64, pack=packer("int64"), unpack=unpacker("int64")
+    ),
     "uint32": ValueCodec(
-        VARINT, _checked(0, 2**32 - 1, "uint32"), lambda v: v & 0xFFFFFFFF, pack=packer("uint32")
+        VARINT,
+        _checked(0, 2**32 - 1, "uint32"),
+        lambda v: v & 0xFFFFFFFF,
+        pack=packer("uint32"),
+        unpack=unpacker("uint32"),
     ),
     "uint64": ValueCodec(
-        VARINT, _checked(0, U64 - 1, "uint64"), lambda v: v, pack=packer("uint64")
+        VARINT,
+        _checked(0, U64 - 1, "uint64"),
+        lambda v: v,
+        pack=packer("uint64"),
+        unpack=unpacker("uint64"),
     ),
-    "sint32": ValueCodec(VARINT, _zigzag_write(32), _zigzag_read(32), pack=packer("sint32")),
-    "sint64": ValueCodec(VARINT, _zigzag_write(64), _zigzag_read(64), pack=packer("sint64")),
-    "bool": ValueCodec(VARINT, lambda v: b"\x01" if v else b"\x00", bool, pack=packer("bool")),
+    "sint32": ValueCodec(
+        VARINT,
+        _zigzag_write(32),
+        _zigzag_read(32),
+        pack=packer("sint32"),
+        unpack=unpacker("sint32"),
+    ),
+    "sint64": ValueCodec(
+        VARINT,
+        _zigzag_write(64),
+        _zigzag_read(64),
+        pack=packer("sint64"),
+        unpack=unpacker("sint64"),
+    ),
+    "bool": ValueCodec(
+        VARINT,
+        lambda v: b"\x01" if v else b"\x00",
+        bool,
+        pack=packer("bool"),
+        unpack=unpacker("bool"),
+    ),
     "fixed32": _fixed("<I", 0, 2**32 - 1),
     "fixed64": _fixed("<Q", 0, U64 - 1),
     "sfixed32": _fixed("<i", *_I32),
