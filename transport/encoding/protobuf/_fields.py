@@ -143,7 +143,13 @@ def singular_reader(
         def read_instance(
             b: bytes, pos: int, end: int, vals: dict[str, Any], d: int, bg: Budget
         ) -> int:
-            pos, stop = _read_len_at(b, pos, end, segment)
+            if pos < end and b[pos] < 0x80:  # a short length, inline
+                stop = pos + 1 + b[pos]
+                pos += 1
+                if stop > end:
+                    raise truncated(segment)
+            else:
+                pos, stop = _read_len_at(b, pos, end, segment)
             bg.left -= 1
             if bg.left < 0:
                 raise bg.exceeded(segment)
