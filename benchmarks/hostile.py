@@ -14,7 +14,8 @@ lease is kept and Health answers.
 Then the batch frame at the limit (a million empty messages declared in 4 MiB),
 sent to the daemon's server-streaming ``Generate`` and read by a ``Client``
 from a server that sends it: bytes in against CPU, loop lag and peak memory
-(``--batches-only`` for that table alone).
+(``--batches-only`` for that table alone). The protobuf wire's cases follow in
+a table of their own (``--protobuf`` for them alone: :mod:`benchmarks.hostile_protobuf`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import grpc
 
+from benchmarks import hostile_protobuf
 from transport import DEFAULT_MAX_MESSAGE_BYTES, Client, RpcError
 from transport.encoding import batches as _batches
 from transport.encoding.frames import ANNOUNCEMENT, MAGIC
@@ -416,6 +418,7 @@ def main() -> None:
     parser.add_argument("--bad-handle", action="store_true", help="decode only: NOT_FOUND after")
     parser.add_argument("--serve", metavar="LEASE", help=argparse.SUPPRESS)
     parser.add_argument("--batches-only", action="store_true", help="only the batch-frame cases")
+    parser.add_argument("--protobuf", action="store_true", help="the protobuf cases only")
     args = parser.parse_args()
     if args.serve:
         import asyncio
@@ -425,6 +428,9 @@ def main() -> None:
     if args.batches_only:
         print_batch_frames(args.repeat)
         return
+    if args.protobuf:
+        hostile_protobuf.print_table(args.repeat)
+        return
     print(
         "| case | status | decode CPU | decode peak / size | worst loop lag "
         "| daemon peak RSS growth / size | lease |"
@@ -433,6 +439,8 @@ def main() -> None:
     for case in ["baseline", *payloads("x", 1000)]:
         print(measure(case, args.repeat, not args.bad_handle), flush=True)
     print_batch_frames(args.repeat)
+    print()
+    hostile_protobuf.print_table(args.repeat)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ __all__ = [
     "FrozenMessage",
     "JsonCodec",
     "Message",
+    "container_allowance",
 ]
 
 T = TypeVar("T")
@@ -109,6 +110,11 @@ def _too_deep(data: bytes | memoryview) -> bool:
     return _scan(data)[1] > MAX_JSON_DEPTH
 
 
+def container_allowance(size: int) -> int:
+    """The JSON arrays and objects (protobuf messages, map entries) ``size`` bytes may hold."""
+    return CONTAINER_ALLOWANCE + size // BYTES_PER_CONTAINER
+
+
 def _check_containers(data: bytes | memoryview) -> None:
     """Refuse more arrays and objects than :data:`CONTAINER_ALLOWANCE` allows for ``data``.
 
@@ -116,7 +122,7 @@ def _check_containers(data: bytes | memoryview) -> None:
     is over, the exact count outside strings.
     """
     data = bytes(data)
-    allowed = CONTAINER_ALLOWANCE + len(data) // BYTES_PER_CONTAINER
+    allowed = container_allowance(len(data))
     if data.count(b"[") + data.count(b"{") <= allowed:
         return
     found, deepest = _scan(data)

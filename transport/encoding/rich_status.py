@@ -20,7 +20,7 @@ import msgspec
 from ..errors import DecodeError
 from ..metadata import STANDARD_DETAILS_KEY
 from .protobuf import Number, ProtobufCodec
-from .protobuf._wellknown import _struct_read, _value_read, _value_write
+from .protobuf._wellknown import _value_write, decode_struct, decode_value
 from .protobuf._wire import Malformed
 from .scalars import Int32
 
@@ -106,10 +106,10 @@ def decode(data: bytes) -> RichStatus:
 
 
 def _json(detail: RawDetail) -> Any:
-    read = _value_read if detail.type_url == VALUE_TYPE_URL else _struct_read
+    read = decode_value if detail.type_url == VALUE_TYPE_URL else decode_struct
     try:
-        return read(detail.value, 0, len(detail.value), 0)
-    except (Malformed, RecursionError, ValueError):
+        return read(detail.value)
+    except (DecodeError, Malformed, RecursionError, ValueError):
         return _UNSET
 
 

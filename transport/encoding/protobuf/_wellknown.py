@@ -5,6 +5,10 @@
 JSON-like values of ``google/protobuf/struct.proto``; a wrapper is
 ``{value = 1}``; an ``numpy.ndarray`` is the ``NdArray`` message of
 :data:`NDARRAY_PROTO` with the raw little-endian bytes in ``data``.
+
+Each reads from the spans of all its instances on the wire, in order, so that
+instances merge as protobuf's ``MergeFrom`` merges them; each message and map
+entry takes one from the decode's budget.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ import numpy as np
 
 from ..ndarray import check_declared_dtype, decode_ndarray, encode_ndarray
 from ..wellknown import ProtoEnum
+from ._packed import packer
 from ._wire import (
     FIXED32,
     FIXED64,
     LEN,
     MAX_DEPTH,
     VARINT,
+    Budget,
     Malformed,
+    Spans,
     ValueCodec,
     read_string,
     read_varint,
@@ -34,7 +41,8 @@ from ._wire import (
     varint,
 )
 
-__all__ = ["NDARRAY_PROTO", "enum_codec", "ndarray_codec", "wellknown_codec"]
+__all__ = ["NDARRAY_PROTO", "decode_struct", "decode_value", "enum_codec", "fields"]
+__all__ += ["ndarray_codec", "wellknown_codec"]
 
 #: The message a ``numpy.ndarray`` field travels as (written into exported ``.proto`` files).
 NDARRAY_PROTO = """\
@@ -79,6 +87,24 @@ def fields(buf: bytes, pos: int, end: int, depth: int) -> Iterator[tuple[int, in
                 yield tag, start, pos
 
 
+def _fields_in(buf: bytes, spans: Spans, depth: int) -> Iterator[tuple[int, int, int]]:
+    """The fields of several instances of one message, as if their bytes were one."""
+    for pos, end in spans:
+        yield from fields(buf, pos, end, depth)
+
+
+MergedRead = Callable[[bytes, Spans, int, Budget], Any]
+
+
+def _message(write: Callable[[Any], bytes], merged: MergedRead, **more: Any) -> ValueCodec:
+    """The codec of a well-known message read by ``merged`` from the spans of its instances."""
+
+    def read(buf: bytes, pos: int, end: int, depth: int, budget: Budget) -> Any:
+        return merged(buf, [(pos, end)], depth, budget)
+
+    return ValueCodec(LEN, write, read, merged=merged, **more)
+
+
 def _len_field(number: int, payload: bytes) -> bytes:
     return varint(number << 3 | LEN) + varint(len(payload)) + payload
 
@@ -92,9 +118,9 @@ def _seconds_nanos(seconds: int, nanos: int) -> bytes:
     return out
 
 
-def _read_seconds_nanos(buf: bytes, pos: int, end: int, depth: int) -> tuple[int, int]:
+def _read_seconds_nanos(buf: bytes, spans: Spans, depth: int) -> tuple[int, int]:
     seconds = nanos = 0
-    for tag, value, stop in fields(buf, pos, end, depth + 1):
+    for tag, value, stop in _fields_in(buf, spans, depth + 1):
         if stop == -1 and tag == 0x08:
             seconds = value - (1 << 64) if value >= 1 << 63 else value
         elif stop == -1 and tag == 0x10:
@@ -110,8 +136,8 @@ def _timestamp_write(value: datetime) -> bytes:
     return _seconds_nanos(delta.days * 86400 + delta.seconds, delta.microseconds * 1000)
 
 
-def _timestamp_read(buf: bytes, pos: int, end: int, depth: int) -> datetime:
-    seconds, nanos = _read_seconds_nanos(buf, pos, end, depth)
+def _timestamp_read(buf: bytes, spans: Spans, depth: int, budget: Budget) -> datetime:
+    seconds, nanos = _read_seconds_nanos(buf, spans, depth)
     if not 0 <= nanos <= 999_999_999:
         raise Malformed(f"Timestamp nanos {nanos} out of range")
     try:
@@ -126,8 +152,8 @@ def _duration_write(value: timedelta) -> bytes:
     return _seconds_nanos(seconds, (micros - seconds * 1_000_000) * 1000)
 
 
-def _duration_read(buf: bytes, pos: int, end: int, depth: int) -> timedelta:
-    seconds, nanos = _read_seconds_nanos(buf, pos, end, depth)
+def _duration_read(buf: bytes, spans: Spans, depth: int, budget: Budget) -> timedelta:
+    seconds, nanos = _read_seconds_nanos(buf, spans, depth)
     if abs(seconds) > _MAX_DURATION_SECONDS or abs(nanos) > 999_999_999 or seconds * nanos < 0:
         raise Malformed(f"Duration {seconds}s {nanos}ns out of range")
     return timedelta(seconds=seconds, microseconds=int(nanos / 1000))
@@ -161,53 +187,80 @@ def _list_write(value: list[Any] | tuple[Any, ...]) -> bytes:
     return b"".join([_len_field(1, _value_write(item)) for item in value])
 
 
-def _value_read(buf: bytes, pos: int, end: int, depth: int) -> Any:
+def _value_read(buf: bytes, spans: Spans, depth: int, budget: Budget) -> Any:
+    """A ``Value``: the last kind wins; a struct or list given twice in a row merges."""
     result: Any = None
-    for tag, start, stop in fields(buf, pos, end, depth + 1):
+    kind = 0  # the tag of a struct or list kind, and its instances
+    merging: Spans = []
+    for tag, start, stop in _fields_in(buf, spans, depth + 1):
+        if tag in (0x2A, 0x32):
+            budget.take()
+            if tag != kind:
+                kind, merging = tag, []
+            merging.append((start, stop))
+            continue
         if tag == 0x08 and stop == -1:
             result = None
         elif tag == 0x11:
             result = _DOUBLE.unpack_from(buf, start)[0]
         elif tag == 0x1A:
-            result = read_string(buf, start, stop, depth)
+            result = read_string(buf, start, stop)
         elif tag == 0x20 and stop == -1:
             result = start != 0
-        elif tag == 0x2A:
-            result = _struct_read(buf, start, stop, depth + 1)
-        elif tag == 0x32:
-            result = _list_read(buf, start, stop, depth + 1)
+        else:
+            continue
+        kind = 0
+    if kind == 0x2A:
+        return _struct_read(buf, merging, depth + 1, budget)
+    if kind == 0x32:
+        return _list_read(buf, merging, depth + 1, budget)
     return result
 
 
-def _struct_read(buf: bytes, pos: int, end: int, depth: int) -> dict[str, Any]:
+def _struct_read(buf: bytes, spans: Spans, depth: int, budget: Budget) -> dict[str, Any]:
+    """A ``Struct``: a map of ``Value`` (the last entry of a key wins)."""
     result: dict[str, Any] = {}
-    for tag, start, stop in fields(buf, pos, end, depth + 1):
+    for tag, start, stop in _fields_in(buf, spans, depth + 1):
         if tag != 0x0A:
             continue
-        key, item = "", None
+        budget.take()
+        key, values = "", []
         for inner, istart, istop in fields(buf, start, stop, depth + 2):
             if inner == 0x0A:
-                key = read_string(buf, istart, istop, depth)
+                key = read_string(buf, istart, istop)
             elif inner == 0x12:
-                try:
-                    item = _value_read(buf, istart, istop, depth + 2)
-                except Malformed as exc:
-                    exc.path.append(f"[{key!r}]")
-                    raise
-        result[key] = item
+                budget.take()
+                values.append((istart, istop))
+        try:
+            result[key] = _value_read(buf, values, depth + 2, budget) if values else None
+        except Malformed as exc:
+            exc.path.append(f"[{key!r}]")
+            raise
     return result
 
 
-def _list_read(buf: bytes, pos: int, end: int, depth: int) -> list[Any]:
+def _list_read(buf: bytes, spans: Spans, depth: int, budget: Budget) -> list[Any]:
+    """A ``ListValue``: its values, instances after instances."""
     result: list[Any] = []
-    for tag, start, stop in fields(buf, pos, end, depth + 1):
+    for tag, start, stop in _fields_in(buf, spans, depth + 1):
         if tag == 0x0A:
             try:
-                result.append(_value_read(buf, start, stop, depth + 1))
+                budget.take()
+                result.append(_value_read(buf, [(start, stop)], depth + 1, budget))
             except Malformed as exc:
                 exc.path.append(f"[{len(result)}]")
                 raise
     return result
+
+
+def decode_value(data: bytes) -> Any:
+    """The JSON value of a ``google.protobuf.Value``'s bytes (bounded as a message is)."""
+    return _value_read(data, [(0, len(data))], 0, Budget(len(data)))
+
+
+def decode_struct(data: bytes) -> dict[str, Any]:
+    """The JSON object of a ``google.protobuf.Struct``'s bytes (bounded as a message is)."""
+    return _struct_read(data, [(0, len(data))], 0, Budget(len(data)))
 
 
 _ZEROS: dict[str, Any] = {"double": 0.0, "float": 0.0, "bool": False, "string": "", "bytes": b""}
@@ -225,28 +278,28 @@ def _wrapper(kind: str) -> ValueCodec:
         payload = inner.write(value)
         return tag + (varint(len(payload)) + payload if inner.wire == LEN else payload)
 
-    def read(buf: bytes, pos: int, end: int, depth: int) -> Any:
+    def read(buf: bytes, spans: Spans, depth: int, budget: Budget) -> Any:
         result = zero
-        for found, start, stop in fields(buf, pos, end, depth + 1):
+        for found, start, stop in _fields_in(buf, spans, depth + 1):
             if found != tag[0]:
                 continue
             if inner.wire == VARINT:
                 result = inner.read(start)
             elif inner.wire == LEN:
-                result = inner.read(buf, start, stop, depth)
+                result = inner.read(buf, start, stop, depth, budget)
             else:
                 result = inner.read(buf, start)
         return result
 
-    return ValueCodec(LEN, write, read)
+    return _message(write, read)
 
 
 _WELL_KNOWN: dict[str, ValueCodec] = {
-    "google.protobuf.Timestamp": ValueCodec(LEN, _timestamp_write, _timestamp_read),
-    "google.protobuf.Duration": ValueCodec(LEN, _duration_write, _duration_read),
-    "google.protobuf.Value": ValueCodec(LEN, _value_write, _value_read),
-    "google.protobuf.Struct": ValueCodec(LEN, _struct_write, _struct_read),
-    "google.protobuf.ListValue": ValueCodec(LEN, _list_write, _list_read),
+    "google.protobuf.Timestamp": _message(_timestamp_write, _timestamp_read),
+    "google.protobuf.Duration": _message(_duration_write, _duration_read),
+    "google.protobuf.Value": _message(_value_write, _value_read),
+    "google.protobuf.Struct": _message(_struct_write, _struct_read),
+    "google.protobuf.ListValue": _message(_list_write, _list_read),
 }
 
 
@@ -280,7 +333,7 @@ def enum_codec(enum_type: type[ProtoEnum]) -> ValueCodec:
             raise Malformed(f"Invalid enum value {int32.read(value)} for {enum_type.__name__}")
         return member  # type: ignore[no-any-return]
 
-    return ValueCodec(VARINT, write, read)
+    return ValueCodec(VARINT, write, read, pack=packer("enum"))
 
 
 _NDARRAY_STRINGS = {0x0A: "dtype", 0x22: "quantization", 0x42: "originalDtype"}
@@ -316,11 +369,11 @@ def ndarray_codec(declared: Any) -> ValueCodec:
         else (lambda a: check_declared_dtype(a, declared))
     )
 
-    def read(buf: bytes, pos: int, end: int, depth: int) -> np.ndarray[Any, Any]:
+    def read(buf: bytes, spans: Spans, depth: int, budget: Budget) -> np.ndarray[Any, Any]:
         wire: dict[str, Any] = {"dtype": "", "shape": [], "data": b""}
-        for tag, start, stop in fields(buf, pos, end, depth + 1):
+        for tag, start, stop in _fields_in(buf, spans, depth + 1):
             if tag in _NDARRAY_STRINGS:
-                wire[_NDARRAY_STRINGS[tag]] = read_string(buf, start, stop, depth)
+                wire[_NDARRAY_STRINGS[tag]] = read_string(buf, start, stop)
             elif tag == 0x1A:
                 wire["data"] = memoryview(buf)[start:stop]  # no copy: the array is a view
             elif tag == 0x12:  # packed shape
@@ -338,4 +391,4 @@ def ndarray_codec(declared: Any) -> ValueCodec:
         except ValueError as exc:
             raise Malformed(str(exc)) from None
 
-    return ValueCodec(LEN, _ndarray_write, read, parts=_ndarray_parts)
+    return _message(_ndarray_write, read, parts=_ndarray_parts)

@@ -2,7 +2,8 @@
 
 A :class:`ValueCodec` turns one value (a scalar, an enum, a well-known
 message) into its payload bytes and back; the message codec adds tags and
-lengths around it. Every read checks the remaining bytes first.
+lengths around it. Every read checks the remaining bytes first, and a
+:class:`Budget` counts the messages and map entries one decode makes.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..json_codec import BYTES_PER_CONTAINER, CONTAINER_ALLOWANCE, container_allowance
+from ._packed import packer, unpacker
+
 __all__ = [
     "MAX_DEPTH",
+    "Budget",
     "Malformed",
+    "Spans",
+    "TooMany",
     "ValueCodec",
     "read_string",
     "read_varint",
@@ -39,6 +46,57 @@ class Malformed(Exception):  # noqa: N818 - internal; becomes DecodeError at the
         super().__init__(message)
         self.message = message
         self.path: list[str] = [segment] if segment else []
+
+
+class TooMany(Malformed):
+    """Raised when a message makes more messages and map entries than its size allows."""
+
+
+class Budget:
+    """The messages and map entries one decode may still make: the JSON wire's allowance.
+
+    Each message on the wire (a repeated element, every instance of a singular
+    field, a well-known message) and each map entry takes one, before it is read.
+    """
+
+    __slots__ = ("left", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.left = container_allowance(size)
+
+    @staticmethod
+    def of(size: int) -> Budget:
+        """The budget of a message of ``size`` bytes (a shared, unspent one when it is small)."""
+        return _UNSPENT if size <= ALWAYS_WITHIN else Budget(size)
+
+    def exceeded(self, segment: str = "") -> TooMany:
+        """The error for one message or map entry too many."""
+        allowed = container_allowance(self.size)
+        return TooMany(
+            f"more than {allowed} protobuf messages and map entries in {self.size} bytes: at "
+            f"most {allowed} ({CONTAINER_ALLOWANCE} and one per {BYTES_PER_CONTAINER} bytes)",
+            segment,
+        )
+
+    def take(self, segment: str = "") -> None:
+        """Count one message or map entry; raise :class:`TooMany` past the allowance."""
+        self.left -= 1
+        if self.left < 0:
+            raise self.exceeded(segment)
+
+
+#: Each message or map entry takes two bytes at least (a tag, a length), so a message
+#: this small cannot make more than its allowance: it needs no budget of its own.
+ALWAYS_WITHIN = 2 * container_allowance(0)
+while container_allowance(ALWAYS_WITHIN + 1) >= (ALWAYS_WITHIN + 1) // 2:
+    ALWAYS_WITHIN += 1
+# Shared by the small messages of every thread: never spent (a lost decrement is harmless).
+_UNSPENT = Budget(0)
+_UNSPENT.left = 1 << 62
+
+#: Where the instances of one message field lie in the input: merged, they are one message.
+Spans = list[tuple[int, int]]
 
 
 def truncated(segment: str = "") -> Malformed:
@@ -120,7 +178,9 @@ class ValueCodec:
     ``write(value)`` returns the payload (for ``LEN`` values, without the
     length). ``read`` depends on the wire type: ``read(number)`` for a varint,
     ``read(buf, pos)`` for a fixed-size value of ``size`` bytes, and
-    ``read(buf, pos, end, depth)`` for a length-delimited one.
+    ``read(buf, pos, end, depth, budget)`` for a length-delimited one. A message
+    also has ``merged(buf, spans, depth, budget)``: the one message several
+    instances on the wire make, merged as protobuf's ``MergeFrom`` does.
     """
 
     wire: int
@@ -130,6 +190,11 @@ class ValueCodec:
     fmt: str = ""  # struct format of a fixed-size value, for packed runs
     # A message's payload as buffers to join (an array's bytes are one, not copied).
     parts: Callable[[Any], list[bytes | bytearray | memoryview]] | None = None
+    merged: Callable[[bytes, Spans, int, Budget], Any] | None = None
+    # A packed run of varints in one buffer (vectorised), for a long list.
+    pack: Callable[[Any], bytearray | None] | None = None
+    # And a long packed run read back the same way: a list, or None if it does not read.
+    unpack: Callable[[bytes, int, int], list[Any] | None] | None = None
 
 
 def _signed32(value: int) -> int:
@@ -202,12 +267,12 @@ def _float(fmt: str) -> ValueCodec:
     return ValueCodec(wire, write, lambda buf, pos: unpack(buf, pos)[0], packer.size, fmt[1])
 
 
-def _bytes_read(buf: bytes, pos: int, end: int, depth: int) -> bytes:
+def _bytes_read(buf: bytes, pos: int, end: int, depth: int, budget: Budget) -> bytes:
     return buf[pos:end]
 
 
-def read_string(buf: bytes, pos: int, end: int, depth: int) -> str:
-    """Read a UTF-8 string payload (``depth`` is unused: the signature of LEN readers)."""
+def read_string(buf: bytes, pos: int, end: int, depth: int = 0, budget: Any = None) -> str:
+    """Read a UTF-8 string payload (``depth`` and ``budget`` are unused: LEN readers' signature)."""
     try:
         return buf[pos:end].decode()
     except UnicodeDecodeError as exc:
@@ -216,13 +281,47 @@ def read_string(buf: bytes, pos: int, end: int, depth: int) -> str:
 
 _I32, _I64 = (-(2**31), 2**31 - 1), (-(2**63), 2**63 - 1)
 _SCALARS: dict[str, ValueCodec] = {
-    "int32": ValueCodec(VARINT, _checked(*_I32, "int32"), _signed32),
-    "int64": ValueCodec(VARINT, _checked(*_I64, "int64"), _signed64),
-    "uint32": ValueCodec(VARINT, _checked(0, 2**32 - 1, "uint32"), lambda v: v & 0xFFFFFFFF),
-    "uint64": ValueCodec(VARINT, _checked(0, U64 - 1, "uint64"), lambda v: v),
-    "sint32": ValueCodec(VARINT, _zigzag_write(32), _zigzag_read(32)),
-    "sint64": ValueCodec(VARINT, _zigzag_write(64), _zigzag_read(64)),
-    "bool": ValueCodec(VARINT, lambda v: b"\x01" if v else b"\x00", bool),
+    "int32": ValueCodec(
+        VARINT, _checked(*_I32, "int32"), _signed32, pack=packer("int32"), unpack=unpacker("int32")
+    ),
+    "int64": ValueCodec(
+        VARINT, _checked(*_I64, "int64"), _signed64, pack=packer("int64"), unpack=unpacker("int64")
+    ),
+    "uint32": ValueCodec(
+        VARINT,
+        _checked(0, 2**32 - 1, "uint32"),
+        lambda v: v & 0xFFFFFFFF,
+        pack=packer("uint32"),
+        unpack=unpacker("uint32"),
+    ),
+    "uint64": ValueCodec(
+        VARINT,
+        _checked(0, U64 - 1, "uint64"),
+        lambda v: v,
+        pack=packer("uint64"),
+        unpack=unpacker("uint64"),
+    ),
+    "sint32": ValueCodec(
+        VARINT,
+        _zigzag_write(32),
+        _zigzag_read(32),
+        pack=packer("sint32"),
+        unpack=unpacker("sint32"),
+    ),
+    "sint64": ValueCodec(
+        VARINT,
+        _zigzag_write(64),
+        _zigzag_read(64),
+        pack=packer("sint64"),
+        unpack=unpacker("sint64"),
+    ),
+    "bool": ValueCodec(
+        VARINT,
+        lambda v: b"\x01" if v else b"\x00",
+        bool,
+        pack=packer("bool"),
+        unpack=unpacker("bool"),
+    ),
     "fixed32": _fixed("<I", 0, 2**32 - 1),
     "fixed64": _fixed("<Q", 0, U64 - 1),
     "sfixed32": _fixed("<i", *_I32),

@@ -8,6 +8,12 @@ against the bytes left before slicing, so a repeated field cannot make more
 elements than it has bytes; unknown fields are skipped; nesting is bounded by
 :data:`MAX_DEPTH`. A bad message raises :class:`~transport.encoding.json_codec.DecodeError`
 naming the field path (``... - at `$.items[2].name```), as the JSON codec does.
+
+A message may make as many messages and map entries as the JSON wire's
+allowance gives its size (:func:`~transport.encoding.json_codec.container_allowance`),
+counted before each is read: one more is :class:`~transport.errors.DecodeLimitError`
+(RESOURCE_EXHAUSTED) with the path where it stopped. The instances of a singular
+message field merge, and a oneof keeps its last member, as protobuf parsers do.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
-from ...errors import DecodeError
+from ...errors import DecodeError, DecodeLimitError
 from ._fields import (
+    PENDING,
     Buffer,
     Reader,
     Writer,
@@ -37,7 +44,10 @@ from ._wellknown import enum_codec, ndarray_codec, wellknown_codec
 from ._wire import (
     LEN,
     MAX_DEPTH,
+    Budget,
     Malformed,
+    Spans,
+    TooMany,
     ValueCodec,
     read_varint,
     scalar_codec,
@@ -63,10 +73,15 @@ T = TypeVar("T")
 _BY_ZERO, _BY_NONE, _BY_ZERO_FLOAT = 0, 1, 2
 
 
+# A singular message field: its attribute, path segment, readers of one instance and of
+# several, and the depth they add (1 for a declared message, read without its codec's call).
+_Deferred = tuple[str, str, Callable[..., Any], Callable[..., Any], int]
+
+
 class _Compiled:
     """The reader table and writer plan of one message type."""
 
-    __slots__ = ("build", "getter", "plan", "readers", "type")
+    __slots__ = ("build", "deferred", "getter", "plan", "readers", "type")
 
     def __init__(self, message_type: type[Any]) -> None:
         self.type = message_type
@@ -74,8 +89,10 @@ class _Compiled:
         self.plan: tuple[tuple[int, Writer], ...] = ()
         self.getter: Callable[[Any], tuple[Any, ...]] = lambda message: ()
         self.build: Callable[[dict[str, Any]], Any] = lambda values: message_type(**values)
+        # Singular message fields: their readers keep spans, read when this message is built.
+        self.deferred: tuple[_Deferred, ...] = ()
 
-    def decode(self, buf: bytes, pos: int, end: int, depth: int) -> Any:
+    def decode(self, buf: bytes, pos: int, end: int, depth: int, budget: Budget) -> Any:
         """Read the message between ``pos`` and ``end``."""
         if depth > MAX_DEPTH:
             raise Malformed("protobuf message is nested too deeply")
@@ -91,8 +108,46 @@ class _Compiled:
             if reader is None:
                 pos = skip(buf, pos, end, tag, depth)
             else:
-                pos = reader(buf, pos, end, values, depth)
+                pos = reader(buf, pos, end, values, depth, budget)
+        if PENDING in values:
+            del values[PENDING]
+            self._read_deferred(buf, values, depth, budget)
         return self.build(values)
+
+    def merged(self, buf: bytes, spans: Spans, depth: int, budget: Budget) -> Any:
+        """Read the one message several instances make: each span read in turn into it."""
+        if depth > MAX_DEPTH:
+            raise Malformed("protobuf message is nested too deeply")
+        readers = self.readers
+        values: dict[str, Any] = {}
+        for pos, end in spans:
+            while pos < end:
+                tag, pos = read_varint(buf, pos, end)
+                reader = readers.get(tag)
+                if reader is None:
+                    pos = skip(buf, pos, end, tag, depth)
+                else:
+                    pos = reader(buf, pos, end, values, depth, budget)
+        if PENDING in values:
+            del values[PENDING]
+            self._read_deferred(buf, values, depth, budget)
+        return self.build(values)
+
+    def _read_deferred(
+        self, buf: bytes, values: dict[str, Any], depth: int, budget: Budget
+    ) -> None:
+        for attr, segment, read, merged, step in self.deferred:
+            spans = values.get(attr)
+            if spans is None:
+                continue
+            try:
+                if type(spans) is tuple:  # one instance, the usual case
+                    values[attr] = read(buf, spans[0], spans[1], depth + step, budget)
+                else:
+                    values[attr] = merged(buf, spans, depth + step, budget)
+            except Malformed as exc:
+                exc.path.append(segment)
+                raise
 
     def encode(self, message: Any) -> bytes:
         """The bytes of ``message`` (without tag or length)."""
@@ -143,10 +198,13 @@ def _value_codec(value: TypeSchema) -> ValueCodec:
     assert value.message is not None
     nested = _compiled(value.message.type)
 
-    def read(buf: bytes, pos: int, end: int, depth: int) -> Any:
-        return nested.decode(buf, pos, end, depth + 1)
+    def read(buf: bytes, pos: int, end: int, depth: int, budget: Budget) -> Any:
+        return nested.decode(buf, pos, end, depth + 1, budget)
 
-    return ValueCodec(LEN, nested.encode, read, parts=nested.parts)
+    def merged(buf: bytes, spans: Spans, depth: int, budget: Budget) -> Any:
+        return nested.merged(buf, spans, depth + 1, budget)
+
+    return ValueCodec(LEN, nested.encode, read, parts=nested.parts, merged=merged)
 
 
 # The range each integer kind decodes to, whatever the bytes: bounds as wide need no check.
@@ -205,6 +263,8 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
     tuples: list[str] = []
     required: list[tuple[str, FieldSchema]] = []
     checks: list[tuple[str, Callable[[Any], None]]] = []
+    deferred: list[_Deferred] = []
+    others = _oneof_others(schema)
     for field in schema.fields:
         segment = f".{field.path_name}"
         codec = _value_codec(field.value)
@@ -226,8 +286,14 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
             write = repeated_writer(field.number, codec)
         else:
             readers[field.number << 3 | codec.wire] = singular_reader(
-                field.attr, segment, codec, field.value.kind
+                field.attr, segment, codec, field.value.kind, others.get(field.attr, ())
             )
+            if codec.merged is not None:
+                nested = _COMPILED.get(field.value.message.type) if field.value.message else None
+                if nested is not None and field.value.kind == "message":  # one call less
+                    deferred.append((field.attr, segment, nested.decode, nested.merged, 1))
+                else:
+                    deferred.append((field.attr, segment, codec.read, codec.merged, 0))
             implicit = field.label == "singular"
             write = singular_writer(field.number, codec, field.value.kind, implicit=implicit)
         # Messages and wrappers are present unless None; other fields unless zero or empty.
@@ -252,6 +318,7 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
             if not _implied(c, field.value.kind)
         )
     compiled.plan = tuple(plan)
+    compiled.deferred = tuple(deferred)
     attrs = [field.attr for field in schema.fields]
     if len(attrs) == 1:
         single = operator.attrgetter(attrs[0])
@@ -259,6 +326,19 @@ def _fill(compiled: _Compiled, schema: MessageSchema) -> None:
     elif attrs:
         compiled.getter = operator.attrgetter(*attrs)
     compiled.build = _builder(schema.type, tuples, required, checks)
+
+
+def _oneof_others(schema: MessageSchema) -> dict[str, tuple[str, ...]]:
+    """For each oneof member, the other members: reading one clears them (the last wins)."""
+    groups: dict[str, list[str]] = {}
+    for field in schema.fields:
+        if field.oneof is not None:
+            groups.setdefault(field.oneof, []).append(field.attr)
+    return {
+        attr: tuple(other for other in members if other != attr)
+        for members in groups.values()
+        for attr in members
+    }
 
 
 def _as_singular(field: FieldSchema, value: TypeSchema) -> FieldSchema:
@@ -318,9 +398,10 @@ class ProtobufCodec(Generic[T]):
         if not isinstance(data, bytes):
             data = bytes(data)
         try:
-            return self._compiled.decode(data, 0, len(data), 0)  # type: ignore[no-any-return]
+            return self._compiled.decode(data, 0, len(data), 0, Budget.of(len(data)))  # type: ignore[no-any-return]
         except Malformed as exc:
             path = "".join(reversed(exc.path))
-            raise DecodeError(f"{exc.message} - at `${path}`" if path else exc.message) from None
+            error = DecodeLimitError if isinstance(exc, TooMany) else DecodeError
+            raise error(f"{exc.message} - at `${path}`" if path else exc.message) from None
         except RecursionError:
             raise DecodeError("protobuf message is nested too deeply") from None
