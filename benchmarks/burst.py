@@ -10,11 +10,12 @@ library's ``AsyncClient`` (48 calls in flight, its default), the same with
 calls (3 responses each), and a plain grpcio channel. Prints each one's
 outcomes over all rounds and the median seconds of a burst.
 
-Paced resets: the asyncio test server with ``grpc.http.overload_protection`` on
-and off; 8 connections each open and reset ``--streams`` streams, 100 at a
-time 3 ms apart, for ``--rounds`` rounds. Prints the server's peak RSS growth
-and its CPU seconds per round. docs/reliability.md ("What a burst gets")
-quotes both tables.
+Resets: the asyncio test server with the default settings, with
+``grpc.http.overload_protection`` on, and with 10,000 calls waiting allowed:
+a rapid reset of 20,000 streams on one connection (the server's CPU), then 8
+connections each open and reset ``--streams`` streams, 100 at a time 3 ms
+apart, for ``--rounds`` rounds. Prints the server's peak RSS growth and its CPU
+seconds per round. docs/reliability.md ("What a burst gets") quotes both tables.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from transport.interop.messages import (
 )
 from transport.testing import serve, serve_async
 
-from .http2_attacks import paced_reset
+from .http2_attacks import paced_reset, rapid_reset
 
 UNARY = "/grpc.testing.TestService/UnaryCall"
 REQUEST = SimpleRequest(response_size=8)
@@ -95,10 +96,11 @@ class Server:
         raise RuntimeError("no VmHWM")
 
     def close(self) -> None:
-        """Close its stdin and wait for it."""
-        assert self.process.stdin is not None
+        """Close its stdin, wait for it, and close its stdout."""
+        assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.close()
         self.process.wait(10)
+        self.process.stdout.close()
 
 
 # --- bursts
@@ -185,17 +187,51 @@ def bursts(calls: int, rounds: int) -> None:
             server.close()
 
 
-# --- paced resets
+# --- resets
 
 
-def paced_resets(streams: int, rounds: int, connections: int = 8) -> None:
-    """Print the paced-resets table."""
-    print(f"\n{connections} connections x {streams} reset streams, 100 at a time 3 ms apart\n")
-    print("| overload protection | peak RSS growth after each round (MiB) | CPU per round (s) |")
-    print("|---|---|---|")
-    for protection in (1, 0):
-        server = Server("asyncio", [("grpc.http.overload_protection", protection)])
+#: The server settings the resets table compares, by overload protection and
+#: calls waiting: the default first.
+SETTINGS: dict[tuple[str, str], list[tuple[str, int]]] = {
+    ("off", "1,000 (default)"): [],
+    ("on", "1,000"): [("grpc.http.overload_protection", 1)],
+    ("off", "10,000"): [
+        ("grpc.server.max_pending_requests", 10_000),
+        ("grpc.server.max_pending_requests_hard_limit", 20_000),
+    ],
+}
+
+
+def _settled_cpu(server: Server, timeout: float = 10.0) -> float:
+    """The server's CPU once it has been all but idle for 0.2 s."""
+    last = server.cpu_seconds()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = server.cpu_seconds()
+        if now - last <= 0.02:
+            return now
+        last = now
+    return last
+
+
+def resets(streams: int, rounds: int, connections: int = 8) -> None:
+    """Print the resets table: a rapid reset's CPU, then paced resets' memory and CPU."""
+    print(
+        f"\nRapid reset: 20,000 streams on one connection. Paced: {connections} connections"
+        f" x {streams} reset streams, 100 at a time 3 ms apart\n"
+    )
+    print(
+        "| overload protection | calls waiting | rapid reset CPU (s)"
+        " | paced: peak RSS growth after each round (MiB) | paced: CPU per round (s) |"
+    )
+    print("|---|---|---|---|---|")
+    for (protection, waiting), options in SETTINGS.items():
+        server = Server("asyncio", options)
         try:
+            before = _settled_cpu(server)
+            rapid_reset(server.address, UNARY, streams=20_000)
+            rapid = _settled_cpu(server) - before
             start = server.peak_rss_mib()
             growth, cpu = [], []
             for _ in range(rounds):
@@ -212,14 +248,14 @@ def paced_resets(streams: int, rounds: int, connections: int = 8) -> None:
                 cpu.append(server.cpu_seconds() - before)
             grown = ", ".join(f"{mib:.0f}" for mib in growth)
             spent = ", ".join(f"{seconds:.2f}" for seconds in cpu)
-            print(f"| {'on' if protection else 'off'} | {grown} | {spent} |")
+            print(f"| {protection} | {waiting} | {rapid:.2f} | {grown} | {spent} |")
         finally:
             server.close()
 
 
 def main() -> None:
     """Parse the command line and print both tables (or serve, in a child process)."""
-    parser = argparse.ArgumentParser(description="Bursts on one channel, and paced resets.")
+    parser = argparse.ArgumentParser(description="Bursts on one channel, and resets.")
     parser.add_argument("--calls", type=int, default=2_000)
     parser.add_argument("--streams", type=int, default=2_500)
     parser.add_argument("--rounds", type=int, default=3)
@@ -237,7 +273,7 @@ def main() -> None:
     if args.tiny:
         args.calls, args.streams, args.rounds = 100, 200, 1
     bursts(args.calls, args.rounds)
-    paced_resets(args.streams, args.rounds)
+    resets(args.streams, args.rounds)
 
 
 if __name__ == "__main__":
