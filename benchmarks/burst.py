@@ -4,10 +4,11 @@
 
 Bursts: the asyncio test server, then the sync one (16 threads), each in its
 own process with the library's protections, get ``--calls`` unary calls at
-once on one channel from four clients in turn, ``--rounds`` times: the
+once from five clients in turn, ``--rounds`` times: the
 library's ``AsyncClient`` (48 calls in flight, its default), the same with
 ``max_calls_in_flight=None``, the library's client making server-streaming
-calls (3 responses each), and a plain grpcio channel. Prints each one's
+calls (3 responses each), a plain grpcio channel, and 32 plain grpcio channels
+(each its own connection) with a tenth of ``--calls`` each. Prints each one's
 outcomes over all rounds and the median seconds of a burst.
 
 Resets: the asyncio test server with the default settings, with
@@ -152,6 +153,28 @@ async def _plain(address: str, calls: int) -> Counter[str]:
         return Counter(await asyncio.gather(*(one() for _ in range(calls))))
 
 
+async def _plain_connections(address: str, calls: int, connections: int = 32) -> Counter[str]:
+    """``calls`` at once on each of ``connections`` plain grpcio channels (own connections)."""
+    own = [("grpc.use_local_subchannel_pool", 1)]  # not shared with the other channels
+    channels = [grpc.aio.insecure_channel(address, options=own) for _ in range(connections)]
+    try:
+        calls_of: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = [
+            channel.unary_unary(UNARY) for channel in channels
+        ]
+        await asyncio.gather(*(call(b"{}", timeout=30) for call in calls_of))  # connected
+
+        async def one(call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]) -> str:
+            try:
+                await call(b'{"responseSize": 8}', timeout=60)
+            except grpc.aio.AioRpcError as exc:
+                return _label(exc.code().name, exc.details() or "")
+            return "OK"
+
+        return Counter(await asyncio.gather(*(one(c) for c in calls_of for _ in range(calls))))
+    finally:
+        await asyncio.gather(*(channel.close() for channel in channels))
+
+
 def _label(code: str, message: str) -> str:
     return f"{code} (refused)" if "error code 7" in message else code
 
@@ -161,6 +184,8 @@ CLIENTS: dict[str, Burst] = {
     "transport, no bound": lambda address, calls: _ours(address, calls, None),
     "transport, server streams": _ours_streams,
     "plain grpcio": _plain,
+    # A tenth of the calls on each of 32 connections: 6,400 at the default.
+    "plain grpcio, 32 connections": lambda address, calls: _plain_connections(address, calls // 10),
 }
 
 
