@@ -69,7 +69,8 @@ SERVER_PROTECTIONS: Mapping[str, int] = {
 
 #: Default bound on the unary calls one client has in flight on its channel:
 #: three quarters of the servers' stream bound, so that a burst on one channel
-#: stays below it and is served, not refused (``max_calls_in_flight=None``: no bound).
+#: stays below it and is served, not refused, even by a server that counts
+#: streams until it has freed them (``max_calls_in_flight=None``: no bound).
 DEFAULT_MAX_CALLS_IN_FLIGHT = int(SERVER_PROTECTIONS["grpc.max_concurrent_streams"]) * 3 // 4
 
 
