@@ -3,12 +3,14 @@
 A client that keeps to the 64 streams a server announces is never refused:
 grpc-js and a plain grpcio channel each put 2,000 unary calls at once on one
 connection, three rounds, against ``python -m transport.interop server`` (sync
-and ``--asyncio``) in a subprocess. Neither retries a refused stream as this
-library's clients do, so a refusal would show as UNAVAILABLE here.
+and ``--asyncio``) in a subprocess, and grpcio opens 200 long server streams
+at once. Neither client retries a refused stream as this library's clients
+do, so a refusal would show as UNAVAILABLE here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import grpc.aio
 import pytest
 
 from tests.conformance.test_grpc_js_protobuf import grpc_js  # noqa: F401  (the fixture)
@@ -25,6 +28,10 @@ UNARY = "/grpc.testing.TestService/UnaryCall"
 REQUEST = b'{"responseSize": 8}'
 CALLS = 2_000
 ROUNDS = 3
+# Long streams: 10 responses each, 2 ms apart.
+STREAMING = "/grpc.testing.TestService/StreamingOutputCall"
+LONG = json.dumps({"responseParameters": [{"size": 8, "intervalUs": 2_000}] * 10}).encode()
+STREAMS = 200
 
 # One grpc-js client, one channel: ROUNDS bursts of CALLS generic unary calls
 # (JSON bytes in and out), each round's outcomes as one JSON line.
@@ -89,6 +96,33 @@ def _plain_rounds(address: str) -> list[Counter[str]]:
 @pytest.mark.timeout(120)
 def test_a_plain_grpcio_burst_is_served_whole(interop_server: str) -> None:
     assert _plain_rounds(interop_server) == [Counter({"OK": CALLS})] * ROUNDS
+
+
+async def _long_stream_rounds(address: str) -> list[Counter[str]]:
+    """ROUNDS times STREAMS long server streams at once on one ``grpc.aio`` channel."""
+    rounds = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        call: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(STREAMING)
+        unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(UNARY)
+        await unary(b"{}", timeout=30)  # connected
+
+        async def one() -> str:
+            try:
+                responses = [response async for response in call(LONG, timeout=60)]
+            except grpc.aio.AioRpcError as exc:
+                return exc.code().name
+            return "OK" if len(responses) == 10 else "SHORT"
+
+        for _ in range(ROUNDS):
+            rounds.append(Counter(await asyncio.gather(*(one() for _ in range(STREAMS)))))
+    return rounds
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_plain_grpcio_long_streams_at_once_are_served_whole(interop_server: str) -> None:
+    outcomes = asyncio.run(_long_stream_rounds(interop_server))
+    assert outcomes == [Counter({"OK": STREAMS})] * ROUNDS
 
 
 @pytest.mark.slow
