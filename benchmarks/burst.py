@@ -4,17 +4,19 @@
 
 Bursts: the asyncio test server, then the sync one (16 threads), each in its
 own process with the library's protections, get ``--calls`` unary calls at
-once on one channel from four clients in turn, ``--rounds`` times: the
+once from five clients in turn, ``--rounds`` times: the
 library's ``AsyncClient`` (48 calls in flight, its default), the same with
 ``max_calls_in_flight=None``, the library's client making server-streaming
-calls (3 responses each), and a plain grpcio channel. Prints each one's
+calls (3 responses each), a plain grpcio channel, and 32 plain grpcio channels
+(each its own connection) with a tenth of ``--calls`` each. Prints each one's
 outcomes over all rounds and the median seconds of a burst.
 
-Paced resets: the asyncio test server with ``grpc.http.overload_protection`` on
-and off; 8 connections each open and reset ``--streams`` streams, 100 at a
-time 3 ms apart, for ``--rounds`` rounds. Prints the server's peak RSS growth
-and its CPU seconds per round. docs/reliability.md ("What a burst gets")
-quotes both tables.
+Resets: the asyncio test server with the default settings, with
+``grpc.http.overload_protection`` on, and with 10,000 calls waiting allowed:
+a rapid reset of 20,000 streams on one connection (the server's CPU), then 8
+connections each open and reset ``--streams`` streams, 100 at a time 3 ms
+apart, for ``--rounds`` rounds. Prints the server's peak RSS growth and its CPU
+seconds per round. docs/reliability.md ("What a burst gets") quotes both tables.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from transport.interop.messages import (
 )
 from transport.testing import serve, serve_async
 
-from .http2_attacks import paced_reset
+from .http2_attacks import paced_reset, rapid_reset
 
 UNARY = "/grpc.testing.TestService/UnaryCall"
 REQUEST = SimpleRequest(response_size=8)
@@ -95,10 +97,11 @@ class Server:
         raise RuntimeError("no VmHWM")
 
     def close(self) -> None:
-        """Close its stdin and wait for it."""
-        assert self.process.stdin is not None
+        """Close its stdin, wait for it, and close its stdout."""
+        assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.close()
         self.process.wait(10)
+        self.process.stdout.close()
 
 
 # --- bursts
@@ -150,6 +153,28 @@ async def _plain(address: str, calls: int) -> Counter[str]:
         return Counter(await asyncio.gather(*(one() for _ in range(calls))))
 
 
+async def _plain_connections(address: str, calls: int, connections: int = 32) -> Counter[str]:
+    """``calls`` at once on each of ``connections`` plain grpcio channels (own connections)."""
+    own = [("grpc.use_local_subchannel_pool", 1)]  # not shared with the other channels
+    channels = [grpc.aio.insecure_channel(address, options=own) for _ in range(connections)]
+    try:
+        calls_of: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = [
+            channel.unary_unary(UNARY) for channel in channels
+        ]
+        await asyncio.gather(*(call(b"{}", timeout=30) for call in calls_of))  # connected
+
+        async def one(call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]) -> str:
+            try:
+                await call(b'{"responseSize": 8}', timeout=60)
+            except grpc.aio.AioRpcError as exc:
+                return _label(exc.code().name, exc.details() or "")
+            return "OK"
+
+        return Counter(await asyncio.gather(*(one(c) for c in calls_of for _ in range(calls))))
+    finally:
+        await asyncio.gather(*(channel.close() for channel in channels))
+
+
 def _label(code: str, message: str) -> str:
     return f"{code} (refused)" if "error code 7" in message else code
 
@@ -159,6 +184,8 @@ CLIENTS: dict[str, Burst] = {
     "transport, no bound": lambda address, calls: _ours(address, calls, None),
     "transport, server streams": _ours_streams,
     "plain grpcio": _plain,
+    # A tenth of the calls on each of 32 connections: 6,400 at the default.
+    "plain grpcio, 32 connections": lambda address, calls: _plain_connections(address, calls // 10),
 }
 
 
@@ -185,17 +212,51 @@ def bursts(calls: int, rounds: int) -> None:
             server.close()
 
 
-# --- paced resets
+# --- resets
 
 
-def paced_resets(streams: int, rounds: int, connections: int = 8) -> None:
-    """Print the paced-resets table."""
-    print(f"\n{connections} connections x {streams} reset streams, 100 at a time 3 ms apart\n")
-    print("| overload protection | peak RSS growth after each round (MiB) | CPU per round (s) |")
-    print("|---|---|---|")
-    for protection in (1, 0):
-        server = Server("asyncio", [("grpc.http.overload_protection", protection)])
+#: The server settings the resets table compares, by overload protection and
+#: calls waiting: the default first.
+SETTINGS: dict[tuple[str, str], list[tuple[str, int]]] = {
+    ("off", "1,000 (default)"): [],
+    ("on", "1,000"): [("grpc.http.overload_protection", 1)],
+    ("off", "10,000"): [
+        ("grpc.server.max_pending_requests", 10_000),
+        ("grpc.server.max_pending_requests_hard_limit", 20_000),
+    ],
+}
+
+
+def _settled_cpu(server: Server, timeout: float = 10.0) -> float:
+    """The server's CPU once it has been all but idle for 0.2 s."""
+    last = server.cpu_seconds()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = server.cpu_seconds()
+        if now - last <= 0.02:
+            return now
+        last = now
+    return last
+
+
+def resets(streams: int, rounds: int, connections: int = 8) -> None:
+    """Print the resets table: a rapid reset's CPU, then paced resets' memory and CPU."""
+    print(
+        f"\nRapid reset: 20,000 streams on one connection. Paced: {connections} connections"
+        f" x {streams} reset streams, 100 at a time 3 ms apart\n"
+    )
+    print(
+        "| overload protection | calls waiting | rapid reset CPU (s)"
+        " | paced: peak RSS growth after each round (MiB) | paced: CPU per round (s) |"
+    )
+    print("|---|---|---|---|---|")
+    for (protection, waiting), options in SETTINGS.items():
+        server = Server("asyncio", options)
         try:
+            before = _settled_cpu(server)
+            rapid_reset(server.address, UNARY, streams=20_000)
+            rapid = _settled_cpu(server) - before
             start = server.peak_rss_mib()
             growth, cpu = [], []
             for _ in range(rounds):
@@ -212,14 +273,14 @@ def paced_resets(streams: int, rounds: int, connections: int = 8) -> None:
                 cpu.append(server.cpu_seconds() - before)
             grown = ", ".join(f"{mib:.0f}" for mib in growth)
             spent = ", ".join(f"{seconds:.2f}" for seconds in cpu)
-            print(f"| {'on' if protection else 'off'} | {grown} | {spent} |")
+            print(f"| {protection} | {waiting} | {rapid:.2f} | {grown} | {spent} |")
         finally:
             server.close()
 
 
 def main() -> None:
     """Parse the command line and print both tables (or serve, in a child process)."""
-    parser = argparse.ArgumentParser(description="Bursts on one channel, and paced resets.")
+    parser = argparse.ArgumentParser(description="Bursts on one channel, and resets.")
     parser.add_argument("--calls", type=int, default=2_000)
     parser.add_argument("--streams", type=int, default=2_500)
     parser.add_argument("--rounds", type=int, default=3)
@@ -237,7 +298,7 @@ def main() -> None:
     if args.tiny:
         args.calls, args.streams, args.rounds = 100, 200, 1
     bursts(args.calls, args.rounds)
-    paced_resets(args.streams, args.rounds)
+    resets(args.streams, args.rounds)
 
 
 if __name__ == "__main__":

@@ -35,14 +35,17 @@ DEFAULT_MAX_CONCURRENT_CALLS = 256
 #: The grpc-core arguments every server the library builds sets, and why.
 #: Each is overridable: ``server_options(extra=[(name, value)])``.
 SERVER_PROTECTIONS: Mapping[str, int] = {
-    # Rapid reset (streams opened and reset at once, CVE-2023-44487), and one
-    # connection holding unbounded streams: at most 64 open per connection
-    # (SETTINGS_MAX_CONCURRENT_STREAMS); a client queues calls beyond it. With
-    # overload protection a stream counts until the server has freed it, so a
-    # flood of reset streams is refused (REFUSED_STREAM) instead of served; a
-    # client running at the limit may see the same refusal as UNAVAILABLE.
+    # One connection holding unbounded streams, and rapid reset (streams opened
+    # and reset at once, CVE-2023-44487): at most 64 open per connection
+    # (SETTINGS_MAX_CONCURRENT_STREAMS); a client queues calls beyond it. A
+    # stream counts while it is open on the wire, as the client counts it, so a
+    # client that keeps to 64 is never refused. grpc-core's overload protection
+    # would also count each stream until the application has released its call
+    # (after the client saw it end) and refuse (REFUSED_STREAM) well-behaved
+    # clients at the limit: it is off, and the bound on calls waiting below
+    # bounds what paced resets can hold instead.
     "grpc.max_concurrent_streams": 64,
-    "grpc.http.overload_protection": 1,
+    "grpc.http.overload_protection": 0,
     # Oversized or HPACK-inflated header lists: past 8 KiB some calls are
     # refused, past 16 KiB every call (RESOURCE_EXHAUSTED).
     "grpc.max_metadata_size": 8 * 1024,
@@ -56,17 +59,19 @@ SERVER_PROTECTIONS: Mapping[str, int] = {
     # (GOAWAY; clients reconnect on their next call).
     "grpc.server_handshake_timeout_ms": 20 * 1000,
     "grpc.max_connection_idle_ms": 10 * 60 * 1000,
-    # Bursts: grpc-core drops calls it cannot hand to the application quickly
-    # enough once 1,000 wait (as CANCELLED, which clients do not retry); a
-    # deeper queue lets a burst be served or refused by the concurrency limit.
-    "grpc.server.max_pending_requests": 10_000,
-    "grpc.server.max_pending_requests_hard_limit": 20_000,
+    # Calls grpc-core holds for the application, reset ones included: past
+    # 1,000 some new calls end CANCELLED, past 2,000 all. This bounds the memory
+    # of streams opened and reset a few at a time (paced resets) on every
+    # connection together; well-behaved clients hold at most 64 per connection.
+    "grpc.server.max_pending_requests": 1_000,
+    "grpc.server.max_pending_requests_hard_limit": 2_000,
 }
 
 
 #: Default bound on the unary calls one client has in flight on its channel:
 #: three quarters of the servers' stream bound, so that a burst on one channel
-#: stays below it and is served, not refused (``max_calls_in_flight=None``: no bound).
+#: stays below it and is served, not refused, even by a server that counts
+#: streams until it has freed them (``max_calls_in_flight=None``: no bound).
 DEFAULT_MAX_CALLS_IN_FLIGHT = int(SERVER_PROTECTIONS["grpc.max_concurrent_streams"]) * 3 // 4
 
 
