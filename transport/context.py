@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
 
+from .error_details import ErrorDetail
 from .errors import RpcError
 from .metadata import Metadata, user_metadata
 from .peer import PeerIdentity, peer_identity
@@ -76,9 +77,19 @@ class _ContextBase:
         """The trailing metadata set so far."""
         return tuple(self._trailing)
 
-    def abort(self, code: StatusCode, message: str = "", details: Any = None) -> NoReturn:
-        """End the call with ``code``, ``message`` and JSON ``details`` (raises RpcError)."""
-        raise RpcError(code, message, details)
+    def abort(
+        self,
+        code: StatusCode,
+        message: str = "",
+        details: Any = None,
+        *,
+        error_details: Iterable[ErrorDetail] = (),
+    ) -> NoReturn:
+        """End the call with ``code``, ``message``, JSON ``details`` and typed ``error_details``.
+
+        Raises :class:`~transport.RpcError`, as a handler may itself.
+        """
+        raise RpcError(code, message, details, error_details=error_details)
 
 
 class Context(_ContextBase):

@@ -25,6 +25,7 @@ from transport import (
     AsyncClient,
     BadRequest,
     Client,
+    Context,
     DebugInfo,
     ErrorInfo,
     Message,
@@ -162,6 +163,22 @@ def test_typed_details_round_trip_sync(transport_serve: Serve) -> None:
     with pytest.raises(RpcError) as streamed:
         list(server.client.call(Shop.Watch, Order()))
     _assert_refused(streamed.value)
+
+
+class AbortingShop(ShopImpl):
+    """Refuses through ``context.abort``, as grpcio's handlers do."""
+
+    def Buy(self, request: Order, context: Context) -> Order:  # type: ignore[override]
+        context.abort(
+            StatusCode.RESOURCE_EXHAUSTED, "out of kites", {"sku": "kite"}, error_details=DETAILS
+        )
+
+
+def test_context_abort_sends_typed_details(transport_serve: Serve) -> None:
+    server = transport_serve(bind(Shop, AbortingShop()))
+    with pytest.raises(RpcError) as caught:
+        server.client.call(Shop.Buy, Order())
+    _assert_refused(caught.value)
 
 
 def test_typed_details_round_trip_on_the_protobuf_wire(transport_serve: Serve) -> None:
