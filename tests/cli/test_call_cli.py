@@ -21,7 +21,16 @@ from tests.cli.test_run import Run
 from tests.conformance.test_reflection import seed_server
 from tests.conformance.test_security import Pki, pki
 from tests.protobuf_peers import generated
-from transport import Message, RpcError, Service, StatusCode, bind, rpc
+from transport import (
+    Message,
+    RawDetail,
+    ResourceInfo,
+    RpcError,
+    Service,
+    StatusCode,
+    bind,
+    rpc,
+)
 from transport.cli.unknown_fields import unknown_field
 from transport.encoding.protobuf import proto_file
 from transport.examples.scaleout.protocol import CombinerClient, ModelRequest, ModelService
@@ -370,7 +379,15 @@ class Items(Service, Protocol, name="items.v1.Items"):
 
 class ItemsServer:
     def Find(self, request: Item) -> Item:
-        raise RpcError(StatusCode.NOT_FOUND, "no such item", {"key": request.key, "near": ["a"]})
+        raise RpcError(
+            StatusCode.NOT_FOUND,
+            "no such item",
+            {"key": request.key, "near": ["a"]},
+            error_details=[
+                ResourceInfo(resource_type="item", resource_name=request.key),
+                RawDetail(type_url="type.googleapis.com/acme.Hint", value=b"\x01"),
+            ],
+        )
 
     def Split(self, request: Item) -> Iterator[Item]:
         for key in request.key.split():
@@ -401,6 +418,9 @@ def test_every_kind_of_a_json_only_service_and_an_errors_details() -> None:
     assert missing.returncode == 64 + 5, missing.stderr
     assert missing.stderr == (
         'ERROR: NOT_FOUND: no such item\ndetails: {"key": "k", "near": ["a"]}\n'
+        'details: {"@type": "type.googleapis.com/google.rpc.ResourceInfo", '
+        '"resourceType": "item", "resourceName": "k"}\n'
+        'details: {"@type": "type.googleapis.com/acme.Hint", "value": "AQ=="}\n'
     )
 
 

@@ -19,6 +19,7 @@ error (``NOT_FOUND`` is 69), 1 when it could not be made.
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib
 import json
 import sys
@@ -28,6 +29,9 @@ from typing import Any, TextIO
 import grpc
 
 from .._status_map import client_errors
+from ..encoding.json_codec import JsonCodec
+from ..encoding.rich_status import RawDetail
+from ..error_details import packed
 from ..errors import DecodeError, RpcError
 from ..reflection.client import (
     REFLECTION_TIMEOUT,
@@ -373,6 +377,14 @@ def _error_text(exc: RpcError) -> str:
     text = f"ERROR: {exc.code.name}: {exc.message}"
     if exc.details is not None:
         text += f"\ndetails: {json.dumps(exc.details, ensure_ascii=False, default=repr)}"
+    for detail in exc.error_details:  # as grpcurl prints a google.protobuf.Any
+        raw = packed(detail)
+        shown = (
+            {"@type": raw.type_url, "value": base64.b64encode(raw.value).decode()}
+            if isinstance(detail, RawDetail)
+            else {"@type": raw.type_url, **json.loads(JsonCodec(type(detail)).encode(detail))}
+        )
+        text += f"\ndetails: {json.dumps(shown, ensure_ascii=False, default=repr)}"
     return text
 
 
