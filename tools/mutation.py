@@ -28,7 +28,9 @@ import argparse
 import ast
 import os
 import random
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -209,7 +211,7 @@ class Report:
 
 def _command(target: Target) -> str:
     args = ["-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *target.pytest_args]
-    return " ".join([sys.executable, *args, *(f"'{arg}'" for arg in target.tests)])
+    return shlex.join([sys.executable, *args, *target.tests])
 
 
 def run_module(module: str, target: Target, *, deadline: float, sample: int | None) -> Report:
@@ -217,7 +219,7 @@ def run_module(module: str, target: Target, *, deadline: float, sample: int | No
     report = Report(module)
     command = _command(target)
     started = time.monotonic()
-    baseline = subprocess.run(command, shell=True, capture_output=True, text=True, check=False)
+    baseline = subprocess.run(shlex.split(command), capture_output=True, text=True, check=False)
     took = time.monotonic() - started
     if baseline.returncode != 0:
         report.baseline_failed = baseline.stdout[-2000:]
@@ -310,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     deadline = time.monotonic() + args.budget
     reports = []
+    # SIGTERM unwinds as an exception does: the copy of the tree is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="mutation-") as copy:
         _copy_tree(Path(copy))
         os.chdir(copy)
