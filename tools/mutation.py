@@ -301,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, help="at most this many mutants a module")
     parser.add_argument("--fail-on-survivors", action="store_true", help="exit 1 on a survivor")
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress in a log
     os.chdir(ROOT)
     if args.list:
         for module, target in MODULES.items():
