@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -156,3 +157,52 @@ async def test_the_slots_count_every_handoff_once() -> None:
         done.set()
     await asyncio.gather(*tasks)
     assert peak == 1
+
+
+# A call that waited WAITED s for a slot has TIMEOUT - WAITED s left at the server;
+# the numbers tell a wrong remainder apart (TIMEOUT + WAITED, TIMEOUT // WAITED, TIMEOUT % WAITED).
+TIMEOUT, WAITED = 1.0, 0.3
+
+
+@pytest.mark.anyio
+async def test_an_asyncio_call_that_waited_for_a_slot_keeps_what_is_left_of_its_timeout() -> None:
+    gate = AsyncGate()
+    async with (
+        serve_async(bind(Gate, gate)) as server,
+        AsyncClient.connect(server.address, max_calls_in_flight=1, timeout=20) as client,
+    ):
+        first = asyncio.ensure_future(client.call(Gate.Hold, Ticket(n=1)))
+        await eventually_async(lambda: gate.held == [1], "call 1 held")
+        started = time.monotonic()
+        waiting = asyncio.ensure_future(client.call(Gate.Hold, Ticket(n=2), timeout=TIMEOUT))
+        await asyncio.sleep(WAITED)  # the time call 2 spends waiting for the slot
+        gate.let_go(1)
+        await first
+        with pytest.raises(RpcError) as held:  # call 2 is held at the server until its deadline
+            await waiting
+        spent = time.monotonic() - started
+        gate.let_go(2)
+    assert held.value.code is StatusCode.DEADLINE_EXCEEDED
+    assert TIMEOUT - 0.1 < spent < TIMEOUT + WAITED - 0.05
+
+
+def test_a_sync_call_that_waited_for_a_slot_keeps_what_is_left_of_its_timeout() -> None:
+    gate = SyncGate()
+    with (
+        serve(bind(Gate, gate), max_workers=4) as server,
+        Client.connect(server.address, max_calls_in_flight=1, timeout=20) as client,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        first = pool.submit(client.call, Gate.Hold, Ticket(n=1))
+        eventually(lambda: gate.held == [1], "call 1 held", 10)
+        started = time.monotonic()
+        waiting = pool.submit(client.call, Gate.Hold, Ticket(n=2), timeout=TIMEOUT)
+        time.sleep(WAITED)  # the time call 2 spends waiting for the slot
+        gate.let_go(1)
+        first.result(20)
+        with pytest.raises(RpcError) as held:
+            waiting.result(20)
+        spent = time.monotonic() - started
+        gate.let_go(2)
+    assert held.value.code is StatusCode.DEADLINE_EXCEEDED
+    assert TIMEOUT - 0.1 < spent < TIMEOUT + WAITED - 0.05
