@@ -124,6 +124,12 @@ EQUIVALENT: dict[tuple[str, str, str, int], str] = {
         "core/ReplaceComparisonOperator_NotEq_IsNot",
         19,
     ): "True and False are singletons: != and is not agree on bools",
+    (
+        "transport/encoding/batches.py",
+        "return data[:1] == LEAD_BYTE",
+        "core/ReplaceComparisonOperator_Eq_GtE",
+        20,
+    ): "the lead byte is 0xff: no byte string of one byte is greater",
 }
 
 
