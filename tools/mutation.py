@@ -99,7 +99,11 @@ MODULES: dict[str, Target] = {
     ),
     "transport/encoding/batches.py": Target(("tests/encoding/test_batches.py",)),
     "transport/encoding/frames.py": Target(
-        ("tests/encoding/test_attachments.py", "tests/encoding/test_hostile_arrays.py"),
+        (
+            "tests/encoding/test_frame_bounds.py",
+            "tests/encoding/test_attachments.py",
+            "tests/encoding/test_hostile_arrays.py",
+        ),
         functions=frozenset({"decode_framed", "_place", "_child", "carries", "_aligned"}),
     ),
 }
