@@ -92,6 +92,7 @@ MODULES: dict[str, Target] = {
     "transport/encoding/json_codec.py": Target(
         (
             "tests/encoding/test_container_allowance.py",
+            "tests/encoding/test_depth_bound.py",
             "tests/encoding/test_hostile_arrays.py",
             "tests/encoding/test_codec.py",
         ),
