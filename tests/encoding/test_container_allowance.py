@@ -23,6 +23,7 @@ class Lists(Message):
 
     items: list[list[int]] = []
     pad: str = ""
+    value: list[str] = []
 
 
 CODEC = JsonCodec(Lists)
@@ -74,3 +75,16 @@ def test_brackets_inside_strings_do_not_count() -> None:
     # The same length, with many brackets in the string instead of the padding.
     quoted = at.replace(b"xxxxxxxx", b"[[{{]]}}", 1)
     assert len(CODEC.decode(quoted).items) == len(CODEC.decode(at).items)
+
+
+def test_a_string_across_the_scans_megabyte_boundaries_stays_a_string() -> None:
+    # The exact count scans a megabyte of brackets and quotes at a time, carrying
+    # "inside a string" from one to the next. The first megabyte ends just after a
+    # string; the second just as one opens, whose brackets, all in the third, are
+    # still inside it and count for nothing.
+    mib = 2**20
+    first = mib - 6  # after {"value":[" : its closing quote is the first megabyte's last mark
+    third = mib - 5  # after "","  : the next opening quote is the second's last
+    strings = ["[" * first, "", "[" * third, "[" * 100_000]
+    document = b'{"value":["' + '","'.join(strings).encode() + b'"]}'
+    assert CODEC.decode(document).value == strings
