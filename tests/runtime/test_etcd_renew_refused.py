@@ -7,6 +7,7 @@ Each test fails if ``EtcdLeaseStore.renew`` ignores that compare.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import msgspec
@@ -14,7 +15,7 @@ import pytest
 
 from tests.etcd_cluster import EtcdCluster, needs_etcd
 from transport.runtime import LeaseRecord, etcd
-from transport.runtime.etcd_lease import EtcdLeaseStore
+from transport.runtime.etcd_lease import EtcdLeaseStore, parse_etcd_url
 from transport.runtime.process import DaemonProcess
 
 TTL = 2.0  # etcd's smallest lease with default timings
@@ -112,3 +113,23 @@ def test_a_daemon_whose_key_moved_to_another_owner_stops_serving(store: EtcdLeas
             assert now is not None and now.instance_id == "owner-b"
         finally:
             etcd.revoke(store.gateway, other)
+
+
+@needs_etcd
+def test_a_renewal_writes_valid_until_one_ttl_ahead(store: EtcdLeaseStore) -> None:
+    # validUntil is what a standby waits out when etcd deleted a live owner's key.
+    held, _ = _acquire(store)
+    before = time.time()
+    assert store.renew(held, TTL) is not None
+    after = time.time()
+    kv, _, _ = etcd.get(store.gateway, _key(store))
+    assert kv is not None
+    valid_until = msgspec.json.decode(kv.value)["validUntil"]
+    assert before + TTL <= valid_until <= after + TTL
+    store.release(held)
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "70000"])
+def test_an_etcd_url_with_a_port_out_of_range_is_refused(port: str) -> None:
+    with pytest.raises(ValueError, match="has no valid port"):
+        parse_etcd_url(f"etcd://127.0.0.1:{port}/transport/model")
