@@ -63,7 +63,11 @@ _NOT_SLOW = ("-m", "not slow")
 
 MODULES: dict[str, Target] = {
     "transport/runtime/fence.py": Target(
-        ("tests/runtime/test_runtime_fence.py", "tests/runtime/test_fence_midcall.py")
+        (
+            "tests/runtime/test_runtime_fence.py",
+            "tests/runtime/test_fence_state.py",
+            "tests/runtime/test_fence_midcall.py",
+        )
     ),
     "transport/runtime/handles.py": Target(("tests/runtime/test_runtime_handles.py",)),
     "transport/runtime/sessions.py": Target(
@@ -130,6 +134,12 @@ EQUIVALENT: dict[tuple[str, str, str, int], str] = {
         "core/ReplaceComparisonOperator_NotEq_IsNot",
         19,
     ): "True and False are singletons: != and is not agree on bools",
+    (
+        "transport/runtime/fence.py",
+        "self._valid_until = math.inf if holding else -math.inf",
+        "core/ReplaceUnaryOperator_USub_Not",
+        54,
+    ): "not inf is 0, and the fence's clock (boot time) is never below 0: lapsed either way",
     (
         "transport/encoding/batches.py",
         "return data[:1] == LEAD_BYTE",
