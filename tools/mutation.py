@@ -138,7 +138,7 @@ EQUIVALENT: dict[tuple[str, str, str, int], str] = {
         "transport/runtime/fence.py",
         "self._valid_until = math.inf if holding else -math.inf",
         "core/ReplaceUnaryOperator_USub_Not",
-        54,
+        53,
     ): "not inf is 0, and the fence's clock (boot time) is never below 0: lapsed either way",
     (
         "transport/encoding/batches.py",
