@@ -69,7 +69,9 @@ MODULES: dict[str, Target] = {
             "tests/runtime/test_fence_midcall.py",
         )
     ),
-    "transport/runtime/handles.py": Target(("tests/runtime/test_runtime_handles.py",)),
+    "transport/runtime/handles.py": Target(
+        ("tests/runtime/test_runtime_handles.py", "tests/runtime/test_handle_bound.py")
+    ),
     "transport/runtime/sessions.py": Target(
         ("tests/runtime/test_runtime_sessions.py", "tests/runtime/test_runtime_server.py")
     ),
