@@ -73,10 +73,18 @@ MODULES: dict[str, Target] = {
         ("tests/runtime/test_runtime_handles.py", "tests/runtime/test_handle_bound.py")
     ),
     "transport/runtime/sessions.py": Target(
-        ("tests/runtime/test_runtime_sessions.py", "tests/runtime/test_runtime_server.py")
+        (
+            "tests/runtime/test_runtime_sessions.py",
+            "tests/runtime/test_lease_bounds.py",
+            "tests/runtime/test_runtime_server.py",
+        )
     ),
     "transport/runtime/lease.py": Target(
-        ("tests/runtime/test_runtime_lease.py", "tests/runtime/test_lease_errors.py")
+        (
+            "tests/runtime/test_runtime_lease.py",
+            "tests/runtime/test_lease_bounds.py",
+            "tests/runtime/test_lease_errors.py",
+        )
     ),
     "transport/runtime/etcd_lease.py": Target(
         ("tests/runtime/test_etcd_renew_refused.py", "tests/runtime/test_runtime_etcd.py"),
@@ -142,6 +150,24 @@ EQUIVALENT: dict[tuple[str, str, str, int], str] = {
         "core/ReplaceUnaryOperator_USub_Not",
         53,
     ): "not inf is 0, and the fence's clock (boot time) is never below 0: lapsed either way",
+    (
+        "transport/runtime/lease.py",
+        "fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)",
+        "core/ReplaceBinaryOperator_BitOr_BitXor",
+        51,
+    ): "the two flags share no bit: | and ^ give the same number",
+    (
+        "transport/runtime/sessions.py",
+        "entry.closing = True",
+        "core/ReplaceTrueWithFalse",
+        32,
+    ): "an expired entry is idle and already out of the table: no call reads its flag",
+    (
+        "transport/runtime/sessions.py",
+        "idle = [e.last_used for e in self._entries.values() if e.users == 0]",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        75,
+    ): "a session's count of users never goes below 0",
     (
         "transport/encoding/batches.py",
         "return data[:1] == LEAD_BYTE",
