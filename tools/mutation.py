@@ -169,6 +169,12 @@ EQUIVALENT: dict[tuple[str, str, str, int], str] = {
         75,
     ): "a session's count of users never goes below 0",
     (
+        "transport/runtime/sessions.py",
+        "return entry.session if entry.users == 0 else None",
+        "core/ReplaceComparisonOperator_Eq_LtE",
+        44,
+    ): "a session's count of users never goes below 0",
+    (
         "transport/encoding/batches.py",
         "return data[:1] == LEAD_BYTE",
         "core/ReplaceComparisonOperator_Eq_GtE",
