@@ -145,6 +145,12 @@ EQUIVALENT: dict[tuple[str, str, str, int], str] = {
         19,
     ): "True and False are singletons: != and is not agree on bools",
     (
+        "transport/client/slots.py",
+        "return None if timeout is None else max(0.0, timeout - (time.monotonic() - started))",
+        "core/ReplaceBinaryOperator_Sub_Mod",
+        80,
+    ): "now % started is now - started while now < 2 * started (monotonic time since boot)",
+    (
         "transport/runtime/fence.py",
         "self._valid_until = math.inf if holding else -math.inf",
         "core/ReplaceUnaryOperator_USub_Not",
