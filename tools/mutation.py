@@ -148,7 +148,7 @@ EQUIVALENT: dict[tuple[str, str, str, int], str] = {
         "transport/client/slots.py",
         "return None if timeout is None else max(0.0, timeout - (time.monotonic() - started))",
         "core/ReplaceBinaryOperator_Sub_Mod",
-        80,
+        81,
     ): "now % started is now - started while now < 2 * started (monotonic time since boot)",
     (
         "transport/runtime/fence.py",
