@@ -151,6 +151,12 @@ EQUIVALENT: dict[tuple[str, str, str, int], str] = {
         81,
     ): "now % started is now - started while now < 2 * started (monotonic time since boot)",
     (
+        "transport/runtime/etcd_lease.py",
+        "if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):",
+        "core/ReplaceComparisonOperator_Lt_NotEq",
+        56,
+    ): "the port is all digits: never below 0, so 0 < port and 0 != port agree",
+    (
         "transport/runtime/fence.py",
         "self._valid_until = math.inf if holding else -math.inf",
         "core/ReplaceUnaryOperator_USub_Not",

@@ -6,10 +6,15 @@ huge message costs a bounded walk; it answers False when the look ends short.
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 import numpy as np
+import pytest
 
 from transport import Message
-from transport.encoding.frames import carries
+from transport.encoding.frames import MAGIC, carries, decode_framed
+from transport.encoding.json_codec import _dec_hook
 
 
 class Holder(Message):
@@ -45,3 +50,29 @@ def test_it_looks_at_exactly_visits_values() -> None:
     named = dict(zip("abc", ARRAYS, strict=True))
     assert carries(named, 30, visits=4)
     assert not carries(named, 30, visits=3)
+
+
+class Blobs(Message):
+    """A list of byte strings, each of which a frame may carry."""
+
+    parts: list[bytes | None] = []
+
+
+def _frame(header: dict[str, Any], body: bytes) -> bytes:
+    encoded = msgspec.json.encode(header)
+    pad = bytes(-(8 + len(encoded)) % 16)
+    return MAGIC + len(encoded).to_bytes(4, "little") + encoded + pad + body
+
+
+@pytest.mark.parametrize(("index", "placed"), [(0, True), (1, False), (-1, False)])
+def test_a_buffer_is_placed_only_at_an_index_the_list_has(index: int, placed: bool) -> None:
+    header = {
+        "message": {"parts": [None]},
+        "attachments": [{"path": ["parts", index], "offset": 0, "length": 5}],
+    }
+    frame = _frame(header, b"hello" + bytes(11))
+    if placed:
+        assert decode_framed(frame, Blobs, _dec_hook) == Blobs(parts=[b"hello"])
+        return
+    with pytest.raises(msgspec.ValidationError, match=r"attachment path .* is not in the message"):
+        decode_framed(frame, Blobs, _dec_hook)
