@@ -6,7 +6,11 @@ them would follow a changed bound.
 
 from __future__ import annotations
 
+import fcntl
+import threading
+import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from transport.runtime.lease import MAX_TERM, FileLeaseStore, LeaseRecord
 from transport.runtime.sessions import SessionTable
@@ -44,3 +48,17 @@ def test_a_renewal_of_an_owner_that_took_the_lease_again_in_a_later_term_is_refu
 
 def test_one_session_is_a_valid_limit() -> None:
     assert SessionTable(max_sessions=1).max_sessions == 1
+
+
+def test_a_lock_held_for_less_than_the_lock_timeout_is_waited_for(tmp_path: Path) -> None:
+    store = FileLeaseStore(tmp_path / "lease", lock_timeout=5.0)
+    with open(store.lock_path, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another writer, busy for a moment
+        unlock = threading.Timer(0.3, fcntl.flock, (held, fcntl.LOCK_UN))
+        unlock.start()
+        try:
+            started = time.monotonic()
+            assert store.acquire("a", "e", 10.0) is not None  # waited, then took it
+            assert 0.2 < time.monotonic() - started < 5.0
+        finally:
+            unlock.join()
