@@ -109,6 +109,13 @@ def test_single_reads_the_count_first() -> None:
         _batches.single(_batches.pack([large])[:-1])
 
 
+@pytest.mark.parametrize("cut", range(4, 8))
+def test_a_header_cut_short_is_a_decode_error(cut: int) -> None:
+    frame = _batches.pack([b"{}"])[:cut]  # the magic, then part of the count
+    with pytest.raises(DecodeError):
+        _batches.single(frame)
+
+
 def test_messages_are_made_as_they_are_taken() -> None:
     count = (_batches.CEILING - 8) // 4
     frame = _empties(count)
