@@ -13,9 +13,10 @@ that streams either way, an ``rpc.message`` event per message
 injects the trace context into the metadata through the global propagator
 (W3C ``traceparent`` by default) and the server extracts it, so a handler's own
 calls are children of the call it serves. Each end records the
-``rpc.{server,client}.duration`` histogram (ms) and ``requests_per_rpc`` /
-``responses_per_rpc``; the message sizes are not recorded, as the interceptors
-see decoded messages, not their bytes.
+``rpc.{server,client}.duration`` histogram (ms) and, for calls that stream,
+``requests_per_rpc`` / ``responses_per_rpc`` (the conventions require them of
+streams; a unary call's are 1, the duration's count). The message sizes are
+not recorded: the interceptors see decoded messages, not their bytes.
 
 The tracer and the meter come from the global providers (or those given),
 through OpenTelemetry's proxies: an SDK set up after the interceptors were made
@@ -25,6 +26,7 @@ is the one that records.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -73,6 +75,7 @@ def _code(error: BaseException | None) -> StatusCode:
     return StatusCode.UNKNOWN
 
 
+@functools.lru_cache(maxsize=1024)  # a client's target, a connection's peer: parsed once
 def _address(text: str) -> tuple[str, int | None]:
     """Host and port of ``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``, ``dns:///h:5`` or ``h:5``."""
     scheme, colon, rest = text.partition(":")
@@ -126,9 +129,10 @@ class _Call:
         attributes = {**self.attributes, "rpc.grpc.status_code": int(code)}
         end = self.end_
         end.duration.record(took_ms, attributes)
-        client = end.client
-        end.requests.record(self.sent if client else self.received, attributes)
-        end.responses.record(self.received if client else self.sent, attributes)
+        if self.streams:  # the conventions require them of streams; a unary call's are 1
+            client = end.client
+            end.requests.record(self.sent if client else self.received, attributes)
+            end.responses.record(self.received if client else self.sent, attributes)
 
 
 class _End:
