@@ -76,6 +76,8 @@ def calls_sync(mode: str, late: Any) -> None:
                 assert len(list(client.call(Echo.Repeat, Note(text="r", count=2)))) == 2
                 notes = iter([Note(text="a"), Note(text="b")])
                 assert len(list(client.call(Echo.Chat, notes))) == 3
+                with contextlib.suppress(RpcError):  # fails after its first message
+                    list(client.call(Echo.Chat, iter([Note(text="a"), Note(text="fail")])))
             for text in ("fail", "crash"):
                 with contextlib.suppress(RpcError):
                     client.call(Echo.Say, Note(text=text))
@@ -103,9 +105,9 @@ def calls_async(mode: str, late: Any) -> None:
         async def Say(self, request: Note, context: AsyncContext) -> Note:
             return await self.backend.call(Echo.Say, request)
 
-    async def notes() -> AsyncIterator[Note]:
+    async def notes(last: str = "b") -> AsyncIterator[Note]:
         yield Note(text="a")
-        yield Note(text="b")
+        yield Note(text=last)
 
     async def run() -> None:
         front = Front()
@@ -118,6 +120,8 @@ def calls_async(mode: str, late: Any) -> None:
             await client.call(Echo.Say, Note(text="hi"))
             assert len([n async for n in client.call(Echo.Repeat, Note(text="r", count=2))]) == 2
             assert len([n async for n in client.call(Echo.Chat, notes())]) == 3
+            with contextlib.suppress(RpcError):  # fails after its first message
+                [n async for n in client.call(Echo.Chat, notes("fail"))]
             for text in ("fail", "crash"):
                 with contextlib.suppress(RpcError):
                     await client.call(Echo.Say, Note(text=text))

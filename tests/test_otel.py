@@ -63,7 +63,7 @@ CHAIN = [("CLIENT", "Say"), ("SERVER", "Say"), ("CLIENT", "Say"), ("SERVER", "Sa
 @pytest.mark.parametrize("order", ORDERS)
 def test_one_trace_covers_client_server_and_second_server(order: str, stack: str) -> None:
     exported = _chain(order, stack, "ours")
-    hello, repeat, chat, fail, crash = _traces(exported["spans"])
+    hello, repeat, chat, chat_fail, fail, crash = _traces(exported["spans"])
     # The front's call to the back is a child of the call it serves, and so on down.
     assert _hops(hello) == CHAIN
     for span in hello:
@@ -94,6 +94,11 @@ def test_one_trace_covers_client_server_and_second_server(order: str, stack: str
     sent_two = [("SENT", 1), ("SENT", 2)]
     assert events(chat[0]) == [("RECEIVED", 1), ("RECEIVED", 2), ("RECEIVED", 3), *sent_two]
     assert not hello[0]["events"]  # unary calls carry no message events
+    # A stream that fails: its status on both ends, the messages before it counted.
+    assert _hops(chat_fail) == [("CLIENT", "Chat"), ("SERVER", "Chat")]
+    assert [span["attributes"]["rpc.grpc.status_code"] for span in chat_fail] == [9, 9]
+    assert [span["status"] for span in chat_fail] == ["ERROR", "UNSET"]
+    assert ("RECEIVED", 2) in events(chat_fail[1]) and ("SENT", 1) in events(chat_fail[1])
 
     # Errors: the status on every hop; a client's span is an error for any status,
     # a server's only for the statuses that are its own fault.
