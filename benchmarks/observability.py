@@ -128,7 +128,10 @@ def main() -> None:
     tracer_provider.add_span_processor(BatchSpanProcessor(Dropped()))
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    noop = {"tracer_provider": NoOpTracerProvider(), "meter_provider": NoOpMeterProvider()}
+    noop: dict[str, Any] = {
+        "tracer_provider": NoOpTracerProvider(),
+        "meter_provider": NoOpMeterProvider(),
+    }
 
     tracer = trace.get_tracer("floor")
     histogram = metrics.get_meter("floor").create_histogram("floor", unit="ms")

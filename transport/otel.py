@@ -29,7 +29,7 @@ import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 try:
@@ -45,6 +45,11 @@ except ImportError as exc:  # the one line a user without the extra sees
 from .errors import RpcError
 from .interceptors import ClientCall, Proceed, ServerCall
 from .status import StatusCode
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+
+    from .service import Method
 
 __all__ = ["AsyncClientTelemetry", "AsyncServerTelemetry", "ClientTelemetry", "ServerTelemetry"]
 
@@ -92,10 +97,17 @@ def _address(text: str) -> tuple[str, int | None]:
 class _Call:
     """One call being traced: its span, its clock and its message counts."""
 
-    __slots__ = ("attributes", "context", "end_", "received", "sent", "span", "started", "streams")
+    __slots__ = ("attributes", "context", "received", "sent", "side", "span", "started", "streams")
 
-    def __init__(self, end: _End, span: trace.Span, parent: Any, attributes: Any, streams: bool):
-        self.end_ = end
+    def __init__(
+        self,
+        side: _Side,
+        span: trace.Span,
+        parent: Context | None,
+        attributes: dict[str, Any],
+        streams: bool,
+    ) -> None:
+        self.side = side
         self.span = span
         self.context = trace.set_span_in_context(span, parent)
         self.attributes = attributes  # of the metrics: the method's, without the peer
@@ -120,25 +132,30 @@ class _Call:
         code = _code(error)
         span = self.span
         span.set_attribute("rpc.grpc.status_code", int(code))
-        if code and (self.end_.client or code in _SERVER_ERRORS):
+        if code and (self.side.client or code in _SERVER_ERRORS):
             message = error.message if isinstance(error, RpcError) else repr(error)
             span.set_status(Status(SpanStatus.ERROR, f"{code.name}: {message}"))
             if not isinstance(error, (RpcError, GeneratorExit, asyncio.CancelledError)):
                 span.record_exception(error)  # type: ignore[arg-type]
         span.end()
         attributes = {**self.attributes, "rpc.grpc.status_code": int(code)}
-        end = self.end_
-        end.duration.record(took_ms, attributes)
+        side = self.side
+        side.duration.record(took_ms, attributes)
         if self.streams:  # the conventions require them of streams; a unary call's are 1
-            client = end.client
-            end.requests.record(self.sent if client else self.received, attributes)
-            end.responses.record(self.received if client else self.sent, attributes)
+            client = side.client
+            side.requests.record(self.sent if client else self.received, attributes)
+            side.responses.record(self.received if client else self.sent, attributes)
 
 
-class _End:
+class _Side:
     """The tracer and the instruments of one end of the calls (server or client)."""
 
-    def __init__(self, client: bool, tracer_provider: Any, meter_provider: Any) -> None:
+    def __init__(
+        self,
+        client: bool,
+        tracer_provider: trace.TracerProvider | None,
+        meter_provider: metrics.MeterProvider | None,
+    ) -> None:
         self.client = client
         side = "client" if client else "server"
         self.kind = SpanKind.CLIENT if client else SpanKind.SERVER
@@ -155,7 +172,7 @@ class _End:
         )
         self._methods: dict[str, tuple[str, dict[str, Any]]] = {}
 
-    def start(self, method: Any, peer: str, parent: Any) -> _Call:
+    def start(self, method: Method[Any, Any], peer: str, parent: Context | None) -> _Call:
         """A span for a call of ``method`` with ``peer``, child of ``parent``."""
         found = self._methods.get(method.path)
         if found is None:
@@ -169,7 +186,7 @@ class _End:
         name, attributes = found
         host, port = _address(peer)
         prefix = "server" if self.client else "network.peer"
-        span_attributes = {**attributes, f"{prefix}.address": host}
+        span_attributes: dict[str, Any] = {**attributes, f"{prefix}.address": host}
         if port is not None:
             span_attributes[f"{prefix}.port"] = port
         span = self.tracer.start_span(
@@ -252,11 +269,16 @@ async def _responses_async(
 class _Telemetry:
     """Settings shared by the four interceptors."""
 
-    def __init__(self, *, tracer_provider: Any = None, meter_provider: Any = None) -> None:
-        """``tracer_provider``/``meter_provider``: the global ones unless given."""
-        self._end = _End(self._client, tracer_provider, meter_provider)
-
     _client = False
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        """``tracer_provider``/``meter_provider``: the global ones unless given."""
+        self._side = _Side(self._client, tracer_provider, meter_provider)
 
 
 class ServerTelemetry(_Telemetry):
@@ -264,7 +286,7 @@ class ServerTelemetry(_Telemetry):
 
     def intercept(self, call: ServerCall[Any], request: Any, proceed: Proceed) -> Any:
         """Serve the call inside its span, child of the client's."""
-        record = self._end.server_call(call)
+        record = self._side.server_call(call)
         cardinality = call.method.cardinality
         if cardinality.client_streaming:
             request = _each(record, request, _RECEIVED)
@@ -290,7 +312,7 @@ class AsyncServerTelemetry(_Telemetry):
 
     async def intercept(self, call: ServerCall[Any], request: Any, proceed: Proceed) -> Any:
         """Serve the call inside its span, child of the client's."""
-        record = self._end.server_call(call)
+        record = self._side.server_call(call)
         cardinality = call.method.cardinality
         if cardinality.client_streaming:
             request = _each_async(record, request, _RECEIVED)
@@ -318,7 +340,7 @@ class ClientTelemetry(_Telemetry):
 
     def intercept(self, call: ClientCall, request: Any, proceed: Proceed) -> Any:
         """Make the call inside a span, child of the current one."""
-        record = self._end.client_call(call)
+        record = self._side.client_call(call)
         cardinality = call.method.cardinality
         if cardinality.client_streaming:
             request = _each(record, request, _SENT)
@@ -343,7 +365,7 @@ class AsyncClientTelemetry(_Telemetry):
 
     async def intercept(self, call: ClientCall, request: Any, proceed: Proceed) -> Any:
         """Make the call inside a span, child of the current one."""
-        record = self._end.client_call(call)
+        record = self._side.client_call(call)
         cardinality = call.method.cardinality
         if cardinality.client_streaming:
             request = _each_async(record, request, _SENT)
