@@ -170,3 +170,37 @@ def test_without_opentelemetry_the_module_names_the_extra() -> None:
     assert last == (
         "ImportError: transport.otel needs OpenTelemetry: pip install 'transport-grpc[otel]'"
     )
+
+
+@pytest.mark.slow
+def test_run_takes_the_server_interceptor_and_continues_the_callers_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tests.cli.test_run import Run
+    from tests.echo_service import Echo, Note
+    from transport import Client
+    from transport.otel import ClientTelemetry
+
+    spans_file = tmp_path / "spans.jsonl"
+    monkeypatch.setenv("TRANSPORT_TEST_SPANS", str(spans_file))
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()  # this process's own: the global one stays untouched
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry = ClientTelemetry(tracer_provider=provider)
+    with Run(
+        "tests.otel_run_app:bindings", "--interceptor", "transport.otel:ServerTelemetry"
+    ) as run:
+        with Client.connect(run.address, interceptors=[telemetry]) as client:
+            assert client.call(Echo.Say, Note(text="hi")).text == "hi"
+        code, _ = run.stop()
+    assert code == 0
+    (client_span,) = exporter.get_finished_spans()
+    (served,) = [json.loads(line) for line in spans_file.read_text().splitlines()]
+    assert served["kind"] == "SpanKind.SERVER" and served["name"] == f"{ECHO}/Say"
+    assert served["context"]["trace_id"] == f"0x{client_span.context.trace_id:032x}"
+    assert served["parent_id"] == f"0x{client_span.context.span_id:016x}"
+    assert served["attributes"]["rpc.grpc.status_code"] == 0
