@@ -94,3 +94,11 @@ def test_the_burst_benchmark_runs() -> None:
     assert "| asyncio | transport (48 in flight) | OK 100 |" in done.stdout
     assert "| sync | plain grpcio | " in done.stdout
     assert "| on | " in done.stdout and "| off | " in done.stdout
+
+
+@pytest.mark.slow
+def test_the_observability_benchmark_runs() -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    done = _run("-m", "benchmarks.observability", "--tiny", timeout=180)
+    assert "| client, SDK | " in done.stdout and "| server, no-op API | " in done.stdout
+    assert "| on, SDK (client and server) | " in done.stdout

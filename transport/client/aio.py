@@ -49,8 +49,11 @@ class AsyncClient(ClientCore[grpc.aio.Channel]):
     ``max_calls_in_flight`` work as on :class:`~transport.Client`.
     """
 
-    _insecure_channel = staticmethod(grpc.aio.insecure_channel)
-    _secure_channel = staticmethod(grpc.aio.secure_channel)
+    # Looked up at each connect(), as Client's (instrumentation may replace them later).
+    _insecure_channel = staticmethod(
+        lambda *args, **kwargs: grpc.aio.insecure_channel(*args, **kwargs)
+    )
+    _secure_channel = staticmethod(lambda *args, **kwargs: grpc.aio.secure_channel(*args, **kwargs))
     _multicallable_kwargs = multicallable_kwargs(grpc.aio.Channel.unary_unary)
     _call_slots = AsyncCallSlots
     _asynchronous = True

@@ -55,8 +55,10 @@ class Client(ClientCore[grpc.Channel]):
     is one message (and, streaming back, before its first response).
     """
 
-    _insecure_channel = staticmethod(grpc.insecure_channel)
-    _secure_channel = staticmethod(grpc.secure_channel)
+    # Looked up at each connect(), not bound at import, so that instrumentation
+    # replacing grpc's constructors later (opentelemetry-instrumentation-grpc) sees them.
+    _insecure_channel = staticmethod(lambda *args, **kwargs: grpc.insecure_channel(*args, **kwargs))
+    _secure_channel = staticmethod(lambda *args, **kwargs: grpc.secure_channel(*args, **kwargs))
     _multicallable_kwargs = multicallable_kwargs(grpc.Channel.unary_unary)
     _call_slots = CallSlots
     _asynchronous = False
