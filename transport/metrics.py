@@ -6,7 +6,8 @@ implementation) and :func:`serve_metrics` serves ``/metrics`` in the Prometheus
 text format. The series are those Grafana dashboards for grpc-go already chart:
 
 - ``grpc_server_started_total``: calls started;
-- ``grpc_server_handled_total``: calls ended, with their ``grpc_code``;
+- ``grpc_server_handled_total``: calls ended, with their ``grpc_code`` (spelt
+  as grpc-go spells it: ``OK``, ``InvalidArgument``, ``Canceled``...);
 - ``grpc_server_msg_received_total`` / ``grpc_server_msg_sent_total``: messages;
 - ``grpc_server_handling_seconds``: a histogram of call durations, with ``grpc_code``.
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BUCKETS",
+    "GO_CODES",
     "MISSING",
     "Gauge",
     "add_gauges",
@@ -53,6 +55,10 @@ _TYPES = {
     Cardinality.STREAM_STREAM: "bidi_stream",
 }
 _LABELS = ("grpc_type", "grpc_service", "grpc_method")
+#: ``grpc_code`` as go-grpc-middleware writes it: grpc-go's ``codes.Code.String()``.
+GO_CODES = {
+    code: "".join(word.capitalize() for word in code.name.split("_")) for code in StatusCode
+} | {StatusCode.OK: "OK", StatusCode.CANCELLED: "Canceled"}
 
 
 def available() -> bool:
@@ -134,7 +140,7 @@ class _MethodSeries:
         """Count the end of a call with ``code`` after ``seconds``."""
         children = self._coded.get(code)
         if children is None:
-            labels = (*self._labels, code.name)
+            labels = (*self._labels, GO_CODES[code])
             children = self._coded[code] = (
                 self._series.handled.labels(*labels),
                 self._series.seconds.labels(*labels),

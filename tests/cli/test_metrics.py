@@ -114,7 +114,7 @@ def test_a_scrape_shows_each_call_kind_and_status(target: str) -> None:
             "grpc_type": "unary",
             "grpc_service": SERVICE,
             "grpc_method": "Say",
-            "grpc_code": "FAILED_PRECONDITION",
+            "grpc_code": "FailedPrecondition",
         }
         assert moved("grpc_server_handled_total", **failed) == 1
         assert moved("grpc_server_handling_seconds_count", **failed) == 1
