@@ -20,6 +20,7 @@ Each has the labels ``grpc_type`` (``unary``, ``client_stream``,
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -179,15 +180,15 @@ class _Counting:
         return _Call(self._series.of(call.method))
 
 
-_registered: dict[int, _Series] = {}
+_registered: weakref.WeakKeyDictionary[CollectorRegistry, _Series] = weakref.WeakKeyDictionary()
 
 
 def _series_of(registry: CollectorRegistry | None, buckets: Sequence[float]) -> _Series:
     # A registry refuses a series registered twice: every interceptor of one shares them.
     target = registry if registry is not None else _prometheus().REGISTRY
-    found = _registered.get(id(target))
+    found = _registered.get(target)
     if found is None:
-        found = _registered[id(target)] = _Series(target, buckets)
+        found = _registered[target] = _Series(target, buckets)
     return found
 
 
