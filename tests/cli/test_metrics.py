@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.cli.test_demo import ROOT
 from tests.cli.test_run import Run
 from tests.echo_service import Echo, Note
 from tests.eventually import eventually
@@ -209,3 +212,23 @@ def test_an_unleased_daemon_has_no_term_and_no_lease_deadline() -> None:
         assert value(samples, "transport_runtime_holds_lease") == 1
         assert math.isinf(value(samples, "transport_runtime_lease_seconds_left"))
         assert daemon.stop() == 0
+
+
+def test_a_metrics_port_in_use_is_a_one_line_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "transport", "run", "tests.run_app:echo"]
+        done = subprocess.run(
+            [*command, "--port", "0", "--metrics-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == (
+        f"error: --metrics-port: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )

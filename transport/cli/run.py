@@ -250,7 +250,12 @@ def _serve_metrics(args: argparse.Namespace) -> str:
     """Start serving ``/metrics`` if asked; the line to print once the server listens."""
     if args.metrics_port is None:
         return ""
-    return f"metrics on {address(*metrics.serve_metrics(args.metrics_port, args.metrics_host))}"
+    try:
+        host, port = metrics.serve_metrics(args.metrics_port, args.metrics_host)
+    except OSError as exc:
+        where = address(args.metrics_host, args.metrics_port)
+        raise OSError(f"--metrics-port: cannot listen on {where}: {exc.strerror or exc}") from None
+    return f"metrics on {address(host, port)}"
 
 
 def _credentials(args: argparse.Namespace) -> grpc.ServerCredentials | None:
