@@ -154,3 +154,17 @@ class Count:
 
 
 count = Count()
+
+
+def echo() -> Binding:
+    """The echo service (one method of each call kind), for the metrics and access-log tests."""
+    from tests.echo_service import Echo, EchoServer
+
+    return bind(Echo, EchoServer())
+
+
+def async_echo() -> Binding:
+    """:func:`echo` on ``grpc.aio``."""
+    from tests.echo_service import AsyncEchoServer, Echo
+
+    return bind(Echo, AsyncEchoServer())

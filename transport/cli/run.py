@@ -12,7 +12,10 @@ still running behind. ``--workers N`` runs N processes on one port
 (SO_REUSEPORT: the kernel spreads connections over them), which is how
 grpcio scales a Python server over cores. ``--interceptor MODULE:ATTR``
 (repeatable) wraps every call of the bindings in an interceptor that sees
-its decoded messages (:mod:`transport.interceptors`).
+its decoded messages (:mod:`transport.interceptors`). ``--metrics-port PORT``
+serves Prometheus metrics of every call on ``/metrics`` (:mod:`transport.metrics`;
+one process only: not with ``--workers``) and ``--access-log`` prints one line
+per call (:mod:`transport.access_log`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from .. import access_log, metrics
 from .._signals import StopSignals, add_stop_handlers
 from ..encoding import wires as _wires
 from ..errors import DeclarationError
@@ -82,6 +86,19 @@ def add_command(commands: Any) -> None:
         metavar="MODULE:ATTR",
         help="wrap every call of the bindings (repeatable, outermost first): an interceptor "
         "(transport.interceptors) or a function of no arguments returning one",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (needs the metrics extra)",
+    )
+    run.add_argument("--metrics-host", default="127.0.0.1", help="of --metrics-port (127.0.0.1)")
+    run.add_argument(
+        "--access-log", action="store_true", help="print a line per call (logger transport.access)"
+    )
+    run.add_argument(
+        "--access-log-format", choices=access_log.FORMATS, default="text", help="text or json"
     )
     _wires.add_arguments(run)
     # Set for the worker processes of --workers: share the port with the others.
@@ -174,6 +191,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         bindings = load_bindings(args.target)
         interceptors = [load_interceptor(target) for target in args.interceptor]
+        if bindings:  # outermost: they see what the user's interceptors refuse
+            interceptors = [*_observing(args, bindings[0].asynchronous), *interceptors]
         for binding in bindings:
             binding.wire = args.wire  # refused for a JSON-only service
             if interceptors:  # refused when def/async def differs from the binding's
@@ -201,7 +220,42 @@ def _invalid(args: argparse.Namespace) -> str:
         return "TLS needs both --tls-cert and --tls-key"
     if args.client_ca is not None and args.tls_cert is None:
         return "--client-ca needs --tls-cert and --tls-key"
+    if args.metrics_port is not None:
+        if not 0 <= args.metrics_port <= 65535:
+            return f"--metrics-port {args.metrics_port} is not a port (0 picks a free one)"
+        if args.workers > 1:
+            return (
+                "--metrics-port counts the calls of one process: use --workers 1, or run one "
+                "server per core, each with its own --metrics-port"
+            )
+        if not metrics.available():
+            return metrics.MISSING
     return ""
+
+
+def _observing(args: argparse.Namespace, asynchronous: bool) -> list[Any]:
+    """The metrics and access-log interceptors the arguments ask for."""
+    found = []
+    if args.metrics_port is not None:
+        make = metrics.async_server_interceptor if asynchronous else metrics.server_interceptor
+        found.append(make())
+    if args.access_log:
+        access_log.log_to(sys.stdout)
+        log = access_log.async_server_interceptor if asynchronous else access_log.server_interceptor
+        found.append(log(args.access_log_format))
+    return found
+
+
+def _serve_metrics(args: argparse.Namespace) -> str:
+    """Start serving ``/metrics`` if asked; the line to print once the server listens."""
+    if args.metrics_port is None:
+        return ""
+    try:
+        host, port = metrics.serve_metrics(args.metrics_port, args.metrics_host)
+    except OSError as exc:
+        where = address(args.metrics_host, args.metrics_port)
+        raise OSError(f"--metrics-port: cannot listen on {where}: {exc.strerror or exc}") from None
+    return f"metrics on {address(host, port)}"
 
 
 def _credentials(args: argparse.Namespace) -> grpc.ServerCredentials | None:
@@ -259,12 +313,15 @@ def _serve_sync(
     )
     try:
         port = _prepare(server, bindings, args, credentials, health)
+        metrics_line = _serve_metrics(args)
     except (OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     with StopSignals() as stop:
         server.start()
         print(f"listening on {address(args.host, port)}", flush=True)
+        if metrics_line:
+            print(metrics_line, flush=True)
         stop.wait()
     health.enter_graceful_shutdown()  # new calls UNAVAILABLE from now on
     idle = in_flight.wait_idle(args.grace)
@@ -291,11 +348,14 @@ async def _serve_async(
     )
     try:
         port = _prepare(server, bindings, args, credentials, health)
+        metrics_line = _serve_metrics(args)
     except (OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     await server.start()
     print(f"listening on {address(args.host, port)}", flush=True)
+    if metrics_line:
+        print(metrics_line, flush=True)
     await stop.wait()
     health.enter_graceful_shutdown()
     idle = await in_flight.wait_idle_async(args.grace)

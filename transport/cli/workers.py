@@ -48,6 +48,8 @@ def _worker_argv(args: argparse.Namespace, port: int) -> list[str]:
             argv += [flag, value]
     for interceptor in args.interceptor:
         argv += ["--interceptor", interceptor]
+    if args.access_log:
+        argv += ["--access-log", "--access-log-format", args.access_log_format]
     return argv
 
 

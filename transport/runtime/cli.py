@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc.aio
 
+from .. import metrics
 from .._signals import add_stop_handlers
 from ..client.sync import Client as RpcClient
 from ..encoding.json_codec import JsonCodec
@@ -20,7 +21,7 @@ from ..health.service import Health
 from ..options import DEFAULT_MAX_CONCURRENT_CALLS
 from .backend_none import NoneBackend
 from .contract import HealthStatus, Service
-from .daemon import Serving, lease_store, running
+from .daemon import Serving, gauges, lease_store, running
 from .etcd_lease import check_etcd_lease, is_etcd_url
 from .lease import FileLeaseStore, LeaseError
 from .owner import DEFAULT_LEASE_TTL
@@ -85,6 +86,13 @@ def add_commands(commands: Any) -> None:
         default=DEFAULT_MAX_CONCURRENT_CALLS,
         help="calls served at once; more end RESOURCE_EXHAUSTED (0: no limit)",
     )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (needs the metrics extra)",
+    )
+    serve.add_argument("--metrics-host", default="127.0.0.1", help="of --metrics-port (127.0.0.1)")
     add_wire_arguments(serve)
     serve.set_defaults(run=run_serve)
     # ``health`` is transport.health.probe's: grpc.health.v1, or run_health with --runtime.
@@ -99,6 +107,17 @@ def _concurrent_calls(text: str) -> int | None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    if args.metrics_port is not None:
+        problem = (
+            f"--metrics-port {args.metrics_port} is not a port (0 picks a free one)"
+            if not 0 <= args.metrics_port <= 65535
+            else ""
+            if metrics.available()
+            else metrics.MISSING
+        )
+        if problem:
+            print(f"serve: {problem}", file=sys.stderr)
+            return 2
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     if is_etcd_url(args.lease):
         try:
@@ -112,11 +131,17 @@ def run_serve(args: argparse.Namespace) -> int:
         except LeaseError as exc:
             print(f"serve: {exc}", file=sys.stderr)
             return UNUSABLE_LEASE
-    asyncio.run(_serve(args))
-    return 0
+    return asyncio.run(_serve(args))
 
 
-async def _serve(args: argparse.Namespace) -> None:
+def _serve_metrics(args: argparse.Namespace, serving: Serving) -> str:
+    """Serve ``/metrics`` with the daemon's gauges; where it listens (``HOST:PORT``)."""
+    metrics.add_gauges(gauges(serving))
+    host, port = metrics.serve_metrics(args.metrics_port, args.metrics_host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _serve(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     add_stop_handlers(loop, stop.set)
@@ -134,8 +159,16 @@ async def _serve(args: argparse.Namespace) -> None:
         mount=mount_health,
         wire=args.wire,
         compression=args.compression,
+        interceptors=[metrics.async_server_interceptor()] if args.metrics_port is not None else (),
     ) as serving:
         _say(f"listening on {serving.endpoint}")
+        if args.metrics_port is not None:
+            try:
+                metrics_at = _serve_metrics(args, serving)
+            except OSError as exc:
+                print(f"serve: cannot serve metrics: {exc}", file=sys.stderr)
+                return 1
+            _say(f"metrics on {metrics_at}")
         fencing = (
             f"instance {serving.server.instance_id}" if serving.server.instance_id else "unfenced"
         )
@@ -145,6 +178,7 @@ async def _serve(args: argparse.Namespace) -> None:
             serving.server.subscribe(lambda holding: _report(serving, holding))
         await stop.wait()
     _say("stopped")
+    return 0
 
 
 def mount_health(grpc_server: grpc.aio.Server, server: Server) -> None:

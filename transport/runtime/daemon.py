@@ -34,7 +34,7 @@ from .server import Server
 from .sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
 from .wire import Runtime
 
-__all__ = ["Serving", "new_instance_id", "running", "serve"]
+__all__ = ["Serving", "gauges", "new_instance_id", "running", "serve"]
 
 log = logging.getLogger("transport.runtime")
 
@@ -94,6 +94,7 @@ async def running(
     options: Sequence[tuple[str, Any]] = (),
     wire: str = "json",
     compression: grpc.Compression | str | None = None,
+    interceptors: Sequence[Any] = (),
 ) -> AsyncIterator[Serving]:
     """Serve ``service`` on ``listen`` (``HOST:PORT``, port 0 for any) while the block runs.
 
@@ -111,7 +112,9 @@ async def running(
     protections (:func:`~transport.options.server_options`); ``options`` are
     grpc-core arguments that replace or add to them. ``wire`` is the default
     wire of calls that do not say theirs; ``compression`` (``"gzip"``)
-    compresses what the daemon sends.
+    compresses what the daemon sends. ``interceptors`` (``async def``) wrap
+    each call of ``transport.v1.Runtime`` that passes the fence
+    (:mod:`transport.interceptors`).
     """
     if max_concurrent_calls is not None and max_concurrent_calls < 1:
         raise ValueError(f"max_concurrent_calls must be at least 1, not {max_concurrent_calls}")
@@ -133,6 +136,8 @@ async def running(
         compression=compression_of(compression),
     )
     server.binding.wire = check(wire)
+    if interceptors:
+        server.binding.interceptors = interceptors
     server.register(grpc_server)
     port = grpc_server.add_insecure_port(listen)
     if not port:
@@ -176,6 +181,33 @@ async def running(
                 log.warning("could not release the lease: %s", exc)
             if owner.store is not lease:
                 close_store(owner.store)
+
+
+def gauges(serving: Serving) -> dict[str, tuple[str, Callable[[], float]]]:
+    """The daemon's own gauges, read when scraped: ``name: (help, read)``.
+
+    Sessions open, whether it holds its lease, the lease's term (0 while it
+    holds none, or without a lease) and the seconds left before the lease may
+    lapse (``+Inf`` for a daemon served without a lease).
+    """
+    server, owner = serving.server, serving.owner
+
+    def term() -> float:
+        record = owner.record if owner is not None else None
+        return float(record.term) if record is not None else 0.0
+
+    return {
+        "transport_runtime_sessions_open": ("Sessions open.", lambda: float(server.session_count)),
+        "transport_runtime_holds_lease": (
+            "1 while fenced calls are served (the lease is held), else 0.",
+            lambda: float(server.holds_lease),
+        ),
+        "transport_runtime_owner_term": ("Term of the lease held (0: none).", term),
+        "transport_runtime_lease_seconds_left": (
+            "Seconds until the lease may lapse (+Inf without a lease).",
+            server.fence.time_left,
+        ),
+    }
 
 
 #: Services a ``mount`` may add whose declaration reflection can describe.
