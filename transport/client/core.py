@@ -200,7 +200,11 @@ class ClientCore(Generic[ChannelT]):
 
         A unary request is started again while the server refuses its stream.
         """
-        invoke = self._multicallable(method)
+        multicallable = self._multicallable(method)
+
+        def invoke(argument: Any, **options: Any) -> Any:
+            return self._as_call(multicallable(argument, **options))
+
         stream = stream_type(
             invoke(argument, **options),
             method,
@@ -220,6 +224,11 @@ class ClientCore(Generic[ChannelT]):
         if self._learns_batches(method):
             stream._on_initial = self._learn_batches
         return stream
+
+    @staticmethod
+    def _as_call(started: Any) -> Any:
+        """What grpcio started, as a call the streams can read (see :class:`Client`)."""
+        return started
 
     def _options(
         self,

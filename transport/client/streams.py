@@ -18,7 +18,7 @@ from ..metadata import MetadataTuple, as_metadata, user_metadata
 from ..service import Method
 from .calls import StreamedResponses, check_request
 
-__all__ = ["BidiStream", "ResponseStream"]
+__all__ = ["BareResponses", "BidiStream", "ResponseStream"]
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -26,6 +26,55 @@ Res = TypeVar("Res")
 Stream = TypeVar("Stream", bound="ResponseStream[Any]")
 
 _CLOSE = object()
+
+
+class BareResponses:
+    """A response iterator that is not a ``grpc.Call``, read as a call without metadata.
+
+    grpcio's channel interceptors must hand back an object that is both, but
+    some return a bare generator (opentelemetry-instrumentation-grpc's client
+    interceptor does for server streams): its responses are read, its metadata
+    is empty, and cancelling it closes the generator.
+    """
+
+    def __init__(self, responses: Iterator[Any]) -> None:
+        self._responses = responses
+        self._done = False
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return next(self._responses)
+        except StopIteration:
+            self._done = True
+            raise
+
+    def initial_metadata(self) -> tuple[()]:
+        """None that can be read."""
+        return ()
+
+    def trailing_metadata(self) -> tuple[()]:
+        """None that can be read."""
+        return ()
+
+    def cancel(self) -> bool:
+        """Close the generator (which ends the call it reads, if it does so on close)."""
+        close = getattr(self._responses, "close", None)
+        if close is not None:
+            close()
+        self._done = True
+        return True
+
+    def done(self) -> bool:
+        """Whether the responses have ended or were cancelled."""
+        return self._done
+
+
+def as_call(started: Any) -> Any:
+    """``started`` if it is a call, else its responses as :class:`BareResponses`."""
+    return started if hasattr(started, "initial_metadata") else BareResponses(started)
 
 
 class ResponseStream(StreamedResponses[Res]):

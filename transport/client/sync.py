@@ -29,7 +29,7 @@ from .coalescing import coalesced
 from .core import ClientCore
 from .intercepted import InterceptedBidiStream, InterceptedStream, written
 from .slots import CallSlots
-from .streams import BidiStream, ResponseStream
+from .streams import BidiStream, ResponseStream, as_call
 
 __all__ = ["Client"]
 
@@ -63,6 +63,7 @@ class Client(ClientCore[grpc.Channel]):
     _call_slots = CallSlots
     _asynchronous = False
     _cancelled_by_caller = True
+    _as_call = staticmethod(as_call)
 
     def _request_stream(
         self, method: Method[Any, Any], request: Any
