@@ -22,6 +22,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 
 from tests.protobuf_peers import descriptor_set
+from tests.tools import protoc
 from transport import Empty, Message, Number, Service, rpc
 from transport.encoding.names import json_name
 from transport.encoding.protobuf.descriptor import FILE_CODEC, file_descriptor
@@ -178,16 +179,12 @@ def _grpcurl(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_grpcurl_prints_what_it_prints_with_protocs_descriptors(tmp_path: Path) -> None:
     protoset = tmp_path / "scaleout.protoset"
-    subprocess.run(
-        [
-            "protoc",
-            f"-I{SEED_PROTOS}",
-            "-I/usr/include",
-            "--include_imports",
-            f"--descriptor_set_out={protoset}",
-            "scaleout.proto",
-        ],
-        check=True,
+    protoc(
+        f"-I{SEED_PROTOS}",
+        "--include_imports",
+        f"--descriptor_set_out={protoset}",
+        "scaleout.proto",
+        cwd=tmp_path,
     )
     call = ["-emit-defaults", "-d", '{"nodeId": "n1"}']
     method = "scaleout.CombinerClient/PollAndReport"  # answers a TaskRequest: snake_case fields
