@@ -10,12 +10,21 @@ import argparse
 import re
 from typing import Any
 
-__all__ = ["CommandParser", "plain"]
+__all__ = ["CallError", "CommandParser", "address", "plain"]
 
 # :class:`~transport.Binding` -> Binding; :func:`transport.bind` -> transport.bind
 _ROLE = re.compile(r":[\w:.-]+:`(~?)([^`<]*?)(?:\s*<[^>]*>)?`")
 _LITERAL = re.compile(r"``(.+?)``")
 _LITERAL_BLOCK = re.compile(r"(\S)::$", re.MULTILINE)  # "so::" introduces a block: "so:"
+
+
+class CallError(Exception):
+    """Raised when ``list`` or ``call`` cannot do as asked; the message says why."""
+
+
+def address(host: str, port: int) -> str:
+    """``HOST:PORT``, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 def plain(text: str) -> str:

@@ -43,6 +43,8 @@ from ..reflection.client import (
 from ..security import channel_credentials
 from ..service import Method, Service
 from ..status import StatusCode
+from . import CallError
+from .dynamic import converters
 from .unknown_fields import unknown_field
 
 __all__ = ["add_commands", "call_command", "list_command"]
@@ -56,10 +58,6 @@ Encode = Callable[[str], bytes]
 Decode = Callable[[bytes], str]
 #: Whether the method takes a stream and returns one; ``None`` when the server does not say.
 Streams = tuple[bool, bool] | None
-
-
-class CallError(Exception):
-    """Raised when a call cannot be made as asked; the message says why."""
 
 
 def add_commands(commands: Any) -> None:
@@ -310,8 +308,6 @@ def _from_reflection(
     streams = method.client_streaming, method.server_streaming
     if wire == "json":
         return streams, _json_passthrough, _json_text
-    from ..reflection.dynamic import converters
-
     encode, decode = converters(resolved)
     return streams, encode, decode
 

@@ -45,6 +45,7 @@ from ..options import compression_of, grpc_options
 from ..reflection.service import add_reflection
 from ..security import server_credentials
 from ..server import Binding
+from . import address
 from .drain import InFlight
 from .workers import run_workers
 
@@ -262,11 +263,6 @@ def _credentials(args: argparse.Namespace) -> grpc.ServerCredentials | None:
     if args.tls_cert is None:
         return None
     return server_credentials(args.tls_cert, args.tls_key, client_ca=args.client_ca)
-
-
-def address(host: str, port: int) -> str:
-    """``HOST:PORT``, with an IPv6 host in brackets."""
-    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 def _options(args: argparse.Namespace) -> list[tuple[str, Any]]:

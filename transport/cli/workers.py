@@ -22,6 +22,7 @@ import threading
 from typing import IO
 
 from .._signals import StopSignals
+from . import address
 
 __all__ = ["run_workers"]
 
@@ -68,8 +69,6 @@ def _watch(worker: subprocess.Popen[str], stop: StopSignals) -> None:
 
 def run_workers(args: argparse.Namespace) -> int:
     """Serve with ``args.workers`` processes until SIGINT or SIGTERM; return the exit status."""
-    from .run import address
-
     if not hasattr(socket, "SO_REUSEPORT"):
         print(
             "error: --workers needs SO_REUSEPORT (Linux, macOS, BSD), which this platform "

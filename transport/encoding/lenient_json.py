@@ -30,6 +30,7 @@ import msgspec.inspect as mi
 import numpy as np
 import pybase64
 
+from .field_numbers import Number
 from .names import json_name
 
 __all__ = ["DuplicateFieldError", "Leniency", "convert", "mentions"]
@@ -229,8 +230,6 @@ def mentions(data: bytes, quoted_names: tuple[bytes, ...]) -> bool:
 
 def _proto_names(cls: type[Any]) -> dict[str, str]:
     """The ``Number(n, name=...)`` of each field of ``cls`` that has one."""
-    from .protobuf.schema import Number  # the protobuf package imports this one's users
-
     try:
         hints = typing.get_type_hints(typing.get_origin(cls) or cls, include_extras=True)
     except Exception:  # a hint that does not resolve names nothing

@@ -1,7 +1,8 @@
 """Server reflection (``grpc.reflection.v1`` and ``v1alpha``) built from the declarations.
 
-``service`` serves it; ``wire`` declares its messages; ``client`` and
-``dynamic`` are the command line's side (``python -m transport list|call``).
+``service`` serves it; ``wire`` declares its messages; ``client`` is the command
+line's side (``python -m transport list|call``, whose ``cli/dynamic.py`` turns the
+reflected descriptors into protobuf messages).
 """
 
 from __future__ import annotations

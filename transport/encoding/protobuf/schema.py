@@ -29,11 +29,11 @@ import msgspec
 import numpy as np
 
 from ...errors import DeclarationError
+from ..field_numbers import Number as Number
+from ..field_numbers import mentions_number, number_of, unwrap
 from ..ndarray import is_array_annotation
 from ..scalars import Kind
 from ..wellknown import Empty, ProtoEnum
-from ._numbers import Number as Number
-from ._numbers import mentions_number, number_of, unwrap
 
 __all__ = ["MAX_FIELD_NUMBER", "FieldSchema", "MessageSchema", "Number", "TypeSchema", "schema_of"]
 

@@ -3,7 +3,8 @@
 A field travels on the protobuf wire once its declaration carries a
 :class:`Number` in ``Annotated``; :func:`mentions_number` tells a JSON-only
 message (no number in it nor in the messages it holds) from one meant for
-protobuf.
+protobuf. Both wires read it (the lenient JSON reading accepts a field's
+``.proto`` name), so it lives below them.
 """
 
 from __future__ import annotations

@@ -13,15 +13,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .client import ResolvedMethod
+from ..reflection.client import ResolvedMethod
+from . import CallError
 
 __all__ = ["converters"]
 
 
 def converters(resolved: ResolvedMethod) -> tuple[Callable[[str], bytes], Callable[[bytes], str]]:
     """``(encode, decode)``: request JSON to protobuf bytes, response bytes to a JSON line."""
-    from ..cli.call import CallError
-
     try:
         from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
         from google.protobuf.message import DecodeError
