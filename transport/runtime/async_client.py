@@ -26,7 +26,6 @@ from .client import (
     no_owner,
 )
 from .contract import HealthStatus, ModelInfo, OpenSessionRequest
-from .etcd_lease import close_store
 from .lease import LeaseRecord, LeaseStore
 from .wire import CloseSessionRequest, GenerateRequest, HealthRequest, InferRequest, Runtime
 
@@ -196,8 +195,8 @@ class AsyncClient:
         """Close the connection."""
         self._watch.close()
         await self._rpc.close()
-        if self._owns_lease:
-            close_store(self.lease)
+        if self._owns_lease and self.lease is not None:
+            self.lease.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -232,8 +231,8 @@ async def dial_leader_async(
             record = await wait_for_owner_async(store, resolve_timeout)
             endpoint, expected_owner = record.endpoint, record.instance_id
     except BaseException:
-        if store is not lease:
-            close_store(store)
+        if store is not None and store is not lease:
+            store.close()
         raise
     client = AsyncClient(
         endpoint,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,7 +23,7 @@ from ..errors import RpcError
 from ..service import UnaryUnary
 from ..status import StatusCode
 from .contract import HealthStatus, ModelInfo, OpenSessionRequest
-from .etcd_lease import EtcdLeaseStore, close_store, is_etcd_url
+from .etcd_lease import EtcdLeaseStore, is_etcd_url
 from .fence import OWNER_METADATA_KEY
 from .lease import FileLeaseStore, LeaseRecord, LeaseStore, utc_now
 from .wire import (
@@ -81,8 +81,7 @@ class OwnerWatch:
 
     def __init__(self, lease: LeaseStore | None) -> None:
         self._latest: LeaseRecord | None = None
-        follow = getattr(lease, "follow", None)
-        self._stop: Callable[[], None] | None = follow(self._changed) if callable(follow) else None
+        self._stop = None if lease is None else lease.follow(self._changed)
 
     def _changed(self, record: LeaseRecord | None) -> None:
         if record is not None:
@@ -279,8 +278,8 @@ class Client:
         """Close the connection (open sessions stay until closed or idle)."""
         self._watch.close()
         self._rpc.close()
-        if self._owns_lease:
-            close_store(self.lease)
+        if self._owns_lease and self.lease is not None:
+            self.lease.close()
 
     def __enter__(self) -> Client:
         return self
@@ -322,8 +321,8 @@ def dial_leader(
             record = wait_for_owner(store, resolve_timeout)
             endpoint, expected_owner = record.endpoint, record.instance_id
     except BaseException:
-        if store is not lease:
-            close_store(store)
+        if store is not None and store is not lease:
+            store.close()
         raise
     client = Client(
         endpoint,

@@ -27,7 +27,7 @@ from ..options import DEFAULT_MAX_CONCURRENT_CALLS, compression_of, server_optio
 from ..reflection.service import add_reflection
 from .adapter import DEFAULT_MAX_WORKERS
 from .contract import Service
-from .etcd_lease import EtcdLeaseStore, close_store, is_etcd_url
+from .etcd_lease import EtcdLeaseStore, is_etcd_url
 from .lease import FileLeaseStore, LeaseError, LeaseStore
 from .owner import DEFAULT_LEASE_TTL, Owner
 from .server import Server
@@ -180,7 +180,7 @@ async def running(
             except LeaseError as exc:
                 log.warning("could not release the lease: %s", exc)
             if owner.store is not lease:
-                close_store(owner.store)
+                owner.store.close()
 
 
 def gauges(serving: Serving) -> dict[str, tuple[str, Callable[[], float]]]:
