@@ -20,13 +20,13 @@ from .client import (
     RETRY_CODES,
     Backoff,
     OwnerWatch,
-    as_store,
     current_owner,
     fence_metadata,
     no_owner,
 )
 from .contract import HealthStatus, ModelInfo, OpenSessionRequest
 from .lease import LeaseRecord, LeaseStore
+from .lease_url import open_lease
 from .wire import CloseSessionRequest, GenerateRequest, HealthRequest, InferRequest, Runtime
 
 __all__ = ["AsyncClient", "AsyncRemoteSession", "dial_leader_async"]
@@ -221,7 +221,7 @@ async def dial_leader_async(
 ) -> AsyncClient:
     """Like :func:`~.client.dial_leader`, for asyncio."""
     check(wire)  # refused before a lease store is opened
-    store = as_store(lease)
+    store = None if lease is None else open_lease(lease)
     try:
         if endpoint is None or expected_owner is None:
             if store is None:

@@ -23,9 +23,9 @@ from ..errors import RpcError
 from ..service import UnaryUnary
 from ..status import StatusCode
 from .contract import HealthStatus, ModelInfo, OpenSessionRequest
-from .etcd_lease import EtcdLeaseStore, is_etcd_url
 from .fence import OWNER_METADATA_KEY
-from .lease import FileLeaseStore, LeaseRecord, LeaseStore, utc_now
+from .lease import LeaseRecord, LeaseStore, utc_now
+from .lease_url import open_lease
 from .wire import (
     CloseSessionRequest,
     GenerateRequest,
@@ -56,15 +56,6 @@ def current_owner(store: LeaseStore) -> LeaseRecord | None:
     if record is None or record.expired(utc_now()):
         return None
     return record
-
-
-def as_store(lease: LeaseStore | str | os.PathLike[str] | None) -> LeaseStore | None:
-    """A lease store from a store, an ``etcd://`` URL, a lease file path, or ``None``."""
-    if lease is None or not isinstance(lease, (str, os.PathLike)):
-        return lease
-    if is_etcd_url(lease):
-        return EtcdLeaseStore.from_url(str(lease))
-    return FileLeaseStore(lease)
 
 
 def fence_metadata(owner: str) -> tuple[tuple[str, str | bytes], ...]:
@@ -311,7 +302,7 @@ def dial_leader(
     deadline of each call; ``wire`` the wire of the calls (``"json"`` or ``"protobuf"``).
     """
     check(wire)  # refused before a lease store is opened
-    store = as_store(lease)
+    store = None if lease is None else open_lease(lease)
     try:
         if endpoint is None or expected_owner is None:
             if store is None:

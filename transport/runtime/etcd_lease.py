@@ -402,7 +402,7 @@ class EtcdLeaseStore(LeaseStore):
         try:
             value = _decoder.decode(kv.value)
         except msgspec.DecodeError as exc:
-            raise LeaseError(f"etcd key {self.key} does not hold an owner record: {exc}") from None
+            raise EtcdError(f"etcd key {self.key} does not hold an owner record: {exc}") from None
         # The create revision is the term; the stored one may lag it for an instant.
         return LeaseRecord(
             instance_id=value.instance_id,
