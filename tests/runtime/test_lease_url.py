@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from transport.__main__ import main
-from transport.runtime import cli
+from transport.runtime import cli, daemon, etcd_lease
 from transport.runtime.etcd_lease import EtcdLeaseStore, parse_etcd_url
 from transport.runtime.lease import FileLeaseStore, LeaseStore
 from transport.runtime.lease_url import open_lease
@@ -102,3 +102,21 @@ def test_serve_checks_and_serves_one_lease_file(
     with pytest.raises(ServedError):
         main(["serve", "--lease", str(tmp_path / "lease"), "--instance-id", "a"])
     assert len(checked) == 1 and served == checked
+
+
+class Closing(FileLeaseStore):
+    """A file store that says when it was closed."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_old_names_still_open_check_and_close_stores(tmp_path: Path) -> None:
+    assert daemon.lease_store is open_lease  # the owner story imports it by this name
+    store = Closing(tmp_path / "lease")
+    etcd_lease.close_store(store)
+    assert store.closed
+    with pytest.raises(ValueError, match="must end in /PREFIX/NAME"):
+        etcd_lease.check_etcd_lease("etcd://h:1/name")
