@@ -20,14 +20,13 @@ from .client import (
     RETRY_CODES,
     Backoff,
     OwnerWatch,
-    as_store,
     current_owner,
     fence_metadata,
     no_owner,
 )
 from .contract import HealthStatus, ModelInfo, OpenSessionRequest
-from .etcd_lease import close_store
 from .lease import LeaseRecord, LeaseStore
+from .lease_url import open_lease
 from .wire import CloseSessionRequest, GenerateRequest, HealthRequest, InferRequest, Runtime
 
 __all__ = ["AsyncClient", "AsyncRemoteSession", "dial_leader_async"]
@@ -196,8 +195,8 @@ class AsyncClient:
         """Close the connection."""
         self._watch.close()
         await self._rpc.close()
-        if self._owns_lease:
-            close_store(self.lease)
+        if self._owns_lease and self.lease is not None:
+            self.lease.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -222,7 +221,7 @@ async def dial_leader_async(
 ) -> AsyncClient:
     """Like :func:`~.client.dial_leader`, for asyncio."""
     check(wire)  # refused before a lease store is opened
-    store = as_store(lease)
+    store = None if lease is None else open_lease(lease)
     try:
         if endpoint is None or expected_owner is None:
             if store is None:
@@ -232,8 +231,8 @@ async def dial_leader_async(
             record = await wait_for_owner_async(store, resolve_timeout)
             endpoint, expected_owner = record.endpoint, record.instance_id
     except BaseException:
-        if store is not lease:
-            close_store(store)
+        if store is not None and store is not lease:
+            store.close()
         raise
     client = AsyncClient(
         endpoint,

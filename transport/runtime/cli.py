@@ -21,9 +21,10 @@ from ..health.service import Health
 from ..options import DEFAULT_MAX_CONCURRENT_CALLS
 from .backend_none import NoneBackend
 from .contract import HealthStatus, Service
-from .daemon import Serving, gauges, lease_store, running
-from .etcd_lease import check_etcd_lease, is_etcd_url
-from .lease import FileLeaseStore, LeaseError
+from .daemon import Serving, gauges, running
+from .etcd import EtcdError
+from .lease import LeaseError, LeaseStore
+from .lease_url import open_lease
 from .owner import DEFAULT_LEASE_TTL
 from .server import Server
 from .sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
@@ -119,19 +120,22 @@ def run_serve(args: argparse.Namespace) -> int:
             print(f"serve: {problem}", file=sys.stderr)
             return 2
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    if is_etcd_url(args.lease):
-        try:
-            args.lease = check_etcd_lease(args.lease, wait=args.wait_for_etcd)
-        except (ValueError, LeaseError) as exc:
-            print(f"serve: {exc}", file=sys.stderr)
-            return UNREACHABLE
-    elif args.lease is not None:
-        try:
-            FileLeaseStore(args.lease).check()
-        except LeaseError as exc:
-            print(f"serve: {exc}", file=sys.stderr)
-            return UNUSABLE_LEASE
-    return asyncio.run(_serve(args))
+    store = None
+    try:
+        if args.lease is not None:
+            store = open_lease(args.lease)  # the one store, from the URL read once
+            store.check(wait=args.wait_for_etcd)
+    except (ValueError, LeaseError) as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        if store is not None:
+            store.close()
+        # A lease file this process cannot write is unusable; a bad URL or etcd, unreachable.
+        return UNREACHABLE if isinstance(exc, (ValueError, EtcdError)) else UNUSABLE_LEASE
+    try:
+        return asyncio.run(_serve(args, store))
+    finally:
+        if store is not None:
+            store.close()
 
 
 def _serve_metrics(args: argparse.Namespace, serving: Serving) -> str:
@@ -141,7 +145,7 @@ def _serve_metrics(args: argparse.Namespace, serving: Serving) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args: argparse.Namespace, store: LeaseStore | None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     add_stop_handlers(loop, stop.set)
@@ -150,7 +154,7 @@ async def _serve(args: argparse.Namespace) -> int:
         args.listen,
         instance_id=args.instance_id,
         backend=args.backend,
-        lease=args.lease,
+        lease=store,
         lease_ttl=args.lease_ttl,
         advertise=args.advertise,
         max_sessions=args.max_sessions,
@@ -206,10 +210,17 @@ def run_health(args: argparse.Namespace) -> int:
     endpoint = args.endpoint
     if args.lease is not None:
         try:
-            record = lease_store(args.lease).read()
-        except (ValueError, LeaseError) as exc:
+            store = open_lease(args.lease)
+        except ValueError as exc:
             print(exc, file=sys.stderr)
             return UNREACHABLE
+        try:
+            record = store.read()
+        except LeaseError as exc:
+            print(exc, file=sys.stderr)
+            return UNREACHABLE
+        finally:
+            store.close()
         if record is None:
             print(f"no owner holds the lease {args.lease}", file=sys.stderr)
             return UNREACHABLE

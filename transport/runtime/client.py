@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Generator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,9 +23,9 @@ from ..errors import RpcError
 from ..service import UnaryUnary
 from ..status import StatusCode
 from .contract import HealthStatus, ModelInfo, OpenSessionRequest
-from .etcd_lease import EtcdLeaseStore, close_store, is_etcd_url
 from .fence import OWNER_METADATA_KEY
-from .lease import FileLeaseStore, LeaseRecord, LeaseStore, utc_now
+from .lease import LeaseRecord, LeaseStore, utc_now
+from .lease_url import open_lease
 from .wire import (
     CloseSessionRequest,
     GenerateRequest,
@@ -58,15 +58,6 @@ def current_owner(store: LeaseStore) -> LeaseRecord | None:
     return record
 
 
-def as_store(lease: LeaseStore | str | os.PathLike[str] | None) -> LeaseStore | None:
-    """A lease store from a store, an ``etcd://`` URL, a lease file path, or ``None``."""
-    if lease is None or not isinstance(lease, (str, os.PathLike)):
-        return lease
-    if is_etcd_url(lease):
-        return EtcdLeaseStore.from_url(str(lease))
-    return FileLeaseStore(lease)
-
-
 def fence_metadata(owner: str) -> tuple[tuple[str, str | bytes], ...]:
     """The request metadata that fences a call on ``owner`` (none for an unfenced server)."""
     return ((OWNER_METADATA_KEY, owner),) if owner else ()
@@ -81,8 +72,7 @@ class OwnerWatch:
 
     def __init__(self, lease: LeaseStore | None) -> None:
         self._latest: LeaseRecord | None = None
-        follow = getattr(lease, "follow", None)
-        self._stop: Callable[[], None] | None = follow(self._changed) if callable(follow) else None
+        self._stop = None if lease is None else lease.follow(self._changed)
 
     def _changed(self, record: LeaseRecord | None) -> None:
         if record is not None:
@@ -279,8 +269,8 @@ class Client:
         """Close the connection (open sessions stay until closed or idle)."""
         self._watch.close()
         self._rpc.close()
-        if self._owns_lease:
-            close_store(self.lease)
+        if self._owns_lease and self.lease is not None:
+            self.lease.close()
 
     def __enter__(self) -> Client:
         return self
@@ -312,7 +302,7 @@ def dial_leader(
     deadline of each call; ``wire`` the wire of the calls (``"json"`` or ``"protobuf"``).
     """
     check(wire)  # refused before a lease store is opened
-    store = as_store(lease)
+    store = None if lease is None else open_lease(lease)
     try:
         if endpoint is None or expected_owner is None:
             if store is None:
@@ -322,8 +312,8 @@ def dial_leader(
             record = wait_for_owner(store, resolve_timeout)
             endpoint, expected_owner = record.endpoint, record.instance_id
     except BaseException:
-        if store is not lease:
-            close_store(store)
+        if store is not None and store is not lease:
+            store.close()
         raise
     client = Client(
         endpoint,

@@ -27,8 +27,8 @@ from ..options import DEFAULT_MAX_CONCURRENT_CALLS, compression_of, server_optio
 from ..reflection.service import add_reflection
 from .adapter import DEFAULT_MAX_WORKERS
 from .contract import Service
-from .etcd_lease import EtcdLeaseStore, close_store, is_etcd_url
-from .lease import FileLeaseStore, LeaseError, LeaseStore
+from .lease import LeaseError, LeaseStore
+from .lease_url import open_lease
 from .owner import DEFAULT_LEASE_TTL, Owner
 from .server import Server
 from .sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
@@ -58,11 +58,8 @@ def _endpoint(listen: str, port: int, advertise: str | None) -> str:
     return f"{'127.0.0.1' if host in _WILDCARDS else host}:{port}"
 
 
-def lease_store(lease: LeaseStore | str | os.PathLike[str]) -> LeaseStore:
-    """A store from a store, an ``etcd://`` URL or a lease file path."""
-    if is_etcd_url(lease):
-        return EtcdLeaseStore.from_url(str(lease))
-    return FileLeaseStore(lease) if isinstance(lease, (str, os.PathLike)) else lease
+#: The old name of :func:`~.lease_url.open_lease` (the owner story imports it).
+lease_store = open_lease
 
 
 @dataclass
@@ -147,7 +144,7 @@ async def running(
     if lease is not None:
         server.fence.lapse()  # a standby until the lease is acquired
         owner = Owner(
-            lease_store(lease),
+            open_lease(lease),
             server.fence,
             endpoint,
             ttl=lease_ttl,
@@ -180,7 +177,7 @@ async def running(
             except LeaseError as exc:
                 log.warning("could not release the lease: %s", exc)
             if owner.store is not lease:
-                close_store(owner.store)
+                owner.store.close()
 
 
 def gauges(serving: Serving) -> dict[str, tuple[str, Callable[[], float]]]:

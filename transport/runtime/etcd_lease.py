@@ -31,7 +31,7 @@ import msgspec
 
 from . import etcd
 from .etcd import EtcdError, EtcdUnavailableError, Gateway
-from .lease import LeaseError, LeaseRecord, utc_now
+from .lease import LeaseError, LeaseRecord, LeaseStore, utc_now
 
 __all__ = [
     "EtcdLeaseStore",
@@ -70,11 +70,9 @@ def is_etcd_url(lease: object) -> bool:
     return isinstance(lease, str) and lease.startswith(_SCHEME)
 
 
-def close_store(store: object) -> None:
-    """Close a lease store that holds connections (etcd); a file store has none."""
-    close = getattr(store, "close", None)
-    if callable(close):
-        close()
+def close_store(store: LeaseStore) -> None:
+    """``store.close()`` (kept for callers of the name; every store has ``close`` now)."""
+    store.close()
 
 
 def parse_etcd_url(url: str) -> tuple[list[tuple[str, int]], str]:
@@ -104,7 +102,7 @@ def parse_etcd_url(url: str) -> tuple[list[tuple[str, int]], str]:
     return endpoints, "/" + path
 
 
-class EtcdLeaseStore:
+class EtcdLeaseStore(LeaseStore):
     """A :class:`~.lease.LeaseStore` in etcd, at ``key`` on the cluster at ``endpoints``.
 
     One store serves one owner (it remembers the etcd lease it holds); clients
@@ -115,7 +113,7 @@ class EtcdLeaseStore:
     """
 
     #: Seconds the owner loop pauses between a standby's polls (acquire waits itself).
-    poll_interval = 0.02
+    poll_interval: float = 0.02
 
     def __init__(
         self,
@@ -295,6 +293,27 @@ class EtcdLeaseStore:
         threading.Thread(target=watch, name=f"etcd-follow{self.key}", daemon=True).start()
         return stopped.set
 
+    def check(self, *, wait: bool = False) -> None:
+        """Raise :class:`~.lease.LeaseError` now if etcd is unreachable or the key holds garbage.
+
+        With ``wait``, an unreachable etcd is retried every second (said once
+        on stderr) until it answers.
+        """
+        said = False
+        while True:
+            try:
+                self.read()
+                return
+            except EtcdUnavailableError as exc:
+                if not wait:
+                    raise EtcdUnavailableError(
+                        f"{exc} (start etcd, or pass --wait-for-etcd to wait for it)"
+                    ) from None
+                if not said:
+                    print(f"waiting for etcd: {exc}", file=sys.stderr, flush=True)
+                    said = True
+                time.sleep(1.0)
+
     def close(self) -> None:
         """Close the connections to etcd."""
         self.gateway.close()
@@ -383,7 +402,7 @@ class EtcdLeaseStore:
         try:
             value = _decoder.decode(kv.value)
         except msgspec.DecodeError as exc:
-            raise LeaseError(f"etcd key {self.key} does not hold an owner record: {exc}") from None
+            raise EtcdError(f"etcd key {self.key} does not hold an owner record: {exc}") from None
         # The create revision is the term; the stored one may lag it for an instant.
         return LeaseRecord(
             instance_id=value.instance_id,
@@ -413,24 +432,11 @@ def check_etcd_lease(url: str, *, wait: bool = False) -> str:
     """Check that the etcd lease at ``url`` can be read; returns ``url``.
 
     Raises ``ValueError`` for a malformed URL and :class:`~.lease.LeaseError`
-    when etcd is unreachable or the key holds no owner record; with ``wait``,
-    an unreachable etcd is retried every second (said once on stderr) instead.
+    as :meth:`EtcdLeaseStore.check` does.
     """
     store = EtcdLeaseStore.from_url(url)
-    said = False
     try:
-        while True:
-            try:
-                store.read()
-                return url
-            except EtcdUnavailableError as exc:
-                if not wait:
-                    raise EtcdUnavailableError(
-                        f"{exc} (start etcd, or pass --wait-for-etcd to wait for it)"
-                    ) from None
-                if not said:
-                    print(f"waiting for etcd: {exc}", file=sys.stderr, flush=True)
-                    said = True
-                time.sleep(1.0)
+        store.check(wait=wait)
+        return url
     finally:
         store.close()

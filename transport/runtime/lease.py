@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
@@ -57,8 +57,17 @@ class LeaseRecord(Message):
         return other.instance_id == self.instance_id and other.term == self.term
 
 
+@runtime_checkable
 class LeaseStore(Protocol):
-    """Where lease records live. Every change is a compare-and-set on the current record."""
+    """Where lease records live. Every change is a compare-and-set on the current record.
+
+    The whole protocol: the four changes (:meth:`read`, :meth:`acquire`,
+    :meth:`renew`, :meth:`release`) and what the runtime asks of a store
+    besides (:meth:`check`, :meth:`follow`, :attr:`poll_interval`,
+    :meth:`close`). A store that subclasses ``LeaseStore`` inherits defaults
+    for the latter, right for a store that neither watches nor holds
+    connections (:class:`FileLeaseStore`).
+    """
 
     def read(self) -> LeaseRecord | None:
         """The current record, or ``None`` if no owner ever held the lease."""
@@ -84,6 +93,37 @@ class LeaseStore(Protocol):
         """Expire ``held`` now, if it is still current, so a standby takes over at once."""
         ...
 
+    @property
+    def poll_interval(self) -> float | None:
+        """Seconds the owner loop pauses between a standby's polls; ``None``: its own pace.
+
+        The owner's pace is ``ttl / 10``; a store whose :meth:`acquire` waits
+        for the lease to be freed (etcd watches its key) names a shorter pause.
+        """
+        return None
+
+    def check(self, *, wait: bool = False) -> None:
+        """Raise :class:`LeaseError` now if this process could never use the store.
+
+        ``serve`` calls it at start: a store it could never write would leave
+        the daemon waiting as a standby forever. With ``wait``, a store that
+        is unreachable for now (etcd down) is waited for instead. The default
+        reads the record.
+        """
+        self.read()
+
+    def follow(self, on_change: Callable[[LeaseRecord | None], None]) -> Callable[[], None] | None:
+        """Call ``on_change(record)`` at every change of owner; returns ``stop``.
+
+        ``None`` when the store cannot watch (the default: a file is polled):
+        clients then re-resolve the owner after a refused call.
+        """
+        return None
+
+    def close(self) -> None:
+        """Let go of what the store holds open (connections); the default holds nothing."""
+        return None
+
 
 def next_term(current: LeaseRecord | None, where: object) -> int:
     """The term after ``current`` (1 for the first owner); LeaseError past :data:`MAX_TERM`."""
@@ -100,7 +140,7 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(LeaseRecord)
 
 
-class FileLeaseStore:
+class FileLeaseStore(LeaseStore):
     """A lease in a JSON file, safe against concurrent writers on one machine.
 
     Each change runs under an exclusive lock of ``<path>.lock`` (``flock`` on
@@ -139,11 +179,12 @@ class FileLeaseStore:
         except msgspec.DecodeError as exc:
             raise LeaseError(f"lease file {self.path} is not a lease record: {exc}") from None
 
-    def check(self) -> None:
+    def check(self, *, wait: bool = False) -> None:
         """Raise :class:`LeaseError` now if this process cannot lock and replace the lease file.
 
         ``serve`` calls it at start: a lease it could never write would leave
-        the daemon waiting as a standby forever.
+        the daemon waiting as a standby forever. ``wait`` changes nothing here:
+        a file that cannot be written now will not become writable by waiting.
         """
         with self._locked():
             probe = self.path.with_name(f".{self.path.name}.{os.getpid()}.probe")

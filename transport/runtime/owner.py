@@ -40,7 +40,7 @@ class Owner:
     Defaults: renew every ``ttl / 3``, stop serving ``ttl / 5`` before the
     lease could expire (``safety_margin``), poll a held lease every ``ttl / 10``
     (between 20 ms and 1 s) while standby, and retry after a store error as
-    often. A store with a ``poll_interval`` attribute (etcd, which waits for the
+    often. A store with a ``poll_interval`` (etcd, which waits for the
     lease to be freed inside ``acquire``) sets the standby's pause itself.
     """
 
@@ -74,7 +74,9 @@ class Owner:
         self.retry_interval = min(1.0, max(0.02, ttl / 10))
         # A store that waits for the lease to be freed inside acquire (etcd
         # watches its key) names its own, shorter, pause between a standby's polls.
-        self.poll_interval: float = getattr(store, "poll_interval", self.retry_interval)
+        self.poll_interval: float = (
+            self.retry_interval if store.poll_interval is None else store.poll_interval
+        )
         self.record: LeaseRecord | None = None
         self._on_acquired = on_acquired
         self._on_lost = on_lost
