@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     proto = commands.add_parser("proto", help="print the .proto of declared services")
     proto.add_argument("services", nargs="+", metavar="MODULE:Service")
     proto.add_argument("--package", help="the proto package (default: the services' prefix)")
-    from .runtime.cli import add_commands
+    from .cli.serve import add_commands
 
     add_commands(commands)  # serve
     add_health(commands)

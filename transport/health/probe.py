@@ -93,7 +93,7 @@ def usage_status(argv: list[str] | None, status: int | str | None) -> int | str 
 def run_health(args: argparse.Namespace) -> int:
     """Probe as the arguments say; return the exit status."""
     if args.runtime or args.lease is not None:
-        from ..runtime.cli import run_health as run_runtime_health
+        from ..cli.serve import run_health as run_runtime_health
 
         return run_runtime_health(args)
     problem = _invalid(args)

@@ -1,4 +1,4 @@
-"""``python -m transport serve`` and ``health --runtime``: the daemon and its own probe."""
+"""``python -m transport serve`` and ``health --runtime``: the owner daemon and its own probe."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ from ..encoding.wires import add_arguments as add_wire_arguments
 from ..errors import RpcError
 from ..health.service import Health
 from ..options import DEFAULT_MAX_CONCURRENT_CALLS
-from .backend_none import NoneBackend
-from .contract import HealthStatus, Service
-from .daemon import Serving, gauges, lease_store, running
-from .etcd_lease import check_etcd_lease, is_etcd_url
-from .lease import FileLeaseStore, LeaseError
-from .owner import DEFAULT_LEASE_TTL
-from .server import Server
-from .sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
-from .wire import HealthRequest, Runtime
+from ..runtime.backend_none import NoneBackend
+from ..runtime.contract import HealthStatus, Service
+from ..runtime.daemon import Serving, gauges, lease_store, running
+from ..runtime.etcd_lease import check_etcd_lease, is_etcd_url
+from ..runtime.lease import FileLeaseStore, LeaseError
+from ..runtime.owner import DEFAULT_LEASE_TTL
+from ..runtime.server import Server
+from ..runtime.sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
+from ..runtime.wire import HealthRequest, Runtime
 
 __all__ = ["add_commands", "load_backend"]
 
