@@ -24,9 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the owner story on a three-member etcd cluster it starts (needs etcd installed)",
     )
     from .cli.call import add_commands as add_call
+    from .cli.health import add_command as add_health
+    from .cli.health import usage_status
     from .cli.run import add_command as add_run
-    from .health.probe import add_command as add_health
-    from .health.probe import usage_status
 
     proto = commands.add_parser("proto", help="print the .proto of declared services")
     proto.add_argument("services", nargs="+", metavar="MODULE:Service")

@@ -95,7 +95,7 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--metrics-host", default="127.0.0.1", help="of --metrics-port (127.0.0.1)")
     add_wire_arguments(serve)
     serve.set_defaults(run=run_serve)
-    # ``health`` is transport.health.probe's: grpc.health.v1, or run_health with --runtime.
+    # ``health`` is cli.health's: grpc.health.v1, or run_health here with --runtime.
 
 
 def _concurrent_calls(text: str) -> int | None:
