@@ -26,11 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     from .cli.call import add_commands as add_call
     from .cli.health import add_command as add_health
     from .cli.health import usage_status
+    from .cli.proto import add_command as add_proto
     from .cli.run import add_command as add_run
 
-    proto = commands.add_parser("proto", help="print the .proto of declared services")
-    proto.add_argument("services", nargs="+", metavar="MODULE:Service")
-    proto.add_argument("--package", help="the proto package (default: the services' prefix)")
+    add_proto(commands)
     from .cli.serve import add_commands
 
     add_commands(commands)  # serve
@@ -51,10 +50,6 @@ def main(argv: list[str] | None = None) -> int:
 
             run_owner_story(etcd=args.etcd)
         return 0
-    if args.command == "proto":
-        from .encoding.protobuf.export import proto_command
-
-        return proto_command(args.services, args.package)
     return int(args.run(args))
 
 
