@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RpcError
-from ._filelock import available as file_lock_available
-from .client import dial_leader
-from .contract import OpenSessionRequest
-from .daemon import lease_store
-from .etcd_lease import close_store, is_etcd_url
-from .etcd_local import EtcdCluster
-from .fence import OWNER_METADATA_KEY
-from .lease import LeaseStore
-from .process import DaemonProcess
+from ..runtime._filelock import available as file_lock_available
+from ..runtime.client import dial_leader
+from ..runtime.contract import OpenSessionRequest
+from ..runtime.daemon import lease_store
+from ..runtime.etcd_lease import close_store, is_etcd_url
+from ..runtime.etcd_local import EtcdCluster
+from ..runtime.fence import OWNER_METADATA_KEY
+from ..runtime.lease import LeaseStore
+from ..runtime.process import DaemonProcess
 
 __all__ = ["run"]
 
