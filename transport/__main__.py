@@ -1,62 +1,12 @@
-"""``python -m transport``: the library's command line."""
+"""``python -m transport``: the library's command line (:mod:`transport.cli`)."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
+from .cli.commands import main
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run the chosen command; return the exit status."""
-    from .cli import CommandParser  # help as plain text, for every sub-command too
-
-    # The console script says "transport"; python -m transport (argv[0] is this file) says so.
-    script = Path(sys.argv[0]).stem
-    prog = "transport" if script == "transport" else "python -m transport"
-    parser = CommandParser(prog=prog, description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="every call kind over loopback, then the owner story")
-    demo.add_argument("--core", action="store_true", help="only the core demo (every call kind)")
-    demo.add_argument("--owner", action="store_true", help="only the owner story (takeover)")
-    demo.add_argument(
-        "--etcd",
-        action="store_true",
-        help="the owner story on a three-member etcd cluster it starts (needs etcd installed)",
-    )
-    from .cli.call import add_commands as add_call
-    from .cli.run import add_command as add_run
-    from .health.probe import add_command as add_health
-    from .health.probe import usage_status
-
-    proto = commands.add_parser("proto", help="print the .proto of declared services")
-    proto.add_argument("services", nargs="+", metavar="MODULE:Service")
-    proto.add_argument("--package", help="the proto package (default: the services' prefix)")
-    from .runtime.cli import add_commands
-
-    add_commands(commands)  # serve
-    add_health(commands)
-    add_run(commands)
-    add_call(commands)  # list, call
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # a usage error: health exits 1 for those, as grpc_health_probe
-        raise SystemExit(usage_status(argv, exc.code)) from None
-    if args.command == "demo":
-        if not (args.owner or args.etcd):
-            from ._demo import run
-
-            run()
-        if not args.core:
-            from .runtime.demo import run as run_owner_story
-
-            run_owner_story(etcd=args.etcd)
-        return 0
-    if args.command == "proto":
-        from .encoding.protobuf.export import proto_command
-
-        return proto_command(args.services, args.package)
-    return int(args.run(args))
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -27,7 +27,7 @@ from transport import (
     bind,
     rpc,
 )
-from transport._demo import Summary, Telemetry, TelemetryServer
+from transport.cli.demo import Summary, Telemetry, TelemetryServer
 from transport.encoding import frames as _attachments
 from transport.encoding.frames import MAGIC
 from transport.encoding.json_codec import MAX_JSON_DEPTH, NOT_UTF8

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from transport.__main__ import main
-from transport.runtime import cli, daemon, etcd_lease
+from transport.cli import serve as cli
+from transport.runtime import daemon, etcd_lease
 from transport.runtime.etcd_lease import EtcdLeaseStore, parse_etcd_url
 from transport.runtime.lease import FileLeaseStore, LeaseStore
 from transport.runtime.lease_url import open_lease

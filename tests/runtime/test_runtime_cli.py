@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from transport.__main__ import main
-from transport.runtime.cli import load_backend
+from transport.cli.serve import load_backend
 from transport.runtime.process import DaemonProcess
 
 from ..eventually import eventually

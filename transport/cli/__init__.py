@@ -1,4 +1,7 @@
-"""``python -m transport``'s commands for a user's own services: ``run``, ``list`` and ``call``.
+"""Every command of ``python -m transport``, one module each; :mod:`.commands` parses them.
+
+For a user's own services: ``run`` (with ``workers`` and ``drain``), ``list``
+and ``call``, ``proto``; for the owner runtime: ``serve``, ``health``; and ``demo``.
 
 :class:`CommandParser` is the parser of every command: its help comes from
 docstrings written in reST, shown as plain text.

@@ -1,4 +1,4 @@
-"""Health checking: the standard ``grpc.health.v1`` service, its wire, and the probe command."""
+"""Health checking: the standard ``grpc.health.v1`` service and its wire."""
 
 from __future__ import annotations
 

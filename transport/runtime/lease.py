@@ -24,8 +24,17 @@ import msgspec
 from ..encoding.json_codec import Message
 from ..errors import TransportError
 from ._filelock import NoFileLockError, try_lock, unlock
+from ._filelock import available as _lock_available
 
-__all__ = ["MAX_TERM", "FileLeaseStore", "LeaseError", "LeaseRecord", "LeaseStore", "utc_now"]
+__all__ = [
+    "MAX_TERM",
+    "FileLeaseStore",
+    "LeaseError",
+    "LeaseRecord",
+    "LeaseStore",
+    "file_leases_work",
+    "utc_now",
+]
 
 #: The last term (int64's maximum): a lease store never grows the term past it.
 MAX_TERM = 2**63 - 1
@@ -33,6 +42,11 @@ MAX_TERM = 2**63 - 1
 
 class LeaseError(TransportError):
     """Raised when the lease store cannot be read or written (unreadable file, lock timeout)."""
+
+
+def file_leases_work() -> bool:
+    """Whether this platform can lock a file, and so keep a :class:`FileLeaseStore`."""
+    return _lock_available()
 
 
 def utc_now() -> datetime:

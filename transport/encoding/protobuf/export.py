@@ -10,9 +10,7 @@ declared inside a message class is nested in it, as in the seeds), the
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
-import sys
 from typing import Any, NamedTuple, cast
 
 import msgspec
@@ -24,7 +22,7 @@ from ..wellknown import Empty, ProtoEnum
 from ._wellknown import NDARRAY_PROTO
 from .schema import FieldSchema, MessageSchema, TypeSchema, proto_name_of, schema_of
 
-__all__ = ["Gathered", "field_json_name", "gather", "proto_command", "proto_file"]
+__all__ = ["Gathered", "field_json_name", "gather", "proto_file"]
 
 _IMPORTS = {
     "google.protobuf.Empty": "google/protobuf/empty.proto",
@@ -293,25 +291,3 @@ def _rpc_type(writer: _Writer, message_type: type[Any]) -> str:
     if message_type is Empty:
         return "google.protobuf.Empty"
     return writer.reference(message_type)
-
-
-def proto_command(targets: list[str], package: str | None) -> int:
-    """``python -m transport proto MODULE:Service...``: print the ``.proto``; 2 on a bad target."""
-    services: list[type[object]] = []
-    for target in targets:
-        module_name, _, attribute = target.partition(":")
-        try:
-            found = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError, ValueError) as exc:
-            print(f"cannot load {target!r}: {exc}", file=sys.stderr)
-            return 2
-        if not (isinstance(found, type) and Service in found.__mro__):
-            print(f"{target!r} is not a Service declaration", file=sys.stderr)
-            return 2
-        services.append(found)
-    try:
-        sys.stdout.write(proto_file(*services, package=package))
-    except DeclarationError as exc:
-        print(f"cannot write the .proto: {exc}", file=sys.stderr)
-        return 2
-    return 0

@@ -19,15 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RpcError
-from ._filelock import available as file_lock_available
-from .client import dial_leader
-from .contract import OpenSessionRequest
-from .daemon import lease_store
-from .etcd_lease import close_store, is_etcd_url
-from .etcd_local import EtcdCluster
-from .fence import OWNER_METADATA_KEY
-from .lease import LeaseStore
-from .process import DaemonProcess
+from ..runtime.client import dial_leader
+from ..runtime.contract import OpenSessionRequest
+from ..runtime.etcd_lease import is_etcd_url
+from ..runtime.etcd_local import EtcdCluster
+from ..runtime.fence import OWNER_METADATA_KEY
+from ..runtime.lease import LeaseStore, file_leases_work
+from ..runtime.lease_url import open_lease
+from ..runtime.process import DaemonProcess
 
 __all__ = ["run"]
 
@@ -54,7 +53,7 @@ def _refused(what: str, call: Callable[[], object]) -> None:
 
 def run(*, etcd: bool = False) -> None:
     """Tell the whole owner story, printing each step (on etcd with ``etcd=True``)."""
-    if not etcd and not file_lock_available():
+    if not etcd and not file_leases_work():
         raise SystemExit(
             "demo: the owner story's lease file needs fcntl (POSIX) or msvcrt (Windows), and "
             "this Python has neither: run demo --core, or demo --etcd"
@@ -84,7 +83,7 @@ def _show_etcd(store: LeaseStore) -> str:
 
 
 def _story(lease: str, ttl: str, show: Callable[[LeaseStore], str]) -> None:
-    store: LeaseStore = lease_store(lease)
+    store: LeaseStore = open_lease(lease)
     common = ("--listen", "127.0.0.1:0", "--lease", lease, "--lease-ttl", ttl)
     with (
         DaemonProcess(*common, "--instance-id", "owner-a", name="owner-a", echo=_say) as a,
@@ -139,5 +138,5 @@ def _story(lease: str, ttl: str, show: Callable[[LeaseStore], str]) -> None:
         b.stop()
         _say(f"owner-b stopped in {time.monotonic() - stopping:.2f} s")
         _say(show(store))
-    close_store(store)
+    store.close()
     _say("owner story done")

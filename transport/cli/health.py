@@ -26,10 +26,11 @@ from typing import Any
 import grpc
 
 from ..errors import RpcError
+from ..health.service import HEALTH_SERVICE, check
+from ..health.wire import ServingStatus
 from ..security import channel_credentials
 from ..status import StatusCode
-from .service import HEALTH_SERVICE, check
-from .wire import ServingStatus
+from .serve import run_health as run_runtime_health
 
 __all__ = [
     "CONNECTION_FAILURE",
@@ -93,8 +94,6 @@ def usage_status(argv: list[str] | None, status: int | str | None) -> int | str 
 def run_health(args: argparse.Namespace) -> int:
     """Probe as the arguments say; return the exit status."""
     if args.runtime or args.lease is not None:
-        from ..runtime.cli import run_health as run_runtime_health
-
         return run_runtime_health(args)
     problem = _invalid(args)
     if problem:

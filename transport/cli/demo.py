@@ -1,7 +1,12 @@
-"""``python -m transport demo --core``: every call kind over loopback, printed as it happens."""
+"""``python -m transport demo``: every call kind over loopback, printed as it happens.
+
+Then the owner story (:mod:`transport.cli.demo_owner`); ``--core`` is this part
+alone, ``--owner`` that one alone.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
@@ -9,8 +14,9 @@ from typing import Any, Protocol
 import grpc
 import numpy as np
 
-from . import AsyncContext, Context, Message, RpcError, Service, StatusCode, bind, rpc
-from .testing import serve, serve_async
+from .. import AsyncContext, Context, Message, RpcError, Service, StatusCode, bind, rpc
+from ..testing import serve, serve_async
+from .demo_owner import run as run_owner_story
 
 
 class Reading(Message):
@@ -32,16 +38,20 @@ class Telemetry(Service, Protocol, name="demo.v1.Telemetry"):
     """A small service with one method of each kind."""
 
     @rpc
-    def Summarise(self, request: Reading) -> Summary: ...
+    def Summarise(self, request: Reading) -> Summary:
+        """One reading in, its summary out (unary)."""
 
     @rpc
-    def Replay(self, request: Summary) -> Iterator[Reading]: ...
+    def Replay(self, request: Summary) -> Iterator[Reading]:
+        """``request.count`` readings of the sensor (server streaming)."""
 
     @rpc
-    def Upload(self, requests: Iterator[Reading]) -> Summary: ...
+    def Upload(self, requests: Iterator[Reading]) -> Summary:
+        """Many readings in, one summary out (client streaming)."""
 
     @rpc
-    def Live(self, requests: Iterator[Reading]) -> Iterator[Summary]: ...
+    def Live(self, requests: Iterator[Reading]) -> Iterator[Summary]:
+        """A summary for each reading, as it comes (bidirectional)."""
 
 
 def _summary(reading: Reading) -> Summary:
@@ -158,3 +168,24 @@ def run() -> None:
     """Run the core demo: a sync and an asyncio server, every call kind, errors."""
     _sync_demo()
     asyncio.run(_async_demo())
+
+
+def add_command(commands: Any) -> None:
+    """Add ``demo`` to the subcommands of ``python -m transport``."""
+    demo = commands.add_parser("demo", help="every call kind over loopback, then the owner story")
+    demo.add_argument("--core", action="store_true", help="only the core demo (every call kind)")
+    demo.add_argument("--owner", action="store_true", help="only the owner story (takeover)")
+    demo.add_argument(
+        "--etcd",
+        action="store_true",
+        help="the owner story on a three-member etcd cluster it starts (needs etcd installed)",
+    )
+    demo.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not (args.owner or args.etcd):
+        run()
+    if not args.core:
+        run_owner_story(etcd=args.etcd)
+    return 0

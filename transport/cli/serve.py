@@ -1,4 +1,4 @@
-"""``python -m transport serve`` and ``health --runtime``: the daemon and its own probe."""
+"""``python -m transport serve`` and ``health --runtime``: the owner daemon and its own probe."""
 
 from __future__ import annotations
 
@@ -19,16 +19,16 @@ from ..encoding.wires import add_arguments as add_wire_arguments
 from ..errors import RpcError
 from ..health.service import Health
 from ..options import DEFAULT_MAX_CONCURRENT_CALLS
-from .backend_none import NoneBackend
-from .contract import HealthStatus, Service
-from .daemon import Serving, gauges, running
-from .etcd import EtcdError
-from .lease import LeaseError, LeaseStore
-from .lease_url import open_lease
-from .owner import DEFAULT_LEASE_TTL
-from .server import Server
-from .sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
-from .wire import HealthRequest, Runtime
+from ..runtime.backend_none import NoneBackend
+from ..runtime.contract import HealthStatus, Service
+from ..runtime.daemon import Serving, gauges, running
+from ..runtime.etcd import EtcdError
+from ..runtime.lease import LeaseError, LeaseStore
+from ..runtime.lease_url import open_lease
+from ..runtime.owner import DEFAULT_LEASE_TTL
+from ..runtime.server import Server
+from ..runtime.sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSIONS
+from ..runtime.wire import HealthRequest, Runtime
 
 __all__ = ["add_commands", "load_backend"]
 
@@ -96,7 +96,7 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--metrics-host", default="127.0.0.1", help="of --metrics-port (127.0.0.1)")
     add_wire_arguments(serve)
     serve.set_defaults(run=run_serve)
-    # ``health`` is transport.health.probe's: grpc.health.v1, or run_health with --runtime.
+    # ``health`` is cli.health's: grpc.health.v1, or run_health here with --runtime.
 
 
 def _concurrent_calls(text: str) -> int | None:
