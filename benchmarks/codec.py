@@ -25,9 +25,9 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from transport import JsonCodec, Message, Number, ProtobufCodec, Service, rpc
-from transport.encoding.protobuf import proto_file
 from transport.examples.jina.arrays import from_numpy
 from transport.examples.jina.protocol import DocumentProto
+from transport.proto import proto_file
 
 
 class Reading(Message):

@@ -32,8 +32,8 @@ from transport import (
     rpc,
 )
 from transport.cli.unknown_fields import unknown_field
-from transport.encoding.protobuf import proto_file
 from transport.examples.scaleout.protocol import CombinerClient, ModelRequest, ModelService
+from transport.proto import proto_file
 from transport.reflection import add_reflection
 
 __all__ = ["pki"]  # the fixture, shared with the security tests

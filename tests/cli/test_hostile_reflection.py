@@ -23,14 +23,14 @@ import pytest
 
 from tests.cli.test_demo import ROOT
 from tests.eventually import eventually
-from transport.encoding.protobuf._descriptor_messages import (
+from transport.proto.descriptor import FILE_CODEC
+from transport.proto.descriptor_messages import (
     DescriptorProto,
     FieldDescriptorProto,
     FileDescriptorProto,
     MethodDescriptorProto,
     ServiceDescriptorProto,
 )
-from transport.encoding.protobuf.descriptor import FILE_CODEC
 from transport.reflection.client import MAX_FILE_BYTES, MAX_FILES, REFLECTION_TIMEOUT
 from transport.reflection.wire import (
     REQUEST_CODEC,

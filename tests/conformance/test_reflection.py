@@ -23,8 +23,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from tests.run_app import KV
 from tests.tools import protoc
 from transport import Message, Service, bind, rpc
-from transport.encoding.protobuf import Number, proto_file
-from transport.encoding.protobuf.descriptor import FILE_CODEC, file_descriptor
+from transport.encoding.protobuf import Number
 from transport.encoding.protobuf.schema import schema_of
 from transport.encoding.wellknown import Empty
 from transport.examples._cli import running
@@ -33,6 +32,8 @@ from transport.examples.migrator.protocol import Migrator
 from transport.examples.runner import RunnerServer
 from transport.examples.runner.protocol import RunnerProtocol
 from transport.examples.scaleout.protocol import CombinerClient, ModelService
+from transport.proto import proto_file
+from transport.proto.descriptor import FILE_CODEC, file_descriptor
 from transport.reflection.service import Reflection, add_reflection
 from transport.reflection.wire import (
     REQUEST_CODEC,

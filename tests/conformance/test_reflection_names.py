@@ -25,12 +25,12 @@ from tests.protobuf_peers import descriptor_set
 from tests.tools import protoc
 from transport import Empty, Message, Number, Service, rpc
 from transport.encoding.names import json_name
-from transport.encoding.protobuf.descriptor import FILE_CODEC, file_descriptor
-from transport.encoding.protobuf.export import proto_file
 from transport.examples.jina.protocol import JinaRPCUpstream, MessageProto
 from transport.examples.migrator.protocol import Migrator
 from transport.examples.runner.protocol import RunnerProtocol
 from transport.examples.scaleout.protocol import CombinerClientUpstream, ModelServiceUpstream
+from transport.proto.descriptor import FILE_CODEC, file_descriptor
+from transport.proto.export import proto_file
 from transport.reflection.service import Reflection
 from transport.reflection.wire import ServerReflectionRequest
 from transport.runtime.process import DaemonProcess
@@ -137,7 +137,7 @@ def test_the_exported_proto_writes_a_declared_json_name_and_protoc_reads_it(
 
 
 def test_the_well_known_types_files_carry_json_names_too() -> None:
-    from transport.encoding.protobuf.descriptor import wellknown_files
+    from transport.proto.descriptor import wellknown_files
 
     [struct] = [file for file in wellknown_files() if file.name.endswith("struct.proto")]
     value = next(message for message in struct.message_type if message.name == "Value")

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from transport.encoding.protobuf.descriptor import FILE_CODEC
 from transport.examples.jina.protocol import JinaRPC
 from transport.examples.migrator.protocol import Migrator
 from transport.examples.runner.protocol import RunnerProtocol
 from transport.examples.scaleout.protocol import CombinerClient, ModelService
+from transport.proto.descriptor import FILE_CODEC
 from transport.reflection.service import Reflection
 from transport.reflection.wire import ServerReflectionRequest
 from transport.runtime.process import DaemonProcess

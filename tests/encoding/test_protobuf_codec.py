@@ -46,10 +46,11 @@ from transport import (
     one_of,
     rpc,
 )
-from transport.encoding.protobuf import MAX_DEPTH, proto_file
+from transport.encoding.protobuf import MAX_DEPTH
 from transport.encoding.wellknown import BoolValue, BytesValue, DoubleValue, StringValue
 from transport.examples.jina.protocol import RequestProto
 from transport.examples.runner.protocol import ClientMsg
+from transport.proto import proto_file
 
 pytestmark = pytest.mark.slow  # fuzzing (hypothesis) and protoc-generated classes
 

@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 
 from tests.protobuf_peers import descriptor_set, generated, messages
 from transport import JsonCodec, ProtobufCodec
-from transport.encoding.protobuf import proto_file
-from transport.encoding.protobuf.export import _Collected
 from transport.encoding.protobuf.schema import proto_name_of
 from transport.examples.jina.protocol import JinaRPC, MessageProto
 from transport.examples.migrator.protocol import Migrator
 from transport.examples.runner.protocol import RunnerProtocol
 from transport.examples.scaleout.protocol import CombinerClient, ModelService
+from transport.proto import proto_file
+from transport.proto.export import _Collected
 
 pytestmark = pytest.mark.slow  # protoc and the command line in subprocesses
 

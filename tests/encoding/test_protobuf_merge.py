@@ -34,8 +34,8 @@ from transport import (
     one_of,
     rpc,
 )
-from transport.encoding.protobuf import proto_file
 from transport.examples.jina.protocol import RequestProto
+from transport.proto import proto_file
 
 Control = RequestProto.ControlRequestProto
 

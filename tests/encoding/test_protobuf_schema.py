@@ -21,8 +21,9 @@ from transport import (
     UInt32Value,
     rpc,
 )
-from transport.encoding.protobuf import is_numbered, proto_file
+from transport.encoding.protobuf import is_numbered
 from transport.encoding.scalars import Kind
+from transport.proto import proto_file
 
 
 class Plain(Message):

@@ -7,8 +7,8 @@ import importlib
 import sys
 from typing import Any
 
-from ..encoding.protobuf.export import proto_file
 from ..errors import DeclarationError
+from ..proto.export import proto_file
 from ..service import Service
 
 __all__ = ["add_command", "proto_command"]

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 import grpc
 
 from .._status_map import client_errors
-from ..encoding.protobuf._descriptor_messages import (
+from ..errors import DecodeError, RpcError
+from ..proto.descriptor import FILE_CODEC
+from ..proto.descriptor_messages import (
     FileDescriptorProto,
     MethodDescriptorProto,
     ServiceDescriptorProto,
 )
-from ..encoding.protobuf.descriptor import FILE_CODEC
-from ..errors import DecodeError, RpcError
 from ..status import StatusCode
 from .wire import (
     REQUEST_CODEC,

@@ -27,10 +27,10 @@ import grpc
 import grpc.aio
 
 from .._status_map import abort, abort_async
-from ..encoding.protobuf._descriptor_messages import FileDescriptorProto
-from ..encoding.protobuf.descriptor import FILE_CODEC, file_descriptor, wellknown_files
-from ..encoding.protobuf.export import gather
 from ..errors import DeclarationError, DecodeError
+from ..proto.descriptor import FILE_CODEC, file_descriptor, wellknown_files
+from ..proto.descriptor_messages import FileDescriptorProto
+from ..proto.export import gather
 from ..server import Binding
 from ..service import Service
 from ..status import StatusCode

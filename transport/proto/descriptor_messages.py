@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from .schema import Number
+from ..encoding.field_numbers import Number
 
 __all__ = [
     "DescriptorProto",

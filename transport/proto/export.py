@@ -15,12 +15,18 @@ from typing import Any, NamedTuple, cast
 
 import msgspec
 
-from ...errors import DeclarationError
-from ...service import Service
-from ..names import json_name
-from ..wellknown import Empty, ProtoEnum
-from ._wellknown import NDARRAY_PROTO
-from .schema import FieldSchema, MessageSchema, TypeSchema, proto_name_of, schema_of
+from ..encoding.names import json_name
+from ..encoding.protobuf import NDARRAY_PROTO
+from ..encoding.protobuf.schema import (
+    FieldSchema,
+    MessageSchema,
+    TypeSchema,
+    proto_name_of,
+    schema_of,
+)
+from ..encoding.wellknown import Empty, ProtoEnum
+from ..errors import DeclarationError
+from ..service import Service
 
 __all__ = ["Gathered", "field_json_name", "gather", "proto_file"]
 

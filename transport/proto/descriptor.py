@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import DeclarationError
-from ...service import Service
-from ..names import json_name
-from ..wellknown import Empty, ProtoEnum
-from ._descriptor_messages import (
+from ..encoding.names import json_name
+from ..encoding.protobuf import ProtobufCodec
+from ..encoding.protobuf.schema import WRAPPERS, FieldSchema, TypeSchema
+from ..encoding.wellknown import Empty, ProtoEnum
+from ..errors import DeclarationError
+from ..service import Service
+from .descriptor_messages import (
     LABEL_OPTIONAL,
     LABEL_REPEATED,
     SCALAR_TYPES,
@@ -33,9 +35,7 @@ from ._descriptor_messages import (
     OneofDescriptorProto,
     ServiceDescriptorProto,
 )
-from .codec import ProtobufCodec
 from .export import Gathered, _is_scalar, field_json_name, gather
-from .schema import WRAPPERS, FieldSchema, TypeSchema
 
 __all__ = [
     "FILE_CODEC",
