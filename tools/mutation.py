@@ -169,6 +169,12 @@ EQUIVALENT: dict[tuple[str, str, str, int], str] = {
         51,
     ): "the two flags share no bit: | and ^ give the same number",
     (
+        "transport/runtime/lease.py",
+        "def check(self, *, wait: bool = False) -> None:",
+        "core/ReplaceFalseWithTrue",
+        36,
+    ): "a lease file (and the protocol's default) ignores wait: nothing to wait for",
+    (
         "transport/runtime/sessions.py",
         "entry.closing = True",
         "core/ReplaceTrueWithFalse",
