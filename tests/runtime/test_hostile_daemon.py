@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -51,8 +53,6 @@ def test_hostile_requests_at_the_limit_keep_the_lease_and_health(tmp_path: Path)
         cases = payloads(open_handle(daemon.endpoint, OWNER))
         assert set(cases) == set(EXPECTED)
         outcomes: dict[str, set[str]] = {case: set() for case in cases}
-        slowest, failures = 0.0, []
-        stop = threading.Event()
 
         def attack() -> None:
             with grpc.insecure_channel(daemon.endpoint) as channel:
@@ -60,25 +60,7 @@ def test_hostile_requests_at_the_limit_keep_the_lease_and_health(tmp_path: Path)
                     for case, payload in cases.items():
                         outcomes[case].add(send(channel, payload, OWNER).name)
 
-        def probe() -> None:
-            nonlocal slowest
-            while not stop.is_set():
-                started = time.monotonic()
-                status = daemon.health(timeout=HEALTH_BOUND)
-                slowest = max(slowest, time.monotonic() - started)
-                if status is None or not status.ready:
-                    failures.append(status)
-                stop.wait(0.02)
-
-        prober = threading.Thread(target=probe)
-        prober.start()
-        attackers = [threading.Thread(target=attack) for _ in range(2)]
-        for thread in attackers:
-            thread.start()
-        for thread in attackers:
-            thread.join(timeout=300)
-        stop.set()
-        prober.join()
+        slowest, failures = _health_under(daemon, attack, attackers=2, bound=300)
         assert outcomes == {case: {code} for case, code in EXPECTED.items()}
         assert failures == [], f"Health failed or was not ready; slowest {slowest:.3f} s"
         record = json.loads(lease.read_text())
@@ -102,35 +84,47 @@ def test_batch_frames_to_generate_keep_the_lease_and_health(tmp_path: Path) -> N
     args = ("--lease", str(lease), "--lease-ttl", "2", "--instance-id", OWNER)
     with DaemonProcess(*args) as daemon:
         daemon.wait_ready()
-        frame, outcomes, slowest, failures = batch_frame(), [], 0.0, []
-        stop = threading.Event()
+        frame, outcomes = batch_frame(), []
 
         def attack() -> None:
             with grpc.insecure_channel(daemon.endpoint) as channel:
                 for _ in range(3):
                     outcomes.append(send_stream(channel, "Generate", frame, OWNER).name)
 
-        def probe() -> None:
-            nonlocal slowest
-            while not stop.is_set():
-                started = time.monotonic()
-                status = daemon.health(timeout=HEALTH_BOUND)
-                slowest = max(slowest, time.monotonic() - started)
-                if status is None or not status.ready:
-                    failures.append(status)
-                stop.wait(0.02)
-
-        prober = threading.Thread(target=probe)
-        prober.start()
-        attackers = [threading.Thread(target=attack) for _ in range(3)]
-        for thread in attackers:
-            thread.start()
-        for thread in attackers:
-            thread.join(timeout=120)
-        stop.set()
-        prober.join()
+        slowest, failures = _health_under(daemon, attack, attackers=3, bound=120)
         assert outcomes == ["INVALID_ARGUMENT"] * 9
         assert failures == [], f"Health failed or was not ready; slowest {slowest:.3f} s"
         record = json.loads(lease.read_text())
         assert (record["instanceId"], record["term"]) == (OWNER, 1)
         assert not any("not serving" in line for line in daemon.lines)
+
+
+def _health_under(
+    daemon: DaemonProcess, attack: Callable[[], None], *, attackers: int, bound: float
+) -> tuple[float, list[Any]]:
+    """Probe Health every 20 ms while ``attackers`` threads run ``attack``.
+
+    Returns the slowest answer and the probes that failed or were not ready.
+    """
+    slowest, failures, stop = 0.0, [], threading.Event()
+
+    def probe() -> None:
+        nonlocal slowest
+        while not stop.is_set():
+            started = time.monotonic()
+            status = daemon.health(timeout=HEALTH_BOUND)
+            slowest = max(slowest, time.monotonic() - started)
+            if status is None or not status.ready:
+                failures.append(status)
+            stop.wait(0.02)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    threads = [threading.Thread(target=attack) for _ in range(attackers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=bound)
+    stop.set()
+    prober.join()
+    return slowest, failures
